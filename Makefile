@@ -1,0 +1,42 @@
+# One command to set up and run, one to set up and test. See README.md.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# llama.cpp must not pick CPU features at build time: a native build uses AMX on machines that
+# advertise it and then dies with "Illegal instruction" on virtual machines that fault on it.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+export OMP_WAIT_POLICY := PASSIVE
+
+DEMO_TASK ?= What is the capital of France? Answer in one sentence.
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "myninja needs Python 3.11 or newer (set PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -e '.[embedded,dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/myninja ask "$(DEMO_TASK)"
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/embedded_speed.py
+	$(BIN)/python benchmarks/gateway_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

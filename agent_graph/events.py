@@ -1,0 +1,66 @@
+"""The one event schema. Every view renders these: the TUI, `--json` output, the history store.
+
+An event is a flat JSON object: `v` (schema version), `type`, `task_id`, `seq` (1, 2, … per
+task), `ts` (Unix seconds) and the fields of its type, listed in `FIELDS`. Consumers must ignore
+fields they do not know; a new field never changes the meaning of an old one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# type -> the fields it carries (documented in README "Events").
+FIELDS: dict[str, tuple[str, ...]] = {
+    "task_started": ("text", "agent", "backend", "model"),
+    "routed": ("agent", "reason"),
+    "token": ("text", "branch_id"),
+    "answer": ("text",),
+    "task_done": ("answer", "usage", "timings"),
+    "task_failed": ("error", "error_type", "exit_code", "partial_text"),
+}
+
+
+@dataclass
+class Event:
+    type: str
+    task_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": SCHEMA_VERSION,
+            "type": self.type,
+            "task_id": self.task_id,
+            "seq": self.seq,
+            "ts": round(self.ts, 6),
+            **self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Event:
+        data = {k: v for k, v in raw.items() if k not in ("v", "type", "task_id", "seq", "ts")}
+        return cls(raw["type"], raw["task_id"], data, raw.get("seq", 0), raw.get("ts", 0.0))
+
+
+class EventSequencer:
+    """Numbers the events of one task, so a reader can spot a gap or a duplicate."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self._seq = 0
+
+    def __call__(self, type_: str, **data: Any) -> Event:
+        if type_ not in FIELDS:
+            raise ValueError(f"unknown event type {type_!r}")
+        self._seq += 1
+        return Event(type_, self.task_id, data, self._seq)

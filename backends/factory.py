@@ -1,0 +1,26 @@
+"""Backends built from config: one object per configured backend name."""
+
+from __future__ import annotations
+
+from backends.base import Backend
+from myninja.config import Config, EmbeddedBackendConfig, GatewayBackendConfig
+from myninja.errors import ConfigError
+
+
+def make_backend(config: Config, name: str) -> Backend:
+    if name not in config.backends:
+        known = ", ".join(sorted(config.backends))
+        raise ConfigError(f"unknown backend {name!r}", hint=f"configured backends: {known}")
+    cfg = config.backends[name]
+    if isinstance(cfg, EmbeddedBackendConfig):
+        from backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(
+            name, cfg.model, threads=cfg.threads, n_ctx=cfg.n_ctx, seed=cfg.seed
+        )
+    assert isinstance(cfg, GatewayBackendConfig)
+    from backends.gateway import GatewayBackend
+    from backends.keys import KeyStore
+
+    api_key = KeyStore(config.keys.store).get(cfg.key_name or name)
+    return GatewayBackend.from_config(name, cfg, api_key=api_key)

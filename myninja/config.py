@@ -1,0 +1,201 @@
+"""Effective configuration: defaults, then the TOML file, then `MYNINJA_*` environment overrides.
+
+Environment overrides address nested keys with double underscores, e.g.
+`MYNINJA_AGENTS__CODER__BACKEND=gateway` sets `[agents.coder] backend = "gateway"`. Values are
+read as TOML scalars when they parse as one (`8`, `true`, `0.2`), otherwise as plain strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from myninja import paths
+from myninja.errors import ConfigError
+
+AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer", "router", "judge")
+AgentName = Literal["researcher", "coder", "advisor", "scheduler", "writer", "router", "judge"]
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+ENV_PREFIX = "MYNINJA_"
+# Environment variables with our prefix that are not config keys.
+RESERVED_ENV = {"MYNINJA_HOME", "MYNINJA_DEBUG"}
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddedBackendConfig(_Strict):
+    type: Literal["embedded"] = "embedded"
+    model: str = Field(DEFAULT_MODEL, description="A named model or a path to a GGUF file")
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
+    n_ctx: int = Field(4096, ge=256, description="Context window in tokens")
+    seed: int = Field(0, description="Sampling seed, for repeatable runs")
+
+
+class GatewayBackendConfig(_Strict):
+    type: Literal["openai"] = "openai"
+    url: str = Field(description="Base URL of an OpenAI-compatible API, ending in /v1")
+    model: str | None = Field(None, description="Model used when an agent names none")
+    key_name: str | None = Field(None, description="Key store entry; default: the backend name")
+    max_concurrency: int = Field(8, ge=1, description="Requests in flight at once")
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(120.0, gt=0, description="Longest silence between bytes")
+    max_retries: int = Field(4, ge=0)
+    json_mode: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto", description="How constrained output is asked for; auto tries json_schema first"
+    )
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> GatewayBackendConfig:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self
+
+
+BackendConfig = Annotated[
+    EmbeddedBackendConfig | GatewayBackendConfig, Field(discriminator="type")
+]
+
+
+class AgentConfig(_Strict):
+    backend: str = "embedded"
+    model: str | None = Field(None, description="Overrides the backend's model")
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class KeysConfig(_Strict):
+    store: Literal["auto", "keyring", "file"] = Field(
+        "auto", description="auto uses the system keyring; file is a 0600 file, opt-in only"
+    )
+
+
+class ServeConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    engine: Literal["llama", "tnx", "nxdi"] = "llama"
+    model: str = DEFAULT_MODEL
+    api_key: str | None = Field(None, description="Bearer token clients must send, if set")
+    max_body_bytes: int = Field(4_000_000, ge=1024)
+
+
+class Config(_Strict):
+    default_agent: AgentName = "advisor"
+    backends: dict[str, BackendConfig] = Field(
+        default_factory=lambda: {"embedded": EmbeddedBackendConfig()}
+    )
+    agents: dict[AgentName, AgentConfig] = Field(
+        default_factory=lambda: {name: AgentConfig() for name in AGENTS}
+    )
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    notify_command: str | None = Field(None, description="Run with a question as JSON on stdin")
+
+    @model_validator(mode="after")
+    def _agents_name_known_backends(self) -> Config:
+        for agent, cfg in self.agents.items():
+            if cfg.backend not in self.backends:
+                known = ", ".join(sorted(self.backends))
+                raise ValueError(
+                    f"agents.{agent}.backend names unknown backend {cfg.backend!r} (known: {known})"
+                )
+        return self
+
+    def agent(self, name: str) -> AgentConfig:
+        return self.agents.get(name, AgentConfig())  # type: ignore[call-overload]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, tuple[list[str], Any]]:
+    """Map each `MYNINJA_*` variable to (key path, value)."""
+    environ = dict(os.environ if environ is None else environ)
+    found: dict[str, tuple[list[str], Any]] = {}
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or var in RESERVED_ENV:
+            continue
+        path = [part.lower() for part in var[len(ENV_PREFIX) :].split("__") if part]
+        if path:
+            found[var] = (path, _scalar(value))
+    return found
+
+
+def _nest(path: list[str], value: Any) -> dict[str, Any]:
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def _describe(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    # Discriminated unions put the tag in the location; it is noise to a user.
+    where = where.replace(".embedded.", ".").replace(".openai.", ".")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        message = "type must be 'embedded' or 'openai'"
+    return where or "(top level)", message
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    path = path or paths.config_file()
+    base = Config().model_dump(mode="python")
+    file_data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    # A file that names its own backends keeps the default embedded one unless it redefines it.
+    merged = _deep_merge(base, file_data)
+    try:
+        Config.model_validate(merged)
+    except ValidationError as exc:
+        key, message = _describe(exc)
+        raise ConfigError(f"{path}: {key}: {message}", hint="fix the file or run `myninja config show`") from exc
+    for var, (key_path, value) in sorted(env_overrides(environ).items()):
+        merged = _deep_merge(merged, _nest(key_path, value))
+        try:
+            Config.model_validate(merged)
+        except ValidationError as exc:
+            key, message = _describe(exc)
+            raise ConfigError(f"environment variable {var}: {key}: {message}") from exc
+    return Config.model_validate(merged)
+
+
+def masked(data: Any, key: str = "") -> Any:
+    """A copy of a config dump with every secret-looking value replaced."""
+    if isinstance(data, dict):
+        return {k: masked(v, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [masked(v, key) for v in data]
+    words = key.lower().split("_")
+    is_secret = bool(words) and words[-1] in SECRET_WORDS
+    if is_secret and data not in (None, ""):
+        return "****"
+    return data

@@ -1,0 +1,76 @@
+"""The one exception hierarchy. Each error knows its CLI exit code (see DESIGN.md)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_WAITING = 3
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+
+
+class MyninjaError(Exception):
+    """Base of every error we raise on purpose. `str(err)` is the one line a user sees."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = str(self)
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class UsageError(MyninjaError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(MyninjaError):
+    exit_code = EXIT_USAGE
+
+
+class BackendError(MyninjaError):
+    """A model call went wrong. `partial_text` keeps whatever the user already saw."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        partial_text: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.partial_text = partial_text
+        self.status = status  # the HTTP status, where a server gave one
+
+
+class BackendUnreachable(BackendError):
+    exit_code = EXIT_UNREACHABLE
+
+
+class AuthError(BackendError):
+    exit_code = EXIT_USAGE
+
+
+class RateLimited(BackendError):
+    pass
+
+
+class BadResponse(BackendError):
+    pass
+
+
+class ModelError(BackendError):
+    """The model itself failed: missing weights, a failed load, a generation error."""
+
+
+class GenerationCancelled(BackendError):
+    exit_code = EXIT_INTERRUPTED
+
+
+class KeyStoreError(MyninjaError):
+    exit_code = EXIT_USAGE

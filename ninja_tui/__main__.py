@@ -1,0 +1,3 @@
+from ninja_tui.cli.main import main
+
+main()

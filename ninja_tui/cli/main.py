@@ -1,0 +1,65 @@
+"""The `myninja` command: the group, its subcommands, and the one place errors become exit codes.
+
+A user's mistake prints one line on stderr and exits with its code (DESIGN.md); a traceback
+appears only with `--debug` (or MYNINJA_DEBUG=1)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from myninja import __version__
+from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MyninjaError
+from ninja_tui.cli.ask import ask
+from ninja_tui.cli.backends_cmd import backends
+from ninja_tui.cli.config_cmd import config
+from ninja_tui.cli.keys_cmd import keys
+from ninja_tui.cli.serve_cmd import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="myninja")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """myninja: a terminal personal assistant with a local agent runtime."""
+
+
+for command in (ask, config, keys, backends, serve):
+    cli.add_command(command)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("MYNINJA_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = _debug_requested(argv)
+    try:
+        code = cli.main(args=argv, prog_name="myninja", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("myninja: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except MyninjaError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"myninja: error: {exc.one_line()}", file=sys.stderr)
+        code = exc.exit_code
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"myninja: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        code = EXIT_FAILED
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,147 @@
+"""Shared fixtures. Every test runs with MYNINJA_HOME in its own temp dir and no MYNINJA_*
+variables from the developer's shell."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+TINY_MODEL = "smollm2-135m"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def myninja_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in list(os.environ):
+        if var.startswith("MYNINJA_"):
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("MYNINJA_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models dir for the session, so the tiny model is verified once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(models_dir: Path) -> Path:
+    from backends.models import resolve_model
+
+    return resolve_model(TINY_MODEL, models_dir)
+
+
+def myninja_cmd(*args: str) -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).parent / "myninja"
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "ninja_tui", *args]
+
+
+def run_myninja(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        myninja_cmd(*args),
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
+        self.proc = proc
+        self.base_url = base_url  # ends in /v1
+
+
+def _wait_for(proc: subprocess.Popen[str], url: str, headers: dict[str, str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not come up in {timeout}s")
+
+
+def start_serve(model: str, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """`myninja serve` on a free port; the URL is read from its first stderr line."""
+    proc = subprocess.Popen(
+        myninja_cmd("serve", "--model", model, "--port", "0", "--threads", "2", *extra),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    match = re.search(r"(http://\S+/v1)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"serve did not announce its URL: {line!r} {proc.stderr.read()}")
+    base = match.group(1)
+    token = (env or {}).get("SERVE_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    _wait_for(proc, f"{base}/models", headers, 120)
+    return ServerProcess(proc, base)
+
+
+def stop(server: ServerProcess) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def serve_tiny(tiny_model_path: Path) -> Iterator[ServerProcess]:
+    """Our own server hosting the tiny model, shared by the session."""
+    server = start_serve(TINY_MODEL)
+    yield server
+    stop(server)
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server(tiny_model_path: Path) -> Iterator[ServerProcess]:
+    """llama-cpp-python's own OpenAI-compatible server: an independent implementation."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(tiny_model_path), "--host", "127.0.0.1", "--port", str(port),
+            "--n_threads", "2", "--n_ctx", "2048", "--model_alias", TINY_MODEL,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}/v1")
+    _wait_for(proc, f"{server.base_url}/models", {}, 120)
+    yield server
+    stop(server)
