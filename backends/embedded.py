@@ -244,5 +244,7 @@ def _calls_from_text(text: str, forced_union: bool) -> list[ToolCall]:
             continue
         if isinstance(obj, dict) and isinstance(obj.get("name"), str):
             arguments = obj.get("arguments", {})
-            calls.append(ToolCall(f"call_{uuid.uuid4().hex[:24]}", obj["name"], json.dumps(arguments)))
+            calls.append(
+                ToolCall(f"call_{uuid.uuid4().hex[:24]}", obj["name"], json.dumps(arguments))
+            )
     return calls

@@ -15,9 +15,7 @@ def make_backend(config: Config, name: str) -> Backend:
     if isinstance(cfg, EmbeddedBackendConfig):
         from backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(
-            name, cfg.model, threads=cfg.threads, n_ctx=cfg.n_ctx, seed=cfg.seed
-        )
+        return EmbeddedBackend(name, cfg.model, threads=cfg.threads, n_ctx=cfg.n_ctx, seed=cfg.seed)
     assert isinstance(cfg, GatewayBackendConfig)
     from backends.gateway import GatewayBackend
     from backends.keys import KeyStore

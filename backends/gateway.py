@@ -67,7 +67,9 @@ class GatewayBackend:
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
         )
         self._slots = asyncio.Semaphore(max_concurrency)
 
@@ -103,7 +105,9 @@ class GatewayBackend:
             return request.model or self.model  # type: ignore[return-value]
         models = await self.list_models()
         if not models:
-            raise ModelError(f"{self.name}: the server lists no models", hint="set a model in config")
+            raise ModelError(
+                f"{self.name}: the server lists no models", hint="set a model in config"
+            )
         self.model = models[0]
         return self.model
 
@@ -199,8 +203,7 @@ class GatewayBackend:
                 if attempt >= self.max_retries:
                     raise BackendUnreachable(
                         f"{self.name}: cannot connect to {self.base_url}",
-                        hint="is the server running? check `myninja backends test "
-                        f"{self.name}`",
+                        hint=f"is the server running? check `myninja backends test {self.name}`",
                     ) from exc
                 delay = self._backoff(attempt)
             except httpx.TimeoutException as exc:
@@ -214,8 +217,10 @@ class GatewayBackend:
                     return response
                 await response.aread()
                 retry_after = _retry_after(response)
-                if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries or (
-                    retry_after is not None and retry_after > MAX_RETRY_AFTER_S
+                if (
+                    response.status_code not in RETRY_STATUSES
+                    or attempt >= self.max_retries
+                    or (retry_after is not None and retry_after > MAX_RETRY_AFTER_S)
                 ):
                     raise self._status_error(response)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
@@ -228,7 +233,9 @@ class GatewayBackend:
 
     def _status_error(self, response: httpx.Response) -> BackendError:
         status = response.status_code
-        message = _error_message(_json_or_none(response)) or response.text[:200] or response.reason_phrase
+        message = (
+            _error_message(_json_or_none(response)) or response.text[:200] or response.reason_phrase
+        )
         where = f"{self.name}: HTTP {status}: {message}"
         if status in (401, 403):
             hint = f"store a key with `myninja keys set {self.name}`"
@@ -287,4 +294,3 @@ def _error_message(body: Any) -> str:
         if "detail" in body:
             return str(body["detail"])
     return ""
-

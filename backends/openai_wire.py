@@ -123,7 +123,9 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def response_body(result: ChatResult, completion: str, created: int | None = None) -> dict[str, Any]:
+def response_body(
+    result: ChatResult, completion: str, created: int | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
     if result.tool_calls:
         message["tool_calls"] = [call.to_openai() for call in result.tool_calls]

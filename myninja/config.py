@@ -58,9 +58,7 @@ class GatewayBackendConfig(_Strict):
         return self
 
 
-BackendConfig = Annotated[
-    EmbeddedBackendConfig | GatewayBackendConfig, Field(discriminator="type")
-]
+BackendConfig = Annotated[EmbeddedBackendConfig | GatewayBackendConfig, Field(discriminator="type")]
 
 
 class AgentConfig(_Strict):
@@ -177,7 +175,9 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         Config.model_validate(merged)
     except ValidationError as exc:
         key, message = _describe(exc)
-        raise ConfigError(f"{path}: {key}: {message}", hint="fix the file or run `myninja config show`") from exc
+        raise ConfigError(
+            f"{path}: {key}: {message}", hint="fix the file or run `myninja config show`"
+        ) from exc
     for var, (key_path, value) in sorted(env_overrides(environ).items()):
         merged = _deep_merge(merged, _nest(key_path, value))
         try:

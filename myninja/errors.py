@@ -68,6 +68,12 @@ class ModelError(BackendError):
     """The model itself failed: missing weights, a failed load, a generation error."""
 
 
+class UnknownModel(ModelError):
+    """The user named a model that does not exist: a usage error."""
+
+    exit_code = EXIT_USAGE
+
+
 class GenerationCancelled(BackendError):
     exit_code = EXIT_INTERRUPTED
 

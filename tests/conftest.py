@@ -70,7 +70,9 @@ class ServerProcess:
         self.base_url = base_url  # ends in /v1
 
 
-def _wait_for(proc: subprocess.Popen[str], url: str, headers: dict[str, str], timeout: float) -> None:
+def _wait_for(
+    proc: subprocess.Popen[str], url: str, headers: dict[str, str], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -133,9 +135,21 @@ def llama_cpp_server(tiny_model_path: Path) -> Iterator[ServerProcess]:
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(tiny_model_path), "--host", "127.0.0.1", "--port", str(port),
-            "--n_threads", "2", "--n_ctx", "2048", "--model_alias", TINY_MODEL,
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny_model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_threads",
+            "2",
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            TINY_MODEL,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -83,7 +83,11 @@ class ChatCompletionRequest(BaseModel):
 
 
 def error_response(
-    status: int, message: str, *, kind: str = "invalid_request_error", code: str | None = None,
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    code: str | None = None,
     param: str | None = None,
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
@@ -102,7 +106,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_big = error_response(413, f"request body exceeds {self.limit} bytes", code="body_too_large")
+        too_big = error_response(
+            413, f"request body exceeds {self.limit} bytes", code="body_too_large"
+        )
         if declared and declared.isdigit() and int(declared) > self.limit:
             return await too_big(scope, receive, send)
         seen = 0
@@ -142,7 +148,9 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def create_app(engine: Backend, model_id: str, *, api_key: str | None = None, max_body_bytes: int = 4_000_000) -> FastAPI:
+def create_app(
+    engine: Backend, model_id: str, *, api_key: str | None = None, max_body_bytes: int = 4_000_000
+) -> FastAPI:
     app = FastAPI(title="myninja serve", version="1", docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestValidationError)
@@ -151,7 +159,9 @@ def create_app(engine: Backend, model_id: str, *, api_key: str | None = None, ma
         if first.get("type") == "json_invalid":
             return error_response(400, "the request body is not valid JSON", code="invalid_json")
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg"))
+        message = (
+            f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg"))
+        )
         return error_response(400, message, param=where or None)
 
     @app.exception_handler(StarletteHTTPException)
@@ -169,8 +179,10 @@ def create_app(engine: Backend, model_id: str, *, api_key: str | None = None, ma
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         if body.model and body.model != model_id:
             return error_response(
-                404, f"model {body.model!r} is not served here (serving {model_id!r})",
-                code="model_not_found", param="model",
+                404,
+                f"model {body.model!r} is not served here (serving {model_id!r})",
+                code="model_not_found",
+                param="model",
             )
         request = body.to_chat_request(model_id)
         if not body.stream:
@@ -191,7 +203,9 @@ def create_app(engine: Backend, model_id: str, *, api_key: str | None = None, ma
     return app
 
 
-async def _sse(engine: Backend, request: ChatRequest, model_id: str, include_usage: bool) -> AsyncIterator[str]:
+async def _sse(
+    engine: Backend, request: ChatRequest, model_id: str, include_usage: bool
+) -> AsyncIterator[str]:
     ident, created, first = completion_id(), int(time.time()), True
     try:
         async for chunk in engine.stream(request):

@@ -12,7 +12,7 @@ import click
 from backends.base import Backend, ChatRequest
 from backends.factory import make_backend
 from myninja.config import Config, GatewayBackendConfig, load_config
-from myninja.errors import EXIT_OK, MyninjaError
+from myninja.errors import EXIT_OK, AuthError, BackendUnreachable, MyninjaError
 
 
 @click.group()
@@ -27,7 +27,7 @@ def _users(config: Config, name: str) -> list[str]:
 @backends.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def backends_list(as_json: bool) -> None:
-    """List configured backends and the agents that use them."""
+    """List configured backends, whether each is available, and the agents that use them."""
     config = load_config()
     rows = []
     for name, cfg in config.backends.items():
@@ -40,13 +40,53 @@ def backends_list(as_json: bool) -> None:
                 "agents": _users(config, name),
             }
         )
+    statuses = asyncio.run(_statuses(config))
+    for row, status in zip(rows, statuses, strict=True):
+        row["status"] = status
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         where = row["url"] or "in-process llama.cpp"
         agents = ", ".join(row["agents"]) or "no agent"
-        click.echo(f"{row['name']:<12} {row['type']:<9} {row['model'] or '-':<24} {where}  ({agents})")
+        click.echo(
+            f"{row['name']:<12} {row['type']:<9} {row['model'] or '-':<22} {row['status']:<14} "
+            f"{where}  ({agents})"
+        )
+
+
+async def _statuses(config: Config) -> list[str]:
+    return list(await asyncio.gather(*(_status(config, name) for name in config.backends)))
+
+
+async def _status(config: Config, name: str) -> str:
+    """A quick look, without loading a model or waiting long: 'ok' or what is wrong."""
+    cfg = config.backends[name]
+    try:
+        if isinstance(cfg, GatewayBackendConfig):
+            from backends.gateway import GatewayBackend
+
+            probe = GatewayBackend(name, cfg.url, connect_timeout=3, read_timeout=5, max_retries=0)
+            try:
+                await probe.list_models()
+            finally:
+                await probe.aclose()
+        else:
+            from backends.models import NAMED_MODELS, locate_parts, resolve_model
+
+            if cfg.model in NAMED_MODELS:
+                missing = [p for p in locate_parts(NAMED_MODELS[cfg.model]) if not p.is_file()]
+                if missing:
+                    return "model missing"
+            else:
+                resolve_model(cfg.model)
+    except AuthError:
+        return "needs a key"
+    except BackendUnreachable:
+        return "unreachable"
+    except MyninjaError:
+        return "not available"
+    return "ok"
 
 
 @backends.command("test")
@@ -78,7 +118,8 @@ async def _probe(backend: Backend) -> dict[str, Any]:
         report["models_s"] = round(time.perf_counter() - started, 4)
         request = ChatRequest(
             [{"role": "user", "content": "Reply with one word: hello."}],
-            max_tokens=16, temperature=0.0,
+            max_tokens=16,
+            temperature=0.0,
         )
         started = time.perf_counter()
         first, parts, tokens = None, [], 0

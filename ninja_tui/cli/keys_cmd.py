@@ -31,8 +31,7 @@ def keys_set(name: str) -> None:
     store = _store()
     if store.uses_file:
         click.echo(
-            f"warning: storing the key in a plain file ({store.file}, mode 0600), "
-            "not in a keyring",
+            f"warning: storing the key in a plain file ({store.file}, mode 0600), not in a keyring",
             err=True,
         )
     store.set(name, value)

@@ -19,12 +19,18 @@ from myninja.errors import UsageError
 @click.option("--threads", type=int, help="CPU threads for the llama engine.")
 @click.option("--n-ctx", type=int, default=4096, show_default=True, help="Context window.")
 @click.option(
-    "--api-key-env", metavar="VAR",
+    "--api-key-env",
+    metavar="VAR",
     help="Require clients to send the bearer token held in this environment variable.",
 )
 def serve(
-    model: str | None, engine: str | None, host: str | None, port: int | None,
-    threads: int | None, n_ctx: int, api_key_env: str | None,
+    model: str | None,
+    engine: str | None,
+    host: str | None,
+    port: int | None,
+    threads: int | None,
+    n_ctx: int,
+    api_key_env: str | None,
 ) -> None:
     """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions)."""
     import uvicorn

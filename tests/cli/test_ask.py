@@ -1,0 +1,94 @@
+"""`myninja ask` end to end: the event stream on the tiny model, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from agent_graph.events import FIELDS
+from tests.conftest import TINY_MODEL, run_myninja
+
+TINY = {"MYNINJA_BACKENDS__EMBEDDED__MODEL": TINY_MODEL, "MYNINJA_BACKENDS__EMBEDDED__THREADS": "2"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ask_json_streams_schema_events_on_the_tiny_model() -> None:
+    done = run_myninja(
+        "ask",
+        "Name one colour.",
+        "--json",
+        env={**TINY, "MYNINJA_AGENTS__ADVISOR__MAX_TOKENS": "24"},
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # every line is JSON
+    types = [e["type"] for e in events]
+    assert types[0] == "task_started" and types[-1] == "task_done"
+    assert "token" in types and "answer" in types
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["task_id"] for e in events}) == 1
+    for event in events:
+        assert event["v"] == 1
+        assert set(FIELDS[event["type"]]) <= set(event)
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    last = events[-1]
+    assert last["answer"] == tokens.strip() != ""
+    assert 0 < last["usage"]["completion_tokens"] <= 24
+    assert last["timings"]["total_s"] >= last["timings"]["first_token_s"] > 0
+
+
+@pytest.mark.slow
+def test_ask_plain_streams_text_and_reads_stdin() -> None:
+    done = run_myninja(
+        "ask", "-", env={**TINY, "MYNINJA_AGENTS__ADVISOR__MAX_TOKENS": "12"}, input="Say hello."
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() != ""
+    assert not done.stdout.lstrip().startswith("{")
+
+
+def test_unreachable_backend_exits_4_with_one_line(myninja_home) -> None:  # type: ignore[no-untyped-def]
+    (myninja_home / "config.toml").write_text(
+        f'[backends.gw]\ntype = "openai"\nurl = "http://127.0.0.1:{free_port()}/v1"\n'
+        'model = "m"\nmax_retries = 1\n'
+    )
+    plain = run_myninja("ask", "hello", "--backend", "gw")
+    assert plain.returncode == 4
+    assert len(plain.stderr.strip().splitlines()) == 1
+    assert "cannot connect" in plain.stderr and "Traceback" not in plain.stderr
+    as_json = run_myninja("ask", "hello", "--backend", "gw", "--json")
+    assert as_json.returncode == 4
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert events[-1]["type"] == "task_failed"
+    assert events[-1]["exit_code"] == 4
+    assert events[-1]["error_type"] == "BackendUnreachable"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["ask", "hi", "--agent", "chef"], "chef"),
+        (["ask", "hi", "--frobnicate"], "--frobnicate"),
+        (["ask", "hi", "--backend", "nowhere"], "unknown backend 'nowhere'"),
+        (["ask", "   "], "the task is empty"),
+        (["ask", "hi", "--model", "gpt-17"], "unknown model 'gpt-17'"),
+    ],
+)
+def test_user_mistakes_print_one_clear_line(args: list[str], expected: str) -> None:
+    done = run_myninja(*args, env=TINY)
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_debug_flag_shows_the_traceback() -> None:
+    done = run_myninja("--debug", "ask", "hi", "--backend", "nowhere")
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr
