@@ -147,7 +147,8 @@ class GatewayBackend:
                         )
                     if "error" in obj:
                         raise BadResponse(
-                            f"{self.name}: the server failed mid-stream: {_error_message(obj)}",
+                            f"{self.name}: the server failed mid-stream: "
+                            f"{_one_line(_error_message(obj))}",
                             partial_text="".join(partial),
                         )
                     chunk = assembler.feed(obj)
@@ -233,9 +234,8 @@ class GatewayBackend:
 
     def _status_error(self, response: httpx.Response) -> BackendError:
         status = response.status_code
-        message = (
-            _error_message(_json_or_none(response)) or response.text[:200] or response.reason_phrase
-        )
+        raw = _error_message(_json_or_none(response)) or response.text[:200]
+        message = _one_line(raw) or response.reason_phrase
         where = f"{self.name}: HTTP {status}: {message}"
         if status in (401, 403):
             hint = f"store a key with `myninja keys set {self.name}`"
@@ -294,3 +294,8 @@ def _error_message(body: Any) -> str:
         if "detail" in body:
             return str(body["detail"])
     return ""
+
+
+def _one_line(text: str) -> str:
+    """A server's message as one line: error pages and tracebacks span many."""
+    return " ".join(text.split())

