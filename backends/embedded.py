@@ -163,6 +163,10 @@ class EmbeddedBackend:
         generated, context_tokens = 0, 0
         try:
             while (item := await queue.get()) is not _DONE:
+                if isinstance(item, ValueError) and not text_parts:
+                    # llama-cpp-python's word for a request it cannot serve: a prompt longer
+                    # than the context, a tool_choice naming no tool, a schema it cannot use.
+                    raise ModelError(f"{model_name}: {item}", status=400) from item
                 if isinstance(item, Exception):
                     raise ModelError(
                         f"generation failed: {item}", partial_text="".join(text_parts)
@@ -170,16 +174,19 @@ class EmbeddedBackend:
                 if isinstance(item, tuple):
                     context_tokens = item[1]
                     continue
+                generated += _carries_output(item)
                 chunk = assembler.feed(item)
                 if chunk is None:
                     continue
                 chunk.finish_reason = None  # the closing chunk below carries it, once
                 if chunk.text:
-                    generated += 1
                     text_parts.append(chunk.text)
                     yield chunk
             closing = assembler.finish()
-            closing.usage = Usage(max(context_tokens - generated, 0), generated)
+            # The context holds the prompt and every generated token but the last one when
+            # generation stopped at the length limit (it was sampled, never evaluated).
+            evaluated = generated - (closing.finish_reason == "length")
+            closing.usage = Usage(max(context_tokens - evaluated, 0), generated)
             if not closing.tool_calls and request.tools:
                 closing.tool_calls = _calls_from_text("".join(text_parts), forced_union)
                 if closing.tool_calls:
@@ -211,6 +218,14 @@ class EmbeddedBackend:
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         return kwargs, forced_union
+
+
+def _carries_output(obj: dict[str, Any]) -> bool:
+    """Whether a streamed chunk holds generated output: text, or a piece of a tool call."""
+    return any(
+        (choice.get("delta") or {}).get("content") or (choice.get("delta") or {}).get("tool_calls")
+        for choice in obj.get("choices") or []
+    )
 
 
 def _tool_union_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:

@@ -184,8 +184,12 @@ class GatewayBackend:
         try:
             return await self._send("POST", "/chat/completions", body, stream=stream)
         except BadResponse as exc:
-            # Servers of the llama.cpp family reject json_schema but take json_object + schema.
-            if self._json_mode != "auto" or exc.status not in (400, 422):
+            # Servers of the llama.cpp family reject json_schema but take json_object + schema;
+            # llama-cpp-python's server reports that rejection as a 500.
+            refused = exc.status in (400, 422) or (
+                exc.status == 500 and "response_format" in str(exc)
+            )
+            if self._json_mode != "auto" or not refused:
                 raise
         self._json_mode = "json_object"
         body["response_format"] = response_format_for(request.json_schema, "json_object")

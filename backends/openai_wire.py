@@ -95,7 +95,10 @@ class StreamAssembler:
                 )
                 fn = piece.get("function") or {}
                 slot["id"] = piece.get("id") or slot["id"]
-                slot["name"] += fn.get("name") or ""
+                name = fn.get("name") or ""
+                # OpenAI sends the name once; llama.cpp servers repeat it in every delta.
+                if name != slot["name"]:
+                    slot["name"] += name
                 args = fn.get("arguments")
                 slot["arguments"] += args if isinstance(args, str) else json.dumps(args or {})
             finish = choice.get("finish_reason") or finish

@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -86,6 +88,18 @@ def _wait_for(
     raise RuntimeError(f"server at {url} did not come up in {timeout}s")
 
 
+def server_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server subprocess: its own MYNINJA_HOME, none of the developer's
+    MYNINJA_* variables (session fixtures start before the autouse home fixture)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MYNINJA_")}
+    return {**clean, "MYNINJA_HOME": str(home), **(extra or {})}
+
+
+def _drain(stream: IO[str]) -> None:
+    """Keep reading a child's stderr so a chatty child never blocks on a full pipe."""
+    threading.Thread(target=lambda: all(True for _ in stream), daemon=True).start()
+
+
 def start_serve(model: str, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
     """`myninja serve` on a free port; the URL is read from its first stderr line."""
     proc = subprocess.Popen(
@@ -102,6 +116,7 @@ def start_serve(model: str, *extra: str, env: dict[str, str] | None = None) -> S
     if not match:
         proc.kill()
         raise RuntimeError(f"serve did not announce its URL: {line!r} {proc.stderr.read()}")
+    _drain(proc.stderr)
     base = match.group(1)
     token = (env or {}).get("SERVE_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -118,21 +133,26 @@ def stop(server: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="session")
-def serve_tiny(tiny_model_path: Path) -> Iterator[ServerProcess]:
+def serve_tiny(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """Our own server hosting the tiny model, shared by the session."""
-    server = start_serve(TINY_MODEL)
+    server = start_serve(TINY_MODEL, env=server_env(tmp_path_factory.mktemp("serve-home")))
     yield server
     stop(server)
 
 
 @pytest.fixture(scope="session")
-def llama_cpp_server(tiny_model_path: Path) -> Iterator[ServerProcess]:
+def llama_cpp_server(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """llama-cpp-python's own OpenAI-compatible server: an independent implementation."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "stderr.log"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -152,7 +172,7 @@ def llama_cpp_server(tiny_model_path: Path) -> Iterator[ServerProcess]:
             TINY_MODEL,
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("w"),  # llama.cpp logs hundreds of kB while loading
         text=True,
     )
     server = ServerProcess(proc, f"http://127.0.0.1:{port}/v1")

@@ -15,11 +15,11 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backends.base import Backend, ChatRequest
+from backends.base import Backend, ChatRequest, Chunk
 from backends.openai_wire import (
     chunk_body,
     completion_id,
@@ -42,6 +42,28 @@ class ResponseFormat(BaseModel):
     schema_: dict[str, Any] | None = Field(None, alias="schema")
 
 
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class FunctionName(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class ToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: FunctionName
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
@@ -58,8 +80,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     response_format: ResponseFormat | None = None
 
     def to_chat_request(self, model: str) -> ChatRequest:
@@ -76,8 +98,12 @@ class ChatCompletionRequest(BaseModel):
             max_tokens=self.max_completion_tokens or self.max_tokens,
             stop=stop,
             json_schema=schema,
-            tools=self.tools,
-            tool_choice=self.tool_choice,
+            tools=[t.model_dump(exclude_none=True) for t in self.tools] if self.tools else None,
+            tool_choice=(
+                self.tool_choice.model_dump()
+                if isinstance(self.tool_choice, ToolChoice)
+                else self.tool_choice
+            ),
             seed=self.seed,
         )
 
@@ -95,7 +121,11 @@ def error_response(
 
 
 class BodyLimit:
-    """Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+    """Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent.
+
+    The body is read whole before the app runs (the limit keeps it small), so a body that turns
+    out too long can still be answered with 413: the app's own body parsing would turn any
+    error raised while reading into a 400."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -111,25 +141,28 @@ class BodyLimit:
         )
         if declared and declared.isdigit() and int(declared) > self.limit:
             return await too_big(scope, receive, send)
+        parts: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return None
+            parts.append(message.get("body", b""))
+            seen += len(parts[-1])
+            if seen > self.limit:
+                return await too_big(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(parts), False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_big(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:  # later reads wait for the client's disconnect, as usual
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 class BearerAuth:
@@ -137,12 +170,16 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             sent = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(sent, self.expected):
+            scheme, _, credentials = sent.partition(b" ")
+            # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(
+                credentials.strip(), self.expected
+            ):
                 denied = error_response(401, "invalid or missing API key", code="invalid_api_key")
                 return await denied(scope, receive, send)
         await self.app(scope, receive, send)
@@ -176,7 +213,8 @@ def create_app(
         }
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(raw: Request) -> Any:
+        body = await _read_chat_request(raw)
         if body.model and body.model != model_id:
             return error_response(
                 404,
@@ -189,12 +227,19 @@ def create_app(
             try:
                 result = await engine.chat(request)
             except BackendError as exc:
-                return error_response(500, exc.one_line(), kind="server_error")
+                return engine_error_response(exc)
             result.model = model_id
             return response_body(result, completion_id())
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        # Wait for the first chunk before answering, so that a request the engine refuses
+        # (a prompt longer than the context, say) still gets its 4xx status.
+        chunks = engine.stream(request)
+        try:
+            first = await anext(chunks, None)
+        except BackendError as exc:
+            return engine_error_response(exc)
         return StreamingResponse(
-            _sse(engine, request, model_id, include_usage), media_type="text/event-stream"
+            _sse(first, chunks, model_id, include_usage), media_type="text/event-stream"
         )
 
     if api_key:
@@ -203,20 +248,50 @@ def create_app(
     return app
 
 
-async def _sse(
-    engine: Backend, request: ChatRequest, model_id: str, include_usage: bool
-) -> AsyncIterator[str]:
-    ident, created, first = completion_id(), int(time.time()), True
+async def _read_chat_request(request: Request) -> ChatCompletionRequest:
+    """The body as JSON whatever its Content-Type: `curl -d` sends form-urlencoded, and
+    OpenAI-compatible servers read it as JSON all the same."""
+    raw = await request.body()
     try:
-        async for chunk in engine.stream(request):
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "invalid JSON"}]
+        ) from None
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def engine_error_response(exc: BackendError) -> JSONResponse:
+    """An engine's error: the request's fault (a 4xx status on the error) or the server's."""
+    if exc.status is not None and 400 <= exc.status < 500:
+        return error_response(exc.status, exc.one_line())
+    return error_response(500, exc.one_line(), kind="server_error")
+
+
+async def _sse(
+    first: Chunk | None, rest: AsyncIterator[Chunk], model_id: str, include_usage: bool
+) -> AsyncIterator[str]:
+    ident, created, opening = completion_id(), int(time.time()), True
+    chunk = first
+    try:
+        while chunk is not None:
             usage = chunk.usage
-            if chunk.text or chunk.finish_reason or chunk.tool_calls or first:
-                body = chunk_body(chunk, ident, model_id, created, first=first)
+            if chunk.text or chunk.finish_reason or chunk.tool_calls or opening:
+                body = chunk_body(chunk, ident, model_id, created, first=opening)
                 yield f"data: {json.dumps(body)}\n\n"
-                first = False
+                opening = False
             if chunk.finish_reason and include_usage and usage:
                 yield f"data: {json.dumps(usage_chunk_body(usage, ident, model_id, created))}\n\n"
+            chunk = await anext(rest, None)
     except BackendError as exc:
         error = {"error": {"message": exc.one_line(), "type": "server_error", "code": None}}
         yield f"data: {json.dumps(error)}\n\n"
+    finally:
+        # However the response ends (a client gone away included), generation stops.
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
     yield "data: [DONE]\n\n"
