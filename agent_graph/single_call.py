@@ -43,12 +43,14 @@ async def run_single_call(
     )
     started = time.perf_counter()
     first_token: float | None = None
+    last_token = started
     parts: list[str] = []
     usage = Usage()
     try:
         async for chunk in backend.stream(request):
             if chunk.text:
-                first_token = first_token or time.perf_counter()
+                last_token = time.perf_counter()
+                first_token = first_token or last_token
                 parts.append(chunk.text)
                 yield event("token", text=chunk.text, branch_id=None)
             if chunk.usage:
@@ -64,7 +66,7 @@ async def run_single_call(
         return
     ended = time.perf_counter()
     answer = "".join(parts).strip()
-    decode_s = ended - (first_token or ended)
+    decode_s = last_token - (first_token or last_token)
     yield event("answer", text=answer)
     yield event(
         "task_done",
@@ -73,7 +75,7 @@ async def run_single_call(
         timings={
             "total_s": round(ended - started, 4),
             "first_token_s": round((first_token or ended) - started, 4),
-            "decode_tokens_per_s": round(max(usage.completion_tokens - 1, 0) / decode_s, 2)
+            "decode_tokens_per_s": round((len(parts) - 1) / decode_s, 2)
             if decode_s > 0
             else None,
         },

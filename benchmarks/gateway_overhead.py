@@ -26,13 +26,14 @@ import httpx
 CLIENT = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    kind, base_url, n, max_tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    kind, base_url, model = sys.argv[1], sys.argv[2], sys.argv[5]
+    n, max_tokens = int(sys.argv[3]), int(sys.argv[4])
     messages = [{"role": "user", "content": "Count from one to ten in words."}]
 
     async def ours():
         from backends.base import ChatRequest
         from backends.gateway import GatewayBackend
-        backend = GatewayBackend("bench", base_url, model="bench", max_concurrency=n)
+        backend = GatewayBackend("bench", base_url, model=model, max_concurrency=n)
         async def one():
             chars = 0
             request = ChatRequest(messages, max_tokens=max_tokens, temperature=0)
@@ -49,7 +50,7 @@ CLIENT = textwrap.dedent(
         client = openai.AsyncOpenAI(base_url=base_url, api_key="none", max_retries=0)
         async def one():
             chars = 0
-            stream = await client.chat.completions.create(model="bench", messages=messages,
+            stream = await client.chat.completions.create(model=model, messages=messages,
                 stream=True, max_tokens=max_tokens, temperature=0)
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
@@ -71,7 +72,7 @@ CLIENT = textwrap.dedent(
 def start_server(model: str, home: str) -> tuple[subprocess.Popen[str], str]:
     myninja = Path(sys.executable).parent / "myninja"
     proc = subprocess.Popen(
-        [str(myninja), "serve", "--model", model, "--port", "0"],
+        [str(myninja), "serve", "--model", model, "--port", "0", "--threads", "1"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -88,16 +89,17 @@ def start_server(model: str, home: str) -> tuple[subprocess.Popen[str], str]:
     return proc, base
 
 
-def run_client(kind: str, base: str, n: int, max_tokens: int) -> dict:
+def run_client(kind: str, base: str, n: int, max_tokens: int, model: str) -> dict:
     repo = Path(__file__).resolve().parent.parent
     out = subprocess.run(
-        [sys.executable, "-c", CLIENT, kind, base, str(n), str(max_tokens)],
+        [sys.executable, "-c", CLIENT, kind, base, str(n), str(max_tokens), model],
         capture_output=True,
         text=True,
-        check=True,
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
     )
+    if out.returncode != 0:
+        sys.exit(f"the {kind} client failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -111,11 +113,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         proc, base = start_server(args.model, home)
         try:
-            run_client("sdk", base, 2, args.max_tokens)  # warm the server
+            run_client("sdk", base, 2, args.max_tokens, args.model)  # warm the server
             ours, sdk = [], []
             for _ in range(args.rounds):
-                ours.append(run_client("ours", base, args.concurrency, args.max_tokens))
-                sdk.append(run_client("sdk", base, args.concurrency, args.max_tokens))
+                ours.append(run_client("ours", base, args.concurrency, args.max_tokens, args.model))
+                sdk.append(run_client("sdk", base, args.concurrency, args.max_tokens, args.model))
         finally:
             proc.terminate()
             proc.wait(10)

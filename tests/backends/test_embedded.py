@@ -14,6 +14,7 @@ from backends import embedded
 from backends.base import ChatRequest, Chunk
 from backends.embedded import EmbeddedBackend
 from tests.conftest import TINY_MODEL
+from tests.conftest import TINY_THREADS as THREADS
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,9 @@ def ask(text: str, **kwargs: object) -> ChatRequest:
 
 @pytest.fixture
 def backend(models_dir: Path) -> EmbeddedBackend:
-    return EmbeddedBackend("embedded", TINY_MODEL, threads=2, n_ctx=2048, models_dir=models_dir)
+    return EmbeddedBackend(
+        "embedded", TINY_MODEL, threads=THREADS, n_ctx=2048, models_dir=models_dir
+    )
 
 
 async def worker_idle(loaded: embedded.LoadedModel, within_s: float) -> None:
@@ -141,7 +144,7 @@ async def test_cancel_mid_stream_then_chat_again(
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(first_chunk.wait(), 60)
-    loaded = embedded._loaded[(str(tiny_model_path), 2048, 2)]
+    loaded = embedded._loaded[(str(tiny_model_path), 2048, THREADS)]
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done and task.cancelled()
@@ -163,7 +166,7 @@ async def test_closing_a_stream_early_stops_generation(
     first = await anext(stream)
     assert first.text
     await stream.aclose()
-    loaded = embedded._loaded[(str(tiny_model_path), 2048, 2)]
+    loaded = embedded._loaded[(str(tiny_model_path), 2048, THREADS)]
     await worker_idle(loaded, 5)
     assert loaded.llama.n_tokens < 200
     assert (await backend.chat(ask("Say hi.", max_tokens=4))).text
@@ -173,7 +176,7 @@ async def test_concurrent_calls_share_one_model(
     models_dir: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A context size no other test uses, so this test sees the model being loaded.
-    key = (str(tiny_model_path), 1024, 2)
+    key = (str(tiny_model_path), 1024, THREADS)
     embedded._loaded.pop(key, None)
     loads: list[Path] = []
     real_load = embedded.load_llama
@@ -184,7 +187,7 @@ async def test_concurrent_calls_share_one_model(
 
     monkeypatch.setattr(embedded, "load_llama", counting_load)
     first, second = (
-        EmbeddedBackend(name, TINY_MODEL, threads=2, n_ctx=1024, models_dir=models_dir)
+        EmbeddedBackend(name, TINY_MODEL, threads=THREADS, n_ctx=1024, models_dir=models_dir)
         for name in ("one", "two")
     )
     results = await asyncio.wait_for(

@@ -8,9 +8,12 @@ import socket
 import pytest
 
 from agent_graph.events import FIELDS
-from tests.conftest import TINY_MODEL, run_myninja
+from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
 
-TINY = {"MYNINJA_BACKENDS__EMBEDDED__MODEL": TINY_MODEL, "MYNINJA_BACKENDS__EMBEDDED__THREADS": "2"}
+TINY = {
+    "MYNINJA_BACKENDS__EMBEDDED__MODEL": TINY_MODEL,
+    "MYNINJA_BACKENDS__EMBEDDED__THREADS": str(TINY_THREADS),
+}
 
 
 def free_port() -> int:
