@@ -3,6 +3,10 @@
 An event is a flat JSON object: `v` (schema version), `type`, `task_id`, `seq` (1, 2, … per
 task), `ts` (Unix seconds) and the fields of its type, listed in `FIELDS`. Consumers must ignore
 fields they do not know; a new field never changes the meaning of an old one.
+
+Most events are durable: the history store keeps each exactly once, with its `seq`. Events of
+the types in `TRANSIENT` (tokens as they stream) are delivered live only and carry `seq` 0; what
+they add up to is kept in a durable event (`branch_done`, `answer`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,25 @@ SCHEMA_VERSION = 1
 # type -> the fields it carries (documented in README "Events").
 FIELDS: dict[str, tuple[str, ...]] = {
     "task_started": ("text", "agent", "backend", "model"),
-    "routed": ("agent", "reason"),
+    "routed": ("agent", "reason", "examples"),
+    "plan": ("steps", "round", "examples"),
+    "branch_started": ("step", "round", "branch_id", "agent", "temperature", "style"),
     "token": ("text", "branch_id"),
+    "tool_call": ("branch_id", "call_id", "name", "arguments"),
+    "tool_result": ("branch_id", "call_id", "name", "result", "error"),
+    "branch_done": ("step", "round", "branch_id", "text"),
+    "evaluation": ("step", "round", "branch_id", "score", "reasons"),
+    "selected": ("step", "round", "branch_id", "score", "best_effort"),
+    "replan": ("round", "reason"),
+    "question": ("question_id", "text", "choices", "key", "step", "branch_id"),
+    "question_answered": ("question_id", "answer"),
     "answer": ("text",),
     "task_done": ("answer", "usage", "timings"),
     "task_failed": ("error", "error_type", "exit_code", "partial_text"),
+    "task_cancelled": ("reason",),
 }
+TRANSIENT = frozenset({"token"})
+TERMINAL = frozenset({"task_done", "task_failed", "task_cancelled"})
 
 
 @dataclass
@@ -50,6 +67,14 @@ class Event:
     def from_dict(cls, raw: dict[str, Any]) -> Event:
         data = {k: v for k, v in raw.items() if k not in ("v", "type", "task_id", "seq", "ts")}
         return cls(raw["type"], raw["task_id"], data, raw.get("seq", 0), raw.get("ts", 0.0))
+
+
+def make_event(type_: str, **data: Any) -> dict[str, Any]:
+    """An event as graph nodes write it into state: no task id or seq yet (the runtime adds
+    them when it stores the event), but its timestamp, so a replay is byte-identical."""
+    if type_ not in FIELDS:
+        raise ValueError(f"unknown event type {type_!r}")
+    return {"type": type_, "ts": round(time.time(), 6), **data}
 
 
 class EventSequencer:

@@ -75,8 +75,6 @@ async def run_single_call(
         timings={
             "total_s": round(ended - started, 4),
             "first_token_s": round((first_token or ended) - started, 4),
-            "decode_tokens_per_s": round((len(parts) - 1) / decode_s, 2)
-            if decode_s > 0
-            else None,
+            "decode_tokens_per_s": round((len(parts) - 1) / decode_s, 2) if decode_s > 0 else None,
         },
     )

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from backends.base import Backend
-from myninja.config import Config, EmbeddedBackendConfig, GatewayBackendConfig
+from myninja.config import (
+    Config,
+    EmbeddedBackendConfig,
+    GatewayBackendConfig,
+    ScriptedBackendConfig,
+)
 from myninja.errors import ConfigError
 
 
@@ -16,6 +23,10 @@ def make_backend(config: Config, name: str) -> Backend:
         from backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend(name, cfg.model, threads=cfg.threads, n_ctx=cfg.n_ctx, seed=cfg.seed)
+    if isinstance(cfg, ScriptedBackendConfig):
+        from backends.scripted import ScriptedBackend
+
+        return ScriptedBackend.from_file(name, Path(cfg.script).expanduser())
     assert isinstance(cfg, GatewayBackendConfig)
     from backends.gateway import GatewayBackend
     from backends.keys import KeyStore

@@ -58,7 +58,30 @@ class GatewayBackendConfig(_Strict):
         return self
 
 
-BackendConfig = Annotated[EmbeddedBackendConfig | GatewayBackendConfig, Field(discriminator="type")]
+class ScriptedBackendConfig(_Strict):
+    """Deterministic replies from a JSON script: for tests, demos and benchmarks."""
+
+    type: Literal["scripted"] = "scripted"
+    script: str = Field(description="Path to the JSON script")
+    model: str | None = "scripted"
+
+
+BackendConfig = Annotated[
+    EmbeddedBackendConfig | GatewayBackendConfig | ScriptedBackendConfig,
+    Field(discriminator="type"),
+]
+
+
+class GraphConfig(_Strict):
+    """How the agent graph plans, branches and judges."""
+
+    branches: int = Field(3, ge=1, le=8, description="Candidates per step; 1 turns branching off")
+    judge_threshold: float = Field(6.0, ge=1, le=10, description="Below it everywhere: replan")
+    max_rounds: int = Field(2, ge=1, le=5, description="Plans tried before the best effort is kept")
+    plan_retries: int = Field(2, ge=0, le=5, description="Repairs of a malformed plan")
+    max_steps: int = Field(4, ge=1, le=10, description="Most steps a plan may have")
+    max_tool_rounds: int = Field(4, ge=1, le=20, description="Tool calls per branch (ReAct loop)")
+    use_past_tasks: bool = Field(True, description="Show similar past plans to the planner")
 
 
 class AgentConfig(_Strict):
@@ -91,9 +114,11 @@ class Config(_Strict):
     agents: dict[AgentName, AgentConfig] = Field(
         default_factory=lambda: {name: AgentConfig() for name in AGENTS}
     )
+    graph: GraphConfig = Field(default_factory=GraphConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     notify_command: str | None = Field(None, description="Run with a question as JSON on stdin")
+    worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
 
     @model_validator(mode="after")
     def _agents_name_known_backends(self) -> Config:
@@ -149,12 +174,13 @@ def _describe(err: ValidationError) -> tuple[str, str]:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
     # Discriminated unions put the tag in the location; it is noise to a user.
-    where = where.replace(".embedded.", ".").replace(".openai.", ".")
+    for tag in ("embedded", "openai", "scripted"):
+        where = where.replace(f".{tag}.", ".")
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "union_tag_invalid":
-        message = "type must be 'embedded' or 'openai'"
+        message = "type must be 'embedded', 'openai' or 'scripted'"
     return where or "(top level)", message
 
 

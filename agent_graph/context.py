@@ -1,0 +1,50 @@
+"""What every node gets besides its state: config, backends, the history store, live output.
+
+Passed as LangGraph's run-time context, never stored in state (it is not serialisable, and a
+resumed task must pick up today's config and connections, not yesterday's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from backends.base import Backend
+from backends.factory import make_backend
+from myninja.config import AgentConfig, Config
+
+if TYPE_CHECKING:
+    from agent_graph.history import HistoryStore
+
+
+class BackendPool:
+    """One backend object per configured name, built on first use and shared by all tasks."""
+
+    def __init__(self, config: Config, overrides: dict[str, Backend] | None = None) -> None:
+        self.config = config
+        self._backends: dict[str, Backend] = dict(overrides or {})
+
+    def get(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = make_backend(self.config, name)
+        return self._backends[name]
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            await backend.aclose()
+
+
+@dataclass
+class GraphContext:
+    config: Config
+    backends: BackendPool
+    store: HistoryStore | None = None
+    backend_override: str | None = None  # `--backend` for this task: every agent uses it
+    model_override: str | None = None
+    tools: Callable[[str], list[dict[str, Any]]] = field(default=lambda agent: [])
+
+    def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
+        """The backend, settings and model an agent runs on for this task."""
+        settings = self.config.agent(agent)
+        backend = self.backends.get(self.backend_override or settings.backend)
+        return backend, settings, self.model_override or settings.model

@@ -1,0 +1,36 @@
+"""The agent graph: route → plan → fan_out → branch×N (Send) → evaluate → select | replan →
+finalize. Nodes live in nodes/, one phase each; this file only wires them."""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from agent_graph.context import GraphContext
+from agent_graph.nodes.branch import branch, fan_out, send_branches
+from agent_graph.nodes.evaluate import evaluate
+from agent_graph.nodes.finalize import finalize
+from agent_graph.nodes.plan import plan
+from agent_graph.nodes.route import route
+from agent_graph.state import TaskState
+
+
+def build_graph() -> StateGraph:
+    graph = StateGraph(TaskState, context_schema=GraphContext)
+    # Pick the specialised agent (or take the person's @agent).
+    graph.add_node("route", route)
+    # A JSON plan of steps; a malformed plan is repaired or the task fails with the reason.
+    graph.add_node("plan", plan, destinations=("fan_out", END))
+    # Announce the current step's branches, then send each its own input.
+    graph.add_node("fan_out", fan_out)
+    # One candidate solution: the agent works the step, with tools and questions.
+    graph.add_node("branch", branch)
+    # The judge scores the branches; keep the best, move on, or replan.
+    graph.add_node("evaluate", evaluate, destinations=("plan", "fan_out", "finalize", END))
+    # The answer and task_done.
+    graph.add_node("finalize", finalize)
+    graph.add_edge(START, "route")
+    graph.add_edge("route", "plan")
+    graph.add_conditional_edges("fan_out", send_branches, ["branch"])
+    graph.add_edge("branch", "evaluate")
+    graph.add_edge("finalize", END)
+    return graph

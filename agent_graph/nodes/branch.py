@@ -1,0 +1,187 @@
+"""fan_out and branch: N candidate solutions of the current step, worked in parallel.
+
+A branch is the agent working the step in a bounded ReAct loop: it may call its skills' tools
+and `ask_user`, which pauses the task with a question (LangGraph `interrupt`) until the person
+answers. Branches differ in temperature and in the angle their prompt asks for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Send, interrupt
+
+from agent_graph.context import GraphContext
+from agent_graph.events import make_event
+from agent_graph.personas import persona
+from agent_graph.prompts import ASK_USER_TOOL, BRANCH_STYLES, branch_messages
+from agent_graph.state import BranchInput, Candidate, TaskState
+from backends.base import ChatRequest, ToolCall
+from myninja.errors import BackendError
+
+
+def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
+    step, round_ = state["step"], state["round"]
+    done = [r for r in state.get("results", []) if r["round"] == round_ and r["step"] < step]
+    inputs = []
+    for i in range(branches):
+        style, temperature, _ = BRANCH_STYLES[i % len(BRANCH_STYLES)]
+        inputs.append(
+            BranchInput(
+                task_id=state["task_id"],
+                text=state["text"],
+                agent=state["agent"] or "advisor",
+                plan=state["plan"],
+                step=step,
+                round=round_,
+                branch_id=f"s{step + 1}r{round_}b{i + 1}",
+                temperature=temperature if branches > 1 else 0.2,
+                style=style,
+                results=done,
+            )
+        )
+    return inputs
+
+
+async def fan_out(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """Announce the branches of this step (durably, before any of them runs)."""
+    events = [
+        make_event(
+            "branch_started",
+            step=b["step"],
+            round=b["round"],
+            branch_id=b["branch_id"],
+            agent=b["agent"],
+            temperature=b["temperature"],
+            style=b["style"],
+        )
+        for b in branch_inputs(state, runtime.context.config.graph.branches)
+    ]
+    return {"events": events}
+
+
+def send_branches(state: TaskState, runtime: Runtime[GraphContext]) -> list[Send]:
+    return [Send("branch", b) for b in branch_inputs(state, runtime.context.config.graph.branches)]
+
+
+async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    write = get_stream_writer()
+    backend, settings, model = ctx.agent_backend(inp["agent"])
+    style_hint = next(hint for name, _, hint in BRANCH_STYLES if name == inp["style"])
+    messages: list[dict[str, Any]] = branch_messages(
+        inp["text"],
+        persona(inp["agent"]).system_prompt,
+        style_hint,
+        inp["plan"],
+        inp["step"],
+        inp["round"],
+        inp["results"],
+    )
+    tools = [*ctx.tools(inp["agent"]), ASK_USER_TOOL]
+    events: list[dict[str, Any]] = []
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    text, error = "", None
+    try:
+        for tool_round in range(ctx.config.graph.max_tool_rounds + 1):
+            offer = tool_round < ctx.config.graph.max_tool_rounds  # the last round must answer
+            request = ChatRequest(
+                messages,
+                model=model,
+                temperature=inp["temperature"],
+                max_tokens=settings.max_tokens,
+                tools=tools if offer else None,
+            )
+            parts: list[str] = []
+            calls: list[ToolCall] = []
+            async for chunk in backend.stream(request):
+                if chunk.text:
+                    parts.append(chunk.text)
+                    write({"type": "token", "branch_id": inp["branch_id"], "text": chunk.text})
+                calls.extend(chunk.tool_calls)
+                if chunk.usage:
+                    usage["prompt_tokens"] += chunk.usage.prompt_tokens
+                    usage["completion_tokens"] += chunk.usage.completion_tokens
+            text = "".join(parts).strip()
+            if not calls:
+                break
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": text or None,
+                    "tool_calls": [call.to_openai() for call in calls],
+                }
+            )
+            for call in calls:
+                result = await _use_tool(inp, call, events)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    except BackendError as exc:
+        error = exc.one_line()
+        text = text or exc.partial_text
+    candidate = Candidate(
+        step=inp["step"],
+        round=inp["round"],
+        branch_id=inp["branch_id"],
+        agent=inp["agent"],
+        temperature=inp["temperature"],
+        style=inp["style"],
+        text=text,
+    )
+    if error:
+        candidate["error"] = error  # type: ignore[typeddict-unknown-key]
+    events.append(
+        make_event(
+            "branch_done",
+            step=inp["step"],
+            round=inp["round"],
+            branch_id=inp["branch_id"],
+            text=text,
+            error=error,
+        )
+    )
+    return {"candidates": [candidate], "events": events, "usage": usage}
+
+
+async def _use_tool(inp: BranchInput, call: ToolCall, events: list[dict[str, Any]]) -> str:
+    try:
+        arguments = call.parsed_arguments()
+    except ValueError:
+        arguments = None
+    events.append(
+        make_event(
+            "tool_call",
+            branch_id=inp["branch_id"],
+            call_id=call.id,
+            name=call.name,
+            arguments=arguments or call.arguments,
+        )
+    )
+    result, error = "", None
+    if arguments is None or not isinstance(arguments, dict):
+        error = "the arguments were not a JSON object"
+    elif call.name == "ask_user" and isinstance(arguments.get("question"), str):
+        answer = interrupt(
+            {
+                "text": arguments["question"],
+                "choices": [str(c) for c in arguments.get("choices") or []] or None,
+                "key": arguments.get("key"),
+                "step": inp["step"],
+                "branch_id": inp["branch_id"],
+            }
+        )
+        result = str(answer)
+    else:
+        error = f"no tool named {call.name!r} is available"
+    events.append(
+        make_event(
+            "tool_result",
+            branch_id=inp["branch_id"],
+            call_id=call.id,
+            name=call.name,
+            result=result,
+            error=error,
+        )
+    )
+    return json.dumps({"error": error}) if error else result

@@ -1,0 +1,121 @@
+"""evaluate and select: a judge scores every branch; the best is kept, or the task is replanned.
+
+If every branch scores below the threshold and rounds are left, the task goes back to plan
+with the judge's reasons; when rounds run out the best branch is kept as a best effort, and
+the events say so."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from agent_graph.context import GraphContext
+from agent_graph.events import make_event
+from agent_graph.personas import persona
+from agent_graph.prompts import JUDGE_SCHEMA, judge_messages
+from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
+from agent_graph.structured import StructuredOutputError, structured_call
+from myninja.errors import BackendError
+
+
+async def _judge(
+    ctx: GraphContext, state: TaskState, candidate: Candidate, usage: dict[str, int]
+) -> Evaluation:
+    base = {
+        "step": candidate["step"],
+        "round": candidate["round"],
+        "branch_id": candidate["branch_id"],
+    }
+    if candidate.get("error") and not candidate["text"]:
+        return Evaluation(**base, score=0.0, reasons=f"the branch failed: {candidate['error']}")
+    if not candidate["text"]:
+        return Evaluation(**base, score=0.0, reasons="the branch produced no answer")
+    backend, _, model = ctx.agent_backend("judge")
+    try:
+        verdict = await structured_call(
+            backend,
+            judge_messages(
+                state["text"],
+                state["plan"][candidate["step"]],
+                candidate["text"],
+                persona("judge").system_prompt,
+                len(state["plan"]) > 1,
+            ),
+            JUDGE_SCHEMA,
+            retries=1,
+            repair=lambda problem: {"role": "user", "content": f"Invalid: {problem}. JSON only."},
+            model=model,
+            max_tokens=200,
+            usage=usage,
+        )
+    except (StructuredOutputError, BackendError) as exc:
+        return Evaluation(**base, score=-1.0, reasons=f"the judge failed: {exc}")
+    return Evaluation(**base, score=float(verdict["score"]), reasons=verdict["reasons"].strip())
+
+
+async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
+    ctx = runtime.context
+    settings = ctx.config.graph
+    step, round_ = state["step"], state["round"]
+    candidates = [c for c in state["candidates"] if c["step"] == step and c["round"] == round_]
+    usage: dict[str, int] = {}
+    evaluations = list(await asyncio.gather(*(_judge(ctx, state, c, usage) for c in candidates)))
+    events = [make_event("evaluation", **e) for e in evaluations]
+    update: dict[str, Any] = {"evaluations": evaluations, "events": events, "usage": usage}
+
+    if all(c.get("error") and not c["text"] for c in candidates):
+        first = candidates[0]["error"]  # type: ignore[typeddict-item]
+        update["failed"] = True
+        update["events"] = [
+            *events,
+            make_event(
+                "task_failed",
+                error=f"every branch failed: {first}",
+                error_type="BackendError",
+                exit_code=4 if "connect" in first or "unreachable" in first else 1,
+                partial_text="",
+            ),
+        ]
+        return Command(update=update, goto="__end__")
+
+    judged = [e for e in evaluations if e["score"] >= 0]
+    # max keeps the first of equal scores; if the judge failed every time there is no basis
+    # for a replan, and the first branch is kept.
+    best = max(judged, key=lambda e: e["score"]) if judged else evaluations[0]
+    below = bool(judged) and best["score"] < settings.judge_threshold
+    if below and round_ < settings.max_rounds:
+        reason = "; ".join(
+            f"{e['branch_id']} scored {e['score']:g}: {e['reasons']}" for e in judged
+        )
+        update["events"] = [*events, make_event("replan", round=round_ + 1, reason=reason)]
+        update["replan_reason"] = reason
+        return Command(update=update, goto="plan")
+
+    chosen = next(c for c in candidates if c["branch_id"] == best["branch_id"])
+    update["events"] = [
+        *events,
+        make_event(
+            "selected",
+            step=step,
+            round=round_,
+            branch_id=best["branch_id"],
+            score=max(best["score"], 0.0),
+            best_effort=below,
+        ),
+    ]
+    update["results"] = [
+        StepResult(
+            step=step,
+            round=round_,
+            branch_id=best["branch_id"],
+            score=best["score"],
+            text=chosen["text"],
+        )
+    ]
+    if step + 1 < len(state["plan"]):
+        update["step"] = step + 1
+        return Command(update=update, goto="fan_out")
+    return Command(update=update, goto="finalize")

@@ -1,0 +1,77 @@
+"""plan: a JSON plan of steps, shown similar successful past tasks; repaired, or failing clean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from agent_graph.context import GraphContext
+from agent_graph.events import make_event
+from agent_graph.personas import persona
+from agent_graph.prompts import plan_messages, plan_repair_message, plan_schema
+from agent_graph.state import TaskState
+from agent_graph.structured import StructuredOutputError, structured_call
+from myninja.errors import BackendError
+
+
+async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
+    ctx = runtime.context
+    settings = ctx.config.graph
+    agent = state["agent"] or ctx.config.default_agent
+    round_ = state.get("round", 0) + 1
+    past: list[dict[str, Any]] = []
+    if settings.use_past_tasks and ctx.store is not None:
+        past = [
+            p
+            for p in ctx.store.similar_successful(state["text"], exclude_id=state["task_id"])
+            if p.get("plan")
+        ]
+    backend, _, model = ctx.agent_backend(agent)
+    usage: dict[str, int] = {}
+    try:
+        value = await structured_call(
+            backend,
+            plan_messages(
+                state["text"],
+                agent,
+                settings.max_steps,
+                past,
+                round_,
+                state.get("plan") if round_ > 1 else None,
+                state.get("replan_reason", ""),
+                persona(agent).system_prompt,
+            ),
+            plan_schema(settings.max_steps),
+            retries=settings.plan_retries,
+            repair=plan_repair_message,
+            model=model,
+            usage=usage,
+        )
+    except StructuredOutputError as exc:
+        return _fail(f"the planner gave no usable plan: {exc}", "PlanError", 1, usage)
+    except BackendError as exc:
+        return _fail(exc.one_line(), type(exc).__name__, exc.exit_code, usage)
+    steps = [
+        {"title": s["title"].strip(), "instruction": s["instruction"].strip()}
+        for s in value["steps"]
+    ]
+    examples = [p["id"] for p in past]
+    event = make_event("plan", steps=steps, round=round_, examples=examples)
+    update = {
+        "plan": steps,
+        "round": round_,
+        "step": 0,
+        "examples": examples,
+        "events": [event],
+        "usage": usage,
+    }
+    return Command(update=update, goto="fan_out")
+
+
+def _fail(error: str, error_type: str, exit_code: int, usage: dict[str, int]) -> Command:
+    event = make_event(
+        "task_failed", error=error, error_type=error_type, exit_code=exit_code, partial_text=""
+    )
+    return Command(update={"failed": True, "events": [event], "usage": usage}, goto="__end__")

@@ -1,0 +1,388 @@
+"""The TaskManager: many tasks at once in one asyncio process, checkpointed, recorded, resumable.
+
+Each task is a LangGraph thread (thread id = task id) checkpointed in checkpoints.db with
+durability "sync", so a killed process loses at most the step that was running. The task's
+durable events live in its graph state (`events`); after every step the manager copies the new
+ones into history.db under the key `s<index>`, so copying again after a crash changes nothing.
+Questions (pending interrupts) are recorded under their interrupt id, and the manager's own
+events (cancelled, crashed) under fixed keys: every event is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
+
+from agent_graph.context import BackendPool, GraphContext
+from agent_graph.events import TERMINAL, make_event
+from agent_graph.graph import build_graph
+from agent_graph.history import HistoryStore
+from agent_graph.nodes.route import split_mention
+from agent_graph.single_call import new_task_id
+from backends.base import Backend
+from myninja import paths
+from myninja.config import Config
+from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def process_owner() -> str:
+    """Who runs a task: this process, named so a later process can tell whether it is alive."""
+    return f"pid:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    if not owner or not owner.startswith("pid:"):
+        return False
+    _, pid_text, started = owner.split(":", 2)
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _start_time(pid) == started  # a reused pid is another process
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@dataclass
+class TaskHandle:
+    task_id: str
+    runner: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    state_events_seen: int = 0
+
+
+class TaskManager:
+    def __init__(
+        self,
+        config: Config,
+        store: HistoryStore,
+        checkpointer: AsyncSqliteSaver,
+        backends: BackendPool,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.graph = build_graph().compile(checkpointer=checkpointer)
+        self.backends = backends
+        self.owner = process_owner()
+        self._handles: dict[str, TaskHandle] = {}
+        self._listeners: dict[str, list[Listener]] = {}
+        self._any_listeners: list[Listener] = []
+        self._contexts: dict[str, GraphContext] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        config: Config,
+        data_dir: Path | None = None,
+        *,
+        backends: dict[str, Backend] | None = None,
+    ) -> AsyncIterator[TaskManager]:
+        data_dir = data_dir or paths.data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = HistoryStore(data_dir / "history.db")
+        pool = BackendPool(config, backends)
+        async with aiosqlite.connect(data_dir / "checkpoints.db") as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA busy_timeout=10000")
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
+            manager = cls(config, store, saver, pool)
+            try:
+                yield manager
+            finally:
+                await manager.shutdown()
+                await pool.aclose()
+                store.close()
+
+    # Listening ----------------------------------------------------------------------------
+    def listen(self, task_id: str | None, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event of one task (or of all tasks); returns unlisten."""
+        bucket = self._any_listeners if task_id is None else self._listeners.setdefault(task_id, [])
+        bucket.append(listener)
+        return lambda: bucket.remove(listener) if listener in bucket else None
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for listener in [*self._listeners.get(event["task_id"], []), *self._any_listeners]:
+            listener(event)
+
+    def _store_event(self, task_id: str, key: str, event: dict[str, Any]) -> None:
+        stored = {"v": 1, **event, "task_id": task_id}
+        seq = self.store.append_event(task_id, key, stored)
+        if seq is not None:
+            stored["seq"] = seq
+            self._publish(stored)
+
+    # Submitting ---------------------------------------------------------------------------
+    async def submit(
+        self,
+        text: str,
+        *,
+        agent: str | None = None,
+        backend: str | None = None,
+        model: str | None = None,
+        task_id: str | None = None,
+        start: bool = True,
+    ) -> str:
+        mention, body = split_mention(text)
+        agent = agent or mention
+        if not body.strip():
+            raise UsageError("the task is empty", hint="write what you want done")
+        if backend and backend not in self.config.backends:
+            known = ", ".join(sorted(self.config.backends))
+            raise UsageError(f"unknown backend {backend!r}", hint=f"configured: {known}")
+        task_id = task_id or new_task_id()
+        self.store.create_task(task_id, body, agent=agent, status="queued", owner=self.owner)
+        self.store.update_task(task_id, options={"backend": backend, "model": model})
+        if start:
+            self._start(task_id)
+        return task_id
+
+    def _context(self, task_id: str) -> GraphContext:
+        task = self.store.get_task(task_id) or {}
+        options = task.get("options") or {}
+        return GraphContext(
+            self.config, self.backends, self.store,
+            backend_override=options.get("backend"), model_override=options.get("model"),
+        )
+
+    def _input(self, task_id: str) -> dict[str, Any]:
+        task = self.store.get_task(task_id)
+        assert task is not None
+        ctx = self._context(task_id)
+        agent = task.get("agent")
+        backend_name = ctx.backend_override or self.config.agent(agent or "router").backend
+        started = make_event("task_started", text=task["text"], agent=agent,
+                             backend=backend_name, model=ctx.model_override)
+        return {"task_id": task_id, "text": task["text"], "agent": agent, "events": [started]}
+
+    def _start(self, task_id: str) -> TaskHandle:
+        handle = self._handles.setdefault(task_id, TaskHandle(task_id))
+        if handle.runner and not handle.runner.done():
+            return handle
+        handle.runner = asyncio.create_task(self._drive(handle), name=task_id)
+        return handle
+
+    # Running ------------------------------------------------------------------------------
+    def _thread(self, task_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": task_id}}
+
+    async def _drive(self, handle: TaskHandle) -> None:
+        task_id = handle.task_id
+        cfg = self._thread(task_id)
+        ctx = self._context(task_id)
+        self.store.update_task(task_id, status="running", owner=self.owner)
+        try:
+            snapshot = await self.graph.aget_state(cfg)
+            payload: Any = None  # None continues from the last checkpoint
+            if not snapshot.values:
+                payload = self._input(task_id)
+            while True:
+                if snapshot.values:
+                    await self._sync(handle, snapshot.values.get("events", []))
+                if snapshot.interrupts:
+                    self._record_questions(task_id, snapshot.interrupts)
+                    answers = self._answers_for(task_id, snapshot.interrupts)
+                    if not answers:
+                        self.store.update_task(task_id, status="waiting")
+                        return
+                    payload = Command(resume=answers)
+                elif snapshot.values and not snapshot.next:
+                    self._finish(task_id, snapshot.values)
+                    return
+                async for mode, chunk in self.graph.astream(
+                    payload, cfg, context=ctx, stream_mode=["values", "custom"],
+                    durability="sync",
+                ):
+                    if mode == "custom":
+                        self._publish({"v": 1, "seq": 0, "ts": time.time(), "task_id": task_id,
+                                       **chunk})
+                    elif isinstance(chunk, dict):
+                        await self._sync(handle, chunk.get("events", []))
+                snapshot = await self.graph.aget_state(cfg)
+        except asyncio.CancelledError:
+            if handle.cancel_requested:
+                self._cancelled(task_id, "cancelled by the person")
+            raise
+        except MyninjaError as exc:
+            self._crashed(task_id, exc.one_line(), type(exc).__name__, exc.exit_code)
+        except Exception as exc:  # a bug must fail one task, not the worker
+            self._crashed(task_id, f"internal error: {type(exc).__name__}: {exc}",
+                          type(exc).__name__, EXIT_FAILED)
+
+    async def _sync(self, handle: TaskHandle, events: list[dict[str, Any]]) -> None:
+        for index in range(handle.state_events_seen, len(events)):
+            self._store_event(handle.task_id, f"s{index}", events[index])
+        handle.state_events_seen = max(handle.state_events_seen, len(events))
+
+    def _finish(self, task_id: str, values: dict[str, Any]) -> None:
+        events = values.get("events", [])
+        last = events[-1] if events else {}
+        if last.get("type") == "task_done":
+            self.store.update_task(task_id, status="done", answer=last["answer"],
+                                   agent=values.get("agent"), plan=values.get("plan"),
+                                   examples=values.get("examples"), finished_at=time.time(),
+                                   unread=1)
+        else:
+            error = last.get("error", "the task ended without an answer")
+            self.store.update_task(task_id, status="failed", error=error,
+                                   agent=values.get("agent"), finished_at=time.time(), unread=1)
+
+    def _crashed(self, task_id: str, error: str, error_type: str, exit_code: int) -> None:
+        self._store_event(task_id, "r:failed", make_event(
+            "task_failed", error=error, error_type=error_type, exit_code=exit_code,
+            partial_text=""))
+        self.store.update_task(task_id, status="failed", error=error, finished_at=time.time(),
+                               unread=1)
+
+    def _cancelled(self, task_id: str, reason: str) -> None:
+        self._store_event(task_id, "r:cancelled", make_event("task_cancelled", reason=reason))
+        self.store.update_task(task_id, status="cancelled", finished_at=time.time())
+
+    # Questions ----------------------------------------------------------------------------
+    def _record_questions(self, task_id: str, interrupts: Any) -> None:
+        for intr in interrupts:
+            q = intr.value if isinstance(intr.value, dict) else {"text": str(intr.value)}
+            new = self.store.record_question(
+                task_id, intr.id, q.get("text", ""), choices=q.get("choices"), key=q.get("key"),
+                step=q.get("step"), branch_id=q.get("branch_id"),
+            )
+            if new:
+                event = make_event("question", question_id=intr.id, text=q.get("text", ""),
+                                   choices=q.get("choices"), key=q.get("key"),
+                                   step=q.get("step"), branch_id=q.get("branch_id"))
+                self._store_event(task_id, f"q:{intr.id}", event)
+                self._notify(task_id, event)
+
+    def _answers_for(self, task_id: str, interrupts: Any) -> dict[str, str]:
+        """Answers recorded for still-pending interrupts (given while the task was busy, or
+        before a restart)."""
+        answered = {q["id"]: q["answer"] for q in self.store.questions(task_id, status="answered")}
+        return {i.id: answered[i.id] for i in interrupts if i.id in answered}
+
+    def _notify(self, task_id: str, question: dict[str, Any]) -> None:
+        command = self.config.notify_command
+        if not command:
+            return
+        payload = json.dumps({"task_id": task_id, **question,
+                              "answer_command": answer_command(task_id, question["question_id"])})
+        try:  # a notifier must never take a task down with it
+            subprocess.run(shlex.split(command), input=payload, text=True, timeout=10,
+                           capture_output=True, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    async def answer(self, task_id: str, question_id: str | None, text: str) -> str:
+        """Record an answer and resume the task; returns the question id answered."""
+        task = self._task(task_id)
+        open_questions = self.store.questions(task["id"], status="open")
+        if question_id is None:
+            if len(open_questions) != 1:
+                ids = ", ".join(q["id"] for q in open_questions) or "none"
+                raise UsageError(
+                    f"task {task['id']} has {len(open_questions)} open questions ({ids})",
+                    hint="name the question id: myninja answer TASK QUESTION_ID TEXT",
+                )
+            question_id = open_questions[0]["id"]
+        else:
+            matches = [q["id"] for q in open_questions if q["id"].startswith(question_id)]
+            if len(matches) != 1:
+                raise UsageError(f"task {task['id']} has no single open question {question_id!r}")
+            question_id = matches[0]
+        self.store.answer_question(question_id, text)
+        self._store_event(task["id"], f"a:{question_id}",
+                          make_event("question_answered", question_id=question_id, answer=text))
+        # A running task picks the answer up from the store when its current step ends.
+        self._start(task["id"])
+        return question_id
+
+    # Control ------------------------------------------------------------------------------
+    def _task(self, task_id: str) -> dict[str, Any]:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise UsageError(f"no task {task_id!r}", hint="see `myninja tasks list`")
+        return task
+
+    async def cancel(self, task_id: str) -> None:
+        task = self._task(task_id)
+        if task["status"] in ("done", "failed", "cancelled"):
+            raise UsageError(f"task {task['id']} already ended ({task['status']})")
+        handle = self._handles.get(task["id"])
+        if handle and handle.runner and not handle.runner.done():
+            handle.cancel_requested = True
+            handle.runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handle.runner
+        else:
+            self._cancelled(task["id"], "cancelled by the person")
+
+    async def resume(self, task_id: str) -> None:
+        """Continue a task from its last checkpoint (after a crash, or a waiting one whose
+        questions were answered)."""
+        task = self._task(task_id)
+        if task["status"] in ("done", "cancelled"):
+            raise UsageError(f"task {task['id']} already ended ({task['status']})")
+        self._start(task["id"])
+
+    async def resume_unfinished(self) -> list[str]:
+        """Pick up every unfinished task whose owner is gone. A running one continues from
+        its last checkpoint; a waiting one re-records its questions and continues only if they
+        were answered meanwhile."""
+        resumed = []
+        for task in self.store.unfinished_tasks():
+            if task["owner"] != self.owner and owner_alive(task["owner"]):
+                continue
+            self._start(task["id"])
+            resumed.append(task["id"])
+        return resumed
+
+    def running(self) -> list[str]:
+        return [h.task_id for h in self._handles.values() if h.runner and not h.runner.done()]
+
+    async def wait(self, task_id: str) -> None:
+        handle = self._handles.get(task_id)
+        if handle and handle.runner:
+            with contextlib.suppress(asyncio.CancelledError):
+                await handle.runner
+
+    async def shutdown(self) -> None:
+        """Stop running tasks without marking them: the next start resumes them."""
+        runners = [h.runner for h in self._handles.values() if h.runner and not h.runner.done()]
+        for runner in runners:
+            runner.cancel()
+        for runner in runners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+
+
+def answer_command(task_id: str, question_id: str) -> str:
+    return f"myninja answer {task_id} {question_id} \"YOUR ANSWER\""
+
+
+def is_terminal(event: dict[str, Any]) -> bool:
+    return event.get("type") in TERMINAL

@@ -1,0 +1,81 @@
+"""The graph's state types. State holds ids, texts and small records; history.db holds the rest.
+
+`events` is the task's durable event log: each node appends what it did, and LangGraph applies
+the appends of parallel branches in branch order, so an interrupted and resumed run ends with
+exactly the log of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+def add_usage(old: dict[str, int] | None, new: dict[str, int] | None) -> dict[str, int]:
+    total = dict(old or {})
+    for key, value in (new or {}).items():
+        total[key] = total.get(key, 0) + value
+    return total
+
+
+class Step(TypedDict):
+    title: str
+    instruction: str
+
+
+class Candidate(TypedDict):
+    step: int
+    round: int
+    branch_id: str
+    agent: str
+    temperature: float
+    style: str
+    text: str
+
+
+class Evaluation(TypedDict):
+    step: int
+    round: int
+    branch_id: str
+    score: float
+    reasons: str
+
+
+class StepResult(TypedDict):
+    step: int
+    round: int
+    branch_id: str
+    score: float
+    text: str
+
+
+class TaskState(TypedDict, total=False):
+    task_id: str
+    text: str  # the task as the person wrote it, without a leading @agent
+    agent: str | None  # given by the person, or chosen by route
+    events: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[dict[str, int], add_usage]
+    plan: list[Step]
+    examples: list[str]  # ids of past tasks whose plans the planner was shown
+    round: int  # 1 for the first plan, +1 per replan
+    step: int  # index into plan of the step being worked
+    candidates: Annotated[list[Candidate], operator.add]
+    evaluations: Annotated[list[Evaluation], operator.add]
+    results: Annotated[list[StepResult], operator.add]
+    replan_reason: str
+    failed: bool
+    answer: str
+
+
+class BranchInput(TypedDict):
+    """What `Send` hands one branch."""
+
+    task_id: str
+    text: str
+    agent: str
+    plan: list[Step]
+    step: int
+    round: int
+    branch_id: str
+    temperature: float
+    style: str
+    results: list[StepResult]

@@ -1,0 +1,71 @@
+"""Model calls whose answer must be JSON of a given schema, repaired a bounded number of times.
+
+The schema is sent to the backend (grammar-constrained where it can), and the reply is still
+validated here: a gateway may ignore the schema, and a truncated reply is not valid JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from backends.base import Backend, ChatRequest, Message
+
+
+class StructuredOutputError(Exception):
+    """No valid JSON after every repair; `problem` says what was wrong the last time."""
+
+    def __init__(self, problem: str, attempts: int) -> None:
+        super().__init__(f"{problem} (after {attempts} attempts)")
+        self.problem = problem
+
+
+def problem_with(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc.msg} at position {exc.pos})"
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "the top level"
+        return None, f"{where}: {exc.message}"
+    return value, None
+
+
+async def structured_call(
+    backend: Backend,
+    messages: list[Message],
+    schema: dict[str, Any],
+    *,
+    retries: int,
+    repair: Any,
+    model: str | None = None,
+    temperature: float | None = 0.0,
+    max_tokens: int | None = 512,
+    usage: dict[str, int] | None = None,
+) -> Any:
+    """The parsed value. `repair(problem)` makes the follow-up message after a bad reply."""
+    messages = list(messages)
+    problem = "no reply"
+    for _ in range(retries + 1):
+        result = await backend.chat(
+            ChatRequest(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                json_schema=schema,
+            )
+        )
+        if usage is not None:
+            usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + result.usage.prompt_tokens
+            usage["completion_tokens"] = (
+                usage.get("completion_tokens", 0) + result.usage.completion_tokens
+            )
+        value, problem = problem_with(result.text, schema)  # type: ignore[assignment]
+        if problem is None:
+            return value
+        messages += [{"role": "assistant", "content": result.text}, repair(problem)]
+    raise StructuredOutputError(problem, retries + 1)

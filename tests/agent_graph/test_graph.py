@@ -1,0 +1,249 @@
+"""The graph's logic on a deterministic scripted backend, run by a real TaskManager with real
+checkpoints and history in a temp dir."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_graph.runtime import TaskManager
+from backends.scripted import Rule, ScriptedBackend
+from myninja.config import Config
+from tests.agent_graph.scripts import (
+    CAREFUL,
+    DIRECT,
+    PLAN_ONE_STEP,
+    PLAN_TWO_STEPS,
+    ROUTE,
+    branch,
+    judge,
+    three_branches,
+)
+
+Open = Callable[..., Any]
+
+
+def config(**graph: Any) -> Config:
+    return Config.model_validate({"graph": graph})
+
+
+@pytest.fixture
+def open_manager(tmp_path: Path) -> Open:
+    @asynccontextmanager
+    async def opener(
+        rules: list[dict[str, Any]], **graph: Any
+    ) -> AsyncIterator[tuple[TaskManager, ScriptedBackend]]:
+        scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+        async with TaskManager.open(
+            config(**graph), tmp_path / "data", backends={"embedded": scripted}
+        ) as manager:
+            yield manager, scripted
+
+    return opener
+
+
+async def run_to_rest(manager: TaskManager, task_id: str) -> dict[str, Any]:
+    await asyncio.wait_for(manager.wait(task_id), 30)
+    task = manager.store.get_task(task_id)
+    assert task is not None
+    return task
+
+
+def types(manager: TaskManager, task_id: str) -> list[str]:
+    return [e["type"] for e in manager.store.events(task_id)]
+
+
+def of_type(manager: TaskManager, task_id: str, kind: str) -> list[dict[str, Any]]:
+    return [e for e in manager.store.events(task_id) if e["type"] == kind]
+
+
+async def test_branches_fan_out_and_the_judge_picks_the_best(open_manager: Open) -> None:
+    async with open_manager([ROUTE, PLAN_ONE_STEP, *three_branches((4, 9, 6))]) as (manager, _):
+        task_id = await manager.submit("Write a limerick about tmux")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done"
+        assert task["answer"] == "Answer 1B"
+        assert types(manager, task_id) == [
+            "task_started", "routed", "plan", *["branch_started"] * 3, *["branch_done"] * 3,
+            *["evaluation"] * 3, "selected", "answer", "task_done",
+        ]
+        scores = {e["branch_id"]: e["score"] for e in of_type(manager, task_id, "evaluation")}
+        assert scores == {"s1r1b1": 4, "s1r1b2": 9, "s1r1b3": 6}
+        (selected,) = of_type(manager, task_id, "selected")
+        assert selected["branch_id"] == "s1r1b2" and selected["best_effort"] is False
+        (done,) = of_type(manager, task_id, "task_done")
+        assert done["kept"] == ["s1r1b2"] and done["agent"] == "writer"
+        assert [e["seq"] for e in manager.store.events(task_id)] == list(range(1, 16))
+
+
+async def test_each_step_of_a_plan_gets_its_own_branches(open_manager: Open) -> None:
+    rules = [
+        ROUTE, PLAN_TWO_STEPS,
+        {"match": "Compose the final answer", "reply": "Composed"},
+        judge("Outline .", 8), judge("Text .", 7),
+        {"match": r"Step 1 of 2.*Attempt 1", "reply": "Outline ."},
+        {"match": r"Step 2 of 2.*Result of step 1: Outline .*Attempt 1", "reply": "Text ."},
+    ]
+    async with open_manager(rules, branches=2) as (manager, _):
+        task_id = await manager.submit("Write a memo")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Composed"
+        selected = of_type(manager, task_id, "selected")
+        assert [(e["step"], e["branch_id"]) for e in selected] == [(0, "s1r1b1"), (1, "s2r1b1")]
+
+
+async def test_all_branches_low_replans_then_keeps_the_better_plan(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((2, 3, 2)), *three_branches((8, 5, 5), 2)]
+    async with open_manager(rules) as (manager, scripted):
+        task_id = await manager.submit("Write a haiku")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "Answer 2A"
+        (replan,) = of_type(manager, task_id, "replan")
+        assert replan["round"] == 2 and "scored 3" in replan["reason"]
+        assert [e["round"] for e in of_type(manager, task_id, "plan")] == [1, 2]
+        replan_prompt = next(
+            c.messages[-1]["content"] for c in scripted.calls
+            if "Attempt 2. The previous plan fell short" in c.messages[-1]["content"]
+        )
+        assert "scored 2" in replan_prompt
+
+
+async def test_rounds_are_bounded_and_the_best_effort_is_said(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((2, 3, 2)), *three_branches((4, 1, 1), 2)]
+    async with open_manager(rules, max_rounds=2) as (manager, _):
+        task_id = await manager.submit("Write a haiku")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Answer 2A"
+        assert len(of_type(manager, task_id, "plan")) == 2
+        (selected,) = of_type(manager, task_id, "selected")
+        assert selected["best_effort"] is True and selected["score"] == 4
+        assert of_type(manager, task_id, "task_done")[0]["best_effort"] is True
+
+
+async def test_a_malformed_plan_is_repaired(open_manager: Open) -> None:
+    rules = [
+        ROUTE,
+        {"match": r"could not be used", "json": {"steps": [{"title": "T", "instruction": "I"}]}},
+        {"match": r"Task to plan", "reply": "Sure! Here is my plan: step one, write."},
+        *three_branches((9, 1, 1)),
+    ]
+    async with open_manager(rules) as (manager, scripted):
+        task_id = await manager.submit("Write a haiku")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done"
+        plan_calls = [c for c in scripted.calls if "Task to plan" in c.messages[1]["content"]]
+        assert len(plan_calls) == 2
+        assert "not valid JSON" in plan_calls[1].messages[-1]["content"]
+
+
+async def test_a_plan_that_stays_malformed_fails_the_task_cleanly(open_manager: Open) -> None:
+    rules = [ROUTE, {"match": r"Task to plan", "json": {"steps": []}}]
+    async with open_manager(rules, plan_retries=2) as (manager, scripted):
+        task_id = await manager.submit("Write a haiku")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "failed"
+        assert "planner gave no usable plan" in task["error"]
+        assert "steps" in task["error"] and "3 attempts" in task["error"]
+        assert types(manager, task_id)[-1] == "task_failed"
+        assert sum("Task to plan" in c.messages[1]["content"] for c in scripted.calls) == 3
+
+
+ASK_COLOUR = {
+    "match": rf"Attempt 1\. {DIRECT}",
+    "tool_calls": [
+        {"name": "ask_user", "arguments": {"question": "Which colour?", "key": "colour",
+                                           "choices": ["red", "blue"]}}
+    ],
+}
+
+
+async def test_a_question_waits_for_the_person_and_the_answer_resumes(open_manager: Open) -> None:
+    rules = [
+        ROUTE, PLAN_ONE_STEP, judge("Painted it blue", 9),
+        {"match": r"tool: blue", "reply": "Painted it blue"},
+        ASK_COLOUR,
+    ]
+    async with open_manager(rules, branches=1) as (manager, _):
+        task_id = await manager.submit("Paint the fence")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "waiting"
+        (question,) = manager.store.questions(task_id)
+        assert question["text"] == "Which colour?" and question["choices"] == ["red", "blue"]
+        (event,) = of_type(manager, task_id, "question")
+        assert event["question_id"] == question["id"] and event["key"] == "colour"
+        await manager.answer(task_id, None, "blue")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Painted it blue"
+        assert manager.store.questions(task_id) == []
+        results = of_type(manager, task_id, "tool_result")
+        assert [r["result"] for r in results] == ["blue"]
+
+
+async def test_two_open_questions_can_be_answered_in_either_order(open_manager: Open) -> None:
+    def ask(style: str, key: str) -> dict[str, Any]:
+        return {"match": rf"Attempt 1\. {style}",
+                "tool_calls": [{"name": "ask_user", "arguments": {"question": key, "key": key}}]}
+
+    rules = [
+        ROUTE, PLAN_ONE_STEP, judge("got north", 5), judge("got south", 8),
+        {"match": r"tool: north", "reply": "got north"},
+        {"match": r"tool: south", "reply": "got south"},
+        ask(DIRECT, "first"), ask(CAREFUL, "second"),
+    ]
+    async with open_manager(rules, branches=2) as (manager, _):
+        task_id = await manager.submit("Choose directions")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        questions = {q["key"]: q["id"] for q in manager.store.questions(task_id)}
+        assert set(questions) == {"first", "second"}
+        await manager.answer(task_id, questions["second"], "south")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "waiting"
+        assert [q["key"] for q in manager.store.questions(task_id)] == ["first"]
+        await manager.answer(task_id, questions["first"][:8], "north")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "got south"
+        assert len(of_type(manager, task_id, "question")) == 2
+
+
+async def test_cancel_stops_a_running_task(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, branch(DIRECT, "late", delay=30)]
+    async with open_manager(rules, branches=1) as (manager, _):
+        task_id = await manager.submit("Take your time")
+        for _ in range(200):
+            if "branch_started" in types(manager, task_id):
+                break
+            await asyncio.sleep(0.02)
+        await manager.cancel(task_id)
+        task = manager.store.get_task(task_id)
+        assert task is not None and task["status"] == "cancelled"
+        assert types(manager, task_id)[-1] == "task_cancelled"
+
+
+async def test_an_at_mention_chooses_the_agent_without_the_router(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((9, 1, 1))]
+    async with open_manager(rules) as (manager, scripted):
+        task_id = await manager.submit("@coder reverse a list in Python")
+        await run_to_rest(manager, task_id)
+        (routed,) = of_type(manager, task_id, "routed")
+        assert routed["agent"] == "coder" and routed["reason"] == "chosen by the person"
+        assert not any("Route this task" in str(c.messages) for c in scripted.calls)
+        assert of_type(manager, task_id, "task_started")[0]["text"] == "reverse a list in Python"
+
+
+async def test_a_routing_correction_is_shown_to_the_router_next_time(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((9, 1, 1))]
+    async with open_manager(rules) as (manager, scripted):
+        manager.store.add_route_correction("summarise the quarterly sales figures", "researcher")
+        task_id = await manager.submit("summarise the weekly sales figures")
+        await run_to_rest(manager, task_id)
+        route_call = next(c for c in scripted.calls if "Route this task" in str(c.messages))
+        prompt = route_call.messages[-1]["content"]
+        assert "Task: summarise the quarterly sales figures" in prompt
+        assert '"agent": "researcher"' in prompt
+        (routed,) = of_type(manager, task_id, "routed")
+        assert routed["examples"] == ["summarise the quarterly sales figures"]
