@@ -37,8 +37,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "task_done": ("answer", "usage", "timings"),
     "task_failed": ("error", "error_type", "exit_code", "partial_text"),
     "task_cancelled": ("reason",),
+    "task_waiting": ("questions",),
 }
-TRANSIENT = frozenset({"token"})
+# Delivered live only: tokens as they stream, and the notice that a run paused for questions.
+TRANSIENT = frozenset({"token", "task_waiting"})
 TERMINAL = frozenset({"task_done", "task_failed", "task_cancelled"})
 
 

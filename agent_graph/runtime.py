@@ -3,7 +3,8 @@
 Each task is a LangGraph thread (thread id = task id) checkpointed in checkpoints.db with
 durability "sync", so a killed process loses at most the step that was running. The task's
 durable events live in its graph state (`events`); after every step the manager copies the new
-ones into history.db under the key `s<index>`, so copying again after a crash changes nothing.
+ones into history.db keyed by a hash of their content, so copying again after a crash, or
+after LangGraph reorders the writes of a step that paused, changes nothing.
 Questions (pending interrupts) are recorded under their interrupt id, and the manager's own
 events (cancelled, crashed) under fixed keys: every event is stored exactly once.
 """
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shlex
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +34,24 @@ from agent_graph.events import TERMINAL, make_event
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
 from agent_graph.nodes.route import split_mention
-from agent_graph.single_call import new_task_id
 from backends.base import Backend
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
 
 Listener = Callable[[dict[str, Any]], None]
+
+
+def state_event_key(event: dict[str, Any]) -> str:
+    """An event's identity: a hash of its content, timestamp included. A node that completed
+    wrote its events into the checkpoint, so copying them again yields the same keys; a node
+    cut short by a crash never got its events stored, so its re-run adds them once."""
+    canonical = json.dumps(event, sort_keys=True, ensure_ascii=False, default=str)
+    return "s:" + hashlib.sha1(canonical.encode()).hexdigest()[:24]
+
+
+def new_task_id() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
 
 
 def process_owner() -> str:
@@ -72,7 +86,7 @@ class TaskHandle:
     task_id: str
     runner: asyncio.Task[None] | None = None
     cancel_requested: bool = False
-    state_events_seen: int = 0
+    stored: set[str] = field(default_factory=set)  # keys of state events already in history
 
 
 class TaskManager:
@@ -167,8 +181,11 @@ class TaskManager:
         task = self.store.get_task(task_id) or {}
         options = task.get("options") or {}
         return GraphContext(
-            self.config, self.backends, self.store,
-            backend_override=options.get("backend"), model_override=options.get("model"),
+            self.config,
+            self.backends,
+            self.store,
+            backend_override=options.get("backend"),
+            model_override=options.get("model"),
         )
 
     def _input(self, task_id: str) -> dict[str, Any]:
@@ -177,9 +194,18 @@ class TaskManager:
         ctx = self._context(task_id)
         agent = task.get("agent")
         backend_name = ctx.backend_override or self.config.agent(agent or "router").backend
-        started = make_event("task_started", text=task["text"], agent=agent,
-                             backend=backend_name, model=ctx.model_override)
+        started = make_event(
+            "task_started",
+            text=task["text"],
+            agent=agent,
+            backend=backend_name,
+            model=ctx.model_override,
+        )
         return {"task_id": task_id, "text": task["text"], "agent": agent, "events": [started]}
+
+    def start(self, task_id: str) -> None:
+        """Run a task submitted with `start=False` (after its listeners are in place)."""
+        self._start(task_id)
 
     def _start(self, task_id: str) -> TaskHandle:
         handle = self._handles.setdefault(task_id, TaskHandle(task_id))
@@ -216,12 +242,16 @@ class TaskManager:
                     self._finish(task_id, snapshot.values)
                     return
                 async for mode, chunk in self.graph.astream(
-                    payload, cfg, context=ctx, stream_mode=["values", "custom"],
+                    payload,
+                    cfg,
+                    context=ctx,
+                    stream_mode=["values", "custom"],
                     durability="sync",
                 ):
                     if mode == "custom":
-                        self._publish({"v": 1, "seq": 0, "ts": time.time(), "task_id": task_id,
-                                       **chunk})
+                        self._publish(
+                            {"v": 1, "seq": 0, "ts": time.time(), "task_id": task_id, **chunk}
+                        )
                     elif isinstance(chunk, dict):
                         await self._sync(handle, chunk.get("events", []))
                 snapshot = await self.graph.aget_state(cfg)
@@ -232,33 +262,65 @@ class TaskManager:
         except MyninjaError as exc:
             self._crashed(task_id, exc.one_line(), type(exc).__name__, exc.exit_code)
         except Exception as exc:  # a bug must fail one task, not the worker
-            self._crashed(task_id, f"internal error: {type(exc).__name__}: {exc}",
-                          type(exc).__name__, EXIT_FAILED)
+            self._crashed(
+                task_id,
+                f"internal error: {type(exc).__name__}: {exc}",
+                type(exc).__name__,
+                EXIT_FAILED,
+            )
 
     async def _sync(self, handle: TaskHandle, events: list[dict[str, Any]]) -> None:
-        for index in range(handle.state_events_seen, len(events)):
-            self._store_event(handle.task_id, f"s{index}", events[index])
-        handle.state_events_seen = max(handle.state_events_seen, len(events))
+        for event in events:
+            key = state_event_key(event)
+            if key in handle.stored:
+                continue
+            handle.stored.add(key)
+            self._store_event(handle.task_id, key, event)
+            if event["type"] == "routed":
+                self.store.update_task(handle.task_id, agent=event["agent"])
+            elif event["type"] == "plan":
+                self.store.update_task(handle.task_id, plan=event["steps"])
 
     def _finish(self, task_id: str, values: dict[str, Any]) -> None:
         events = values.get("events", [])
         last = events[-1] if events else {}
         if last.get("type") == "task_done":
-            self.store.update_task(task_id, status="done", answer=last["answer"],
-                                   agent=values.get("agent"), plan=values.get("plan"),
-                                   examples=values.get("examples"), finished_at=time.time(),
-                                   unread=1)
+            self.store.update_task(
+                task_id,
+                status="done",
+                answer=last["answer"],
+                agent=values.get("agent"),
+                plan=values.get("plan"),
+                examples=values.get("examples"),
+                finished_at=time.time(),
+                unread=1,
+            )
         else:
             error = last.get("error", "the task ended without an answer")
-            self.store.update_task(task_id, status="failed", error=error,
-                                   agent=values.get("agent"), finished_at=time.time(), unread=1)
+            self.store.update_task(
+                task_id,
+                status="failed",
+                error=error,
+                agent=values.get("agent"),
+                finished_at=time.time(),
+                unread=1,
+            )
 
     def _crashed(self, task_id: str, error: str, error_type: str, exit_code: int) -> None:
-        self._store_event(task_id, "r:failed", make_event(
-            "task_failed", error=error, error_type=error_type, exit_code=exit_code,
-            partial_text=""))
-        self.store.update_task(task_id, status="failed", error=error, finished_at=time.time(),
-                               unread=1)
+        self._store_event(
+            task_id,
+            "r:failed",
+            make_event(
+                "task_failed",
+                error=error,
+                error_type=error_type,
+                exit_code=exit_code,
+                partial_text="",
+            ),
+        )
+        self.store.update_task(
+            task_id, status="failed", error=error, finished_at=time.time(), unread=1
+        )
 
     def _cancelled(self, task_id: str, reason: str) -> None:
         self._store_event(task_id, "r:cancelled", make_event("task_cancelled", reason=reason))
@@ -269,13 +331,24 @@ class TaskManager:
         for intr in interrupts:
             q = intr.value if isinstance(intr.value, dict) else {"text": str(intr.value)}
             new = self.store.record_question(
-                task_id, intr.id, q.get("text", ""), choices=q.get("choices"), key=q.get("key"),
-                step=q.get("step"), branch_id=q.get("branch_id"),
+                task_id,
+                intr.id,
+                q.get("text", ""),
+                choices=q.get("choices"),
+                key=q.get("key"),
+                step=q.get("step"),
+                branch_id=q.get("branch_id"),
             )
             if new:
-                event = make_event("question", question_id=intr.id, text=q.get("text", ""),
-                                   choices=q.get("choices"), key=q.get("key"),
-                                   step=q.get("step"), branch_id=q.get("branch_id"))
+                event = make_event(
+                    "question",
+                    question_id=intr.id,
+                    text=q.get("text", ""),
+                    choices=q.get("choices"),
+                    key=q.get("key"),
+                    step=q.get("step"),
+                    branch_id=q.get("branch_id"),
+                )
                 self._store_event(task_id, f"q:{intr.id}", event)
                 self._notify(task_id, event)
 
@@ -289,11 +362,22 @@ class TaskManager:
         command = self.config.notify_command
         if not command:
             return
-        payload = json.dumps({"task_id": task_id, **question,
-                              "answer_command": answer_command(task_id, question["question_id"])})
+        payload = json.dumps(
+            {
+                "task_id": task_id,
+                **question,
+                "answer_command": answer_command(task_id, question["question_id"]),
+            }
+        )
         try:  # a notifier must never take a task down with it
-            subprocess.run(shlex.split(command), input=payload, text=True, timeout=10,
-                           capture_output=True, check=False)
+            subprocess.run(
+                shlex.split(command),
+                input=payload,
+                text=True,
+                timeout=10,
+                capture_output=True,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             pass
 
@@ -315,8 +399,11 @@ class TaskManager:
                 raise UsageError(f"task {task['id']} has no single open question {question_id!r}")
             question_id = matches[0]
         self.store.answer_question(question_id, text)
-        self._store_event(task["id"], f"a:{question_id}",
-                          make_event("question_answered", question_id=question_id, answer=text))
+        self._store_event(
+            task["id"],
+            f"a:{question_id}",
+            make_event("question_answered", question_id=question_id, answer=text),
+        )
         # A running task picks the answer up from the store when its current step ends.
         self._start(task["id"])
         return question_id
@@ -381,7 +468,7 @@ class TaskManager:
 
 
 def answer_command(task_id: str, question_id: str) -> str:
-    return f"myninja answer {task_id} {question_id} \"YOUR ANSWER\""
+    return f'myninja answer {task_id} {question_id} "YOUR ANSWER"'
 
 
 def is_terminal(event: dict[str, Any]) -> bool:

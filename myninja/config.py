@@ -172,10 +172,11 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
 
 def _describe(err: ValidationError) -> tuple[str, str]:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
-    # Discriminated unions put the tag in the location; it is noise to a user.
-    for tag in ("embedded", "openai", "scripted"):
-        where = where.replace(f".{tag}.", ".")
+    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
+    # A discriminated union puts the backend's type after its name; it is noise to a user.
+    if len(loc) > 2 and loc[0] == "backends" and loc[2] in ("embedded", "openai", "scripted"):
+        del loc[2]
+    where = ".".join(loc)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
@@ -195,7 +196,16 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    # A file that names its own backends keeps the default embedded one unless it redefines it.
+    # A file that names its own backends keeps the default embedded one unless it redefines it;
+    # a backend given another type replaces the default rather than merging with it.
+    for name, backend in (file_data.get("backends") or {}).items():
+        default = base["backends"].get(name)
+        if (
+            isinstance(backend, dict)
+            and default
+            and backend.get("type", default["type"]) != default["type"]
+        ):
+            del base["backends"][name]
     merged = _deep_merge(base, file_data)
     try:
         Config.model_validate(merged)

@@ -1,66 +1,86 @@
-"""`myninja ask`: one task, headless, answer streamed to stdout (or events as JSON lines)."""
+"""`myninja ask`: one task in the foreground, headless. Exit 3 when it needs an answer."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 
-from agent_graph.events import Event
-from agent_graph.single_call import run_single_call
-from backends.factory import make_backend
-from myninja.config import load_config
-from myninja.errors import EXIT_OK, UsageError
+from agent_graph.prompts import WORKER_AGENTS
+from agent_graph.runtime import TaskManager
+from myninja.config import Config, load_config
+from myninja.errors import UsageError
+from ninja_tui.cli.driving import PresetAnswers, drive_here
+from ninja_tui.cli.render import EventPrinter
 
-WORKER_AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer")
 
-
-@click.command()
-@click.argument("text")
-@click.option("--agent", type=click.Choice(WORKER_AGENTS), help="Which agent answers.")
-@click.option("--backend", "backend_name", help="A configured backend, overriding the agent's.")
-@click.option("--model", help="A model name, overriding the agent's.")
-@click.option("--json", "as_json", is_flag=True, help="Print the event stream as JSON lines.")
-def ask(
-    text: str, agent: str | None, backend_name: str | None, model: str | None, as_json: bool
-) -> int:
-    """Ask a task and stream the answer. TEXT '-' reads the task from stdin."""
+def read_text(text: str) -> str:
     if text == "-":
         text = sys.stdin.read()
     if not text.strip():
         raise UsageError("the task is empty", hint="give it as TEXT, or - to read stdin")
+    return text
+
+
+agent_option = click.option(
+    "--agent",
+    type=click.Choice(WORKER_AGENTS),
+    help="Which agent works the task (default: the router decides).",
+)
+backend_option = click.option(
+    "--backend", "backend_name", help="A configured backend every agent of this task uses."
+)
+model_option = click.option("--model", help="A model name, overriding the agents' own.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the event stream as JSON lines."
+)
+answers_option = click.option(
+    "--answers",
+    "answers_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSON answers for questions the task may ask (by key or text, or a list in order).",
+)
+
+
+@click.command()
+@click.argument("text")
+@agent_option
+@backend_option
+@model_option
+@json_option
+@answers_option
+def ask(
+    text: str,
+    agent: str | None,
+    backend_name: str | None,
+    model: str | None,
+    as_json: bool,
+    answers_file: Path | None,
+) -> int:
+    """Work a task in the foreground and print the answer. TEXT '-' reads stdin.
+
+    A leading @agent in TEXT picks the agent, like --agent. If the task needs something only
+    you know, the question is printed as JSON with the command that answers it (exit 3)."""
+    text = read_text(text)
     config = load_config()
-    agent = agent or config.default_agent
-    agent_config = config.agent(agent)
-    backend = make_backend(config, backend_name or agent_config.backend)
-    return asyncio.run(_run(text, agent, backend, agent_config, model, as_json))
+    answers = PresetAnswers(answers_file)
+    return asyncio.run(_ask(config, text, agent, backend_name, model, as_json, answers))
 
 
-async def _run(text, agent, backend, agent_config, model, as_json) -> int:  # type: ignore[no-untyped-def]
-    code = EXIT_OK
-    try:
-        async for event in run_single_call(
-            text, agent=agent, backend=backend, agent_config=agent_config, model=model
-        ):
-            code = _show(event, as_json) or code
-    finally:
-        await backend.aclose()
-    return code
-
-
-def _show(event: Event, as_json: bool) -> int:
-    if as_json:
-        print(event.to_json(), flush=True)
-    elif event.type == "token":
-        sys.stdout.write(event.data["text"])
-        sys.stdout.flush()
-    elif event.type == "task_done":
-        sys.stdout.write("\n")
-    if event.type == "task_failed":
-        if not as_json:
-            if event.data.get("partial_text"):
-                sys.stdout.write("\n")
-            print(f"myninja: error: {event.data['error']}", file=sys.stderr)
-        return int(event.data["exit_code"])
-    return EXIT_OK
+async def _ask(
+    config: Config,
+    text: str,
+    agent: str | None,
+    backend: str | None,
+    model: str | None,
+    as_json: bool,
+    answers: PresetAnswers,
+) -> int:
+    printer = EventPrinter(as_json)
+    async with TaskManager.open(config) as manager:
+        task_id = await manager.submit(text, agent=agent, backend=backend, model=model, start=False)
+        manager.listen(task_id, printer.show)
+        manager.start(task_id)
+        return await drive_here(manager, task_id, printer, answers)

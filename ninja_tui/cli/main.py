@@ -13,11 +13,16 @@ import click
 
 from myninja import __version__
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MyninjaError
+from ninja_tui.cli.answer_cmd import answer
 from ninja_tui.cli.ask import ask
 from ninja_tui.cli.backends_cmd import backends
 from ninja_tui.cli.config_cmd import config
+from ninja_tui.cli.feedback_cmd import feedback
 from ninja_tui.cli.keys_cmd import keys
+from ninja_tui.cli.run_cmd import run
 from ninja_tui.cli.serve_cmd import serve
+from ninja_tui.cli.tasks_cmd import tasks
+from ninja_tui.cli.worker_cmd import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +32,7 @@ def cli(debug: bool) -> None:
     """myninja: a terminal personal assistant with a local agent runtime."""
 
 
-for command in (ask, config, keys, backends, serve):
+for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker):
     cli.add_command(command)
 
 

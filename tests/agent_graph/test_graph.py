@@ -247,3 +247,25 @@ async def test_a_routing_correction_is_shown_to_the_router_next_time(open_manage
         assert '"agent": "researcher"' in prompt
         (routed,) = of_type(manager, task_id, "routed")
         assert routed["examples"] == ["summarise the quarterly sales figures"]
+
+
+async def test_a_question_in_one_branch_stores_each_event_once(open_manager: Open) -> None:
+    """The other branches finish while one waits; LangGraph then reorders that step's writes.
+    History must still hold each event exactly once."""
+    rules = [
+        ROUTE, PLAN_ONE_STEP, judge("Painted it blue", 9), judge("Other", 3),
+        {"match": r"tool: blue", "reply": "Painted it blue"},
+        ASK_COLOUR,
+        {"match": r"Attempt 1\.", "reply": "Other"},
+    ]
+    async with open_manager(rules) as (manager, _):
+        task_id = await manager.submit("Paint the fence")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        await manager.answer(task_id, None, "blue")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Painted it blue"
+        events = manager.store.events(task_id)
+        done = sorted(e["branch_id"] for e in events if e["type"] == "branch_done")
+        assert done == ["s1r1b1", "s1r1b2", "s1r1b3"]
+        assert [e["type"] for e in events].count("task_done") == 1
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

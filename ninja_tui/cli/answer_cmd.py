@@ -1,0 +1,54 @@
+"""`myninja answer TASK [QUESTION_ID] TEXT`: answer a waiting task's question and resume it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from agent_graph.runtime import TaskManager
+from agent_graph.worker import WorkerClient
+from myninja import paths
+from myninja.config import load_config
+from myninja.errors import UsageError
+from ninja_tui.cli.ask import answers_option, json_option, read_text
+from ninja_tui.cli.driving import PresetAnswers, drive_here, follow_worker
+from ninja_tui.cli.render import EventPrinter
+
+
+@click.command()
+@click.argument("task_id")
+@click.argument("rest", nargs=-1, required=True, metavar="[QUESTION_ID] TEXT")
+@json_option
+@answers_option
+@click.option("--detach", "-d", is_flag=True, help="Resume in the background worker.")
+def answer(task_id: str, rest: tuple[str, ...], as_json: bool, answers_file, detach: bool) -> int:  # type: ignore[no-untyped-def]
+    """Answer a question of TASK_ID and resume it (the question id may be left out when the
+    task has one open question). TEXT '-' reads stdin."""
+    if len(rest) > 2:
+        raise UsageError("too many arguments", hint="myninja answer TASK [QUESTION_ID] TEXT")
+    question_id, text = (None, rest[0]) if len(rest) == 1 else rest
+    text = read_text(text)
+    config = load_config()
+    answers = PresetAnswers(answers_file)
+    return asyncio.run(_answer(config, task_id, question_id, text, as_json, answers, detach))
+
+
+async def _answer(config, task_id, question_id, text, as_json, answers, detach) -> int:  # type: ignore[no-untyped-def]
+    printer = EventPrinter(as_json)
+    client = WorkerClient(paths.data_dir())
+    if detach:
+        await client.ensure()
+    if await client.alive():
+        await client.request("answer", task_id=task_id, question_id=question_id, text=text)
+        if detach:
+            return 0
+        return await follow_worker(client, task_id, printer)
+    async with TaskManager.open(config) as manager:
+        task = manager._task(task_id)
+        after = len(manager.store.events(task["id"]))
+        manager.listen(
+            task["id"], lambda e: printer.show(e) if e["seq"] == 0 or e["seq"] > after else None
+        )
+        await manager.answer(task["id"], question_id, text)
+        return await drive_here(manager, task["id"], printer, answers)

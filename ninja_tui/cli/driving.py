@@ -1,0 +1,82 @@
+"""Running a task to its next rest in this process (ask, answer), or through the worker (run)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from agent_graph.history import HistoryStore
+from agent_graph.runtime import TaskManager
+from agent_graph.worker import WorkerClient
+from myninja import paths
+from myninja.errors import UsageError
+from ninja_tui.cli.render import EventPrinter
+
+
+class PresetAnswers:
+    """Answers given ahead of time (`--answers FILE`): a JSON object keyed by a question's key
+    or its exact text, or a JSON list used in the order questions come."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.by_key: dict[str, str] = {}
+        self.in_order: list[str] = []
+        if path is None:
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--answers {path}: cannot read it as JSON: {exc}") from exc
+        if isinstance(data, dict):
+            self.by_key = {str(k): str(v) for k, v in data.items()}
+        elif isinstance(data, list):
+            self.in_order = [str(v) for v in data]
+        else:
+            raise UsageError(f"--answers {path}: expected a JSON object or list")
+
+    def for_question(self, question: dict[str, Any]) -> str | None:
+        for name in (question.get("key"), question["text"]):
+            if name and name in self.by_key:
+                return self.by_key.pop(name)
+        return self.in_order.pop(0) if self.in_order else None
+
+
+async def drive_here(
+    manager: TaskManager, task_id: str, printer: EventPrinter, answers: PresetAnswers
+) -> int:
+    """Wait for the task to rest, answering from `answers` while they last."""
+    try:
+        while True:
+            await manager.wait(task_id)
+            task = manager.store.get_task(task_id) or {}
+            if task.get("status") != "waiting":
+                return printer.exit_code
+            questions = manager.store.questions(task_id)
+            supplied = [(q, a) for q in questions if (a := answers.for_question(q)) is not None]
+            if not supplied:
+                return printer.waiting(task_id, questions)
+            for question, answer in supplied:
+                await manager.answer(task_id, question["id"], answer)
+    except asyncio.CancelledError:
+        # Ctrl-C on a foreground task stops it for good.
+        task = manager.store.get_task(task_id) or {}
+        if task.get("status") in ("queued", "running", "waiting"):
+            await manager.cancel(task_id)
+        raise
+
+
+async def follow_worker(client: WorkerClient, task_id: str, printer: EventPrinter) -> int:
+    status = None
+    async for reply in client.follow(task_id):
+        if "event" in reply:
+            printer.show(reply["event"])
+        else:
+            status = reply["end"]
+    if status == "waiting":
+        store = HistoryStore(paths.data_dir() / "history.db")
+        try:
+            return printer.waiting(task_id, store.questions(task_id))
+        finally:
+            store.close()
+    return printer.exit_code

@@ -1,0 +1,94 @@
+"""How the headless commands show a task: events as JSON lines, or a terse progress on stderr
+with the answer on stdout. Both end in the exit code DESIGN.md gives."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from agent_graph.runtime import answer_command
+from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_WAITING
+
+
+class EventPrinter:
+    def __init__(self, as_json: bool, out: TextIO | None = None, err: TextIO | None = None):
+        self.as_json = as_json
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.exit_code = EXIT_FAILED  # until an event says otherwise
+
+    def show(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self.out.flush()
+        else:
+            self._plain(event)
+        kind = event["type"]
+        if kind == "task_done":
+            self.exit_code = EXIT_OK
+        elif kind == "task_failed":
+            self.exit_code = int(event.get("exit_code", EXIT_FAILED))
+        elif kind == "task_cancelled":
+            self.exit_code = EXIT_INTERRUPTED
+
+    def _note(self, text: str) -> None:
+        self.err.write(f"· {text}\n")
+        self.err.flush()
+
+    def _plain(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "routed":
+            self._note(f"agent: {event['agent']} ({event['reason']})")
+        elif kind == "plan":
+            steps = "; ".join(f"{i}. {s['title']}" for i, s in enumerate(event["steps"], 1))
+            self._note(f"plan (attempt {event['round']}): {steps}")
+        elif kind == "evaluation":
+            self._note(f"{event['branch_id']} scored {event['score']:g}")
+        elif kind == "replan":
+            self._note("every branch fell short: replanning")
+        elif kind == "selected":
+            note = " (best effort)" if event["best_effort"] else ""
+            self._note(f"kept {event['branch_id']}{note}")
+        elif kind == "task_done":
+            self.out.write(event["answer"].rstrip() + "\n")
+            self.out.flush()
+        elif kind == "task_failed":
+            if event.get("partial_text"):
+                self.out.write(event["partial_text"].rstrip() + "\n")
+            self.err.write(f"myninja: error: {event['error']}\n")
+        elif kind == "task_cancelled":
+            self.err.write(f"myninja: task cancelled: {event['reason']}\n")
+
+    def waiting(self, task_id: str, questions: list[dict[str, Any]]) -> int:
+        """The task paused for the person: the questions as JSON on stdout, with the exact
+        command that answers each; exit code 3."""
+        asked = [
+            {
+                "task_id": task_id,
+                "question_id": q["id"],
+                "question": q["text"],
+                "choices": q.get("choices"),
+                "key": q.get("key"),
+                "answer_command": answer_command(task_id, q["id"]),
+            }
+            for q in questions
+        ]
+        if self.as_json:
+            self.show(
+                {
+                    "v": 1,
+                    "type": "task_waiting",
+                    "task_id": task_id,
+                    "seq": 0,
+                    "ts": round(time.time(), 6),
+                    "questions": asked,
+                }
+            )
+        else:
+            for item in asked:
+                self.out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            self.err.write(f"myninja: waiting for your answer; run: {asked[0]['answer_command']}\n")
+        self.exit_code = EXIT_WAITING
+        return EXIT_WAITING

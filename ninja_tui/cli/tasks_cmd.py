@@ -1,0 +1,177 @@
+"""`myninja tasks`: list, show, search, cancel and resume the tasks kept in history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from agent_graph.history import HistoryStore
+from agent_graph.runtime import TaskManager
+from agent_graph.worker import WorkerClient
+from myninja import paths
+from myninja.config import load_config
+from myninja.errors import UsageError
+from ninja_tui.cli.ask import json_option
+from ninja_tui.cli.driving import follow_worker
+from ninja_tui.cli.render import EventPrinter
+
+STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
+
+
+@contextmanager
+def history() -> Iterator[HistoryStore]:
+    store = HistoryStore(paths.data_dir() / "history.db")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _task(store: HistoryStore, task_id: str) -> dict[str, Any]:
+    task = store.get_task(task_id)
+    if task is None:
+        raise UsageError(f"no task {task_id!r}", hint="see `myninja tasks list`")
+    return task
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _line(task: dict[str, Any]) -> str:
+    text = " ".join(task["text"].split())
+    text = text if len(text) <= 60 else text[:59] + "…"
+    agent = task.get("agent") or "-"
+    return f"{task['id']}  {task['status']:<9} {agent:<10} {_when(task['created_at'])}  {text}"
+
+
+@click.group()
+def tasks() -> None:
+    """Tasks kept on this machine."""
+
+
+@tasks.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only tasks with this status.")
+@click.option("--agent", help="Only tasks of this agent.")
+@click.option("--limit", type=int, default=30, show_default=True)
+@json_option
+def tasks_list(status: str | None, agent: str | None, limit: int, as_json: bool) -> None:
+    """The newest tasks first."""
+    with history() as store:
+        rows = store.list_tasks(status=status, agent=agent, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for row in rows:
+            click.echo(_line(row))
+
+
+@tasks.command("show")
+@click.argument("task_id")
+@json_option
+def tasks_show(task_id: str, as_json: bool) -> None:
+    """A task: its plan, branches and scores, questions and answer."""
+    with history() as store:
+        task = _task(store, task_id)
+        events = store.events(task["id"])
+        questions = store.questions(task["id"], status=None)
+        feedback = store.feedback(task["id"])
+    if as_json:
+        click.echo(
+            json.dumps(
+                {**task, "events": events, "questions": questions, "feedback": feedback},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"{task['id']}  {task['status']}  agent: {task.get('agent') or '-'}  "
+        f"created {_when(task['created_at'])}"
+    )
+    click.echo(f"task: {task['text']}")
+    for event in events:
+        kind = event["type"]
+        if kind == "plan":
+            click.echo(f"plan (attempt {event['round']}):")
+            for i, step in enumerate(event["steps"], 1):
+                click.echo(f"  {i}. {step['title']}: {step['instruction']}")
+        elif kind == "evaluation":
+            click.echo(f"  {event['branch_id']}: {event['score']:g}/10  {event['reasons']}")
+        elif kind == "selected":
+            click.echo(
+                f"  kept {event['branch_id']}" + (" (best effort)" if event["best_effort"] else "")
+            )
+        elif kind == "replan":
+            click.echo(f"replanned: {event['reason']}")
+    for q in questions:
+        state = f"answered: {q['answer']}" if q["status"] == "answered" else "OPEN"
+        click.echo(f"question {q['id']}: {q['text']}  [{state}]")
+        if q["status"] == "open":
+            click.echo(f'  answer with: myninja answer {task["id"]} {q["id"]} "..."')
+    if task.get("answer"):
+        click.echo("\n" + task["answer"])
+    if task.get("error"):
+        click.echo(f"error: {task['error']}")
+    for fb in feedback:
+        click.echo(f"rated {fb['rating']}" + (f": {fb['note']}" if fb.get("note") else ""))
+
+
+@tasks.command("search")
+@click.argument("query")
+@click.option("--limit", type=int, default=20, show_default=True)
+@json_option
+def tasks_search(query: str, limit: int, as_json: bool) -> None:
+    """Full-text search over task texts, answers and sources."""
+    with history() as store:
+        rows = store.search(query, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        click.echo(_line(row))
+        if row.get("snippet"):
+            click.echo(f"    {row['snippet']}")
+
+
+@tasks.command("cancel")
+@click.argument("task_id")
+def tasks_cancel(task_id: str) -> None:
+    """Stop a task (running or waiting)."""
+    asyncio.run(_cancel(task_id))
+    click.echo(f"cancelled {task_id}", err=True)
+
+
+async def _cancel(task_id: str) -> None:
+    client = WorkerClient(paths.data_dir())
+    if await client.alive():
+        await client.request("cancel", task_id=task_id)
+        return
+    async with TaskManager.open(load_config()) as manager:
+        await manager.cancel(task_id)
+
+
+@tasks.command("resume")
+@click.argument("task_id")
+@json_option
+@click.option("--detach", "-d", is_flag=True, help="Return at once; the worker goes on.")
+def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
+    """Continue an unfinished task in the background worker from its last checkpoint."""
+    with history() as store:
+        task = _task(store, task_id)
+    return asyncio.run(_resume(task["id"], as_json, detach))
+
+
+async def _resume(task_id: str, as_json: bool, detach: bool) -> int:
+    client = WorkerClient(paths.data_dir())
+    await client.ensure()
+    await client.request("resume", task_id=task_id)
+    if detach:
+        return 0
+    return await follow_worker(client, task_id, EventPrinter(as_json))

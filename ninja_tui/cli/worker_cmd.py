@@ -1,0 +1,15 @@
+"""`myninja worker`: the background worker (started on demand by `run --detach`)."""
+
+from __future__ import annotations
+
+import click
+
+from agent_graph.worker import run_worker
+from myninja import paths
+from myninja.config import load_config
+
+
+@click.command(hidden=True)
+def worker() -> int:
+    """Run the background worker for this data dir until it has been idle a while."""
+    return run_worker(load_config(), paths.data_dir())
