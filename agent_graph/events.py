@@ -79,6 +79,11 @@ def make_event(type_: str, **data: Any) -> dict[str, Any]:
     return {"type": type_, "ts": round(time.time(), 6), **data}
 
 
+def answer_command(task_id: str, question_id: str) -> str:
+    """The exact command that answers a question (printed by `ask`, sent to notifiers)."""
+    return f'myninja answer {task_id} {question_id} "YOUR ANSWER"'
+
+
 class EventSequencer:
     """Numbers the events of one task, so a reader can spot a gap or a duplicate."""
 

@@ -33,8 +33,8 @@ def plan_schema(max_steps: int) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "title": {"type": "string", "minLength": 1, "maxLength": 80},
-                        "instruction": {"type": "string", "minLength": 1, "maxLength": 600},
+                        "title": {"type": "string", "minLength": 1, "maxLength": 60},
+                        "instruction": {"type": "string", "minLength": 1, "maxLength": 300},
                     },
                     "required": ["title", "instruction"],
                 },

@@ -30,7 +30,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
 from agent_graph.context import BackendPool, GraphContext
-from agent_graph.events import TERMINAL, make_event
+from agent_graph.events import TERMINAL, answer_command, make_event
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
 from agent_graph.nodes.route import split_mention
@@ -70,7 +70,10 @@ def owner_alive(owner: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return _start_time(pid) == started  # a reused pid is another process
+    # A zombie (killed, not yet reaped by its parent, or by an init that reaps late or never)
+    # still answers kill(pid, 0) but runs nothing: its tasks are orphaned.
+    # A reused pid is another process.
+    return not _zombie(pid) and _start_time(pid) == started
 
 
 def _start_time(pid: int) -> str:
@@ -79,6 +82,14 @@ def _start_time(pid: int) -> str:
     except OSError:
         return "?"
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 @dataclass
@@ -201,6 +212,9 @@ class TaskManager:
             backend=backend_name,
             model=ctx.model_override,
         )
+        # Stamped with the task's creation time, so an input rebuilt after a crash that came
+        # before the first checkpoint is the same event, stored once.
+        started["ts"] = round(task["created_at"], 6)
         return {"task_id": task_id, "text": task["text"], "agent": agent, "events": [started]}
 
     def start(self, task_id: str) -> None:
@@ -330,25 +344,15 @@ class TaskManager:
     def _record_questions(self, task_id: str, interrupts: Any) -> None:
         for intr in interrupts:
             q = intr.value if isinstance(intr.value, dict) else {"text": str(intr.value)}
-            new = self.store.record_question(
-                task_id,
-                intr.id,
-                q.get("text", ""),
-                choices=q.get("choices"),
-                key=q.get("key"),
-                step=q.get("step"),
-                branch_id=q.get("branch_id"),
+            self.store.record_question(
+                task_id, intr.id, q.get("text", ""), choices=q.get("choices"), key=q.get("key"),
+                step=q.get("step"), branch_id=q.get("branch_id"),
             )
-            if new:
-                event = make_event(
-                    "question",
-                    question_id=intr.id,
-                    text=q.get("text", ""),
-                    choices=q.get("choices"),
-                    key=q.get("key"),
-                    step=q.get("step"),
-                    branch_id=q.get("branch_id"),
-                )
+            # Checked apart from the question row: a crash may fall between the two writes.
+            if not self.store.has_event(task_id, f"q:{intr.id}"):
+                event = make_event("question", question_id=intr.id, text=q.get("text", ""),
+                                   choices=q.get("choices"), key=q.get("key"),
+                                   step=q.get("step"), branch_id=q.get("branch_id"))
                 self._store_event(task_id, f"q:{intr.id}", event)
                 self._notify(task_id, event)
 
@@ -356,7 +360,15 @@ class TaskManager:
         """Answers recorded for still-pending interrupts (given while the task was busy, or
         before a restart)."""
         answered = {q["id"]: q["answer"] for q in self.store.questions(task_id, status="answered")}
-        return {i.id: answered[i.id] for i in interrupts if i.id in answered}
+        answers = {i.id: answered[i.id] for i in interrupts if i.id in answered}
+        for question_id, text in answers.items():
+            self._answered_event(task_id, question_id, text)
+        return answers
+
+    def _answered_event(self, task_id: str, question_id: str, text: str) -> None:
+        if not self.store.has_event(task_id, f"a:{question_id}"):
+            self._store_event(task_id, f"a:{question_id}",
+                              make_event("question_answered", question_id=question_id, answer=text))
 
     def _notify(self, task_id: str, question: dict[str, Any]) -> None:
         command = self.config.notify_command
@@ -399,11 +411,7 @@ class TaskManager:
                 raise UsageError(f"task {task['id']} has no single open question {question_id!r}")
             question_id = matches[0]
         self.store.answer_question(question_id, text)
-        self._store_event(
-            task["id"],
-            f"a:{question_id}",
-            make_event("question_answered", question_id=question_id, answer=text),
-        )
+        self._answered_event(task["id"], question_id, text)
         # A running task picks the answer up from the store when its current step ends.
         self._start(task["id"])
         return question_id
@@ -465,10 +473,6 @@ class TaskManager:
         for runner in runners:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-
-
-def answer_command(task_id: str, question_id: str) -> str:
-    return f'myninja answer {task_id} {question_id} "YOUR ANSWER"'
 
 
 def is_terminal(event: dict[str, Any]) -> bool:

@@ -23,7 +23,8 @@ class StructuredOutputError(Exception):
 
 def problem_with(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
     try:
-        value = json.loads(text)
+        # strict=False: grammar-constrained models may put raw newlines inside strings.
+        value = json.loads(text, strict=False)
     except ValueError as exc:
         return None, f"not valid JSON ({exc.msg} at position {exc.pos})"
     try:
@@ -43,7 +44,7 @@ async def structured_call(
     repair: Any,
     model: str | None = None,
     temperature: float | None = 0.0,
-    max_tokens: int | None = 512,
+    max_tokens: int | None = 400,
     usage: dict[str, int] | None = None,
 ) -> Any:
     """The parsed value. `repair(problem)` makes the follow-up message after a bad reply."""

@@ -24,11 +24,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent_graph.runtime import TaskManager
 from myninja.config import Config
 from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError
+
+if TYPE_CHECKING:
+    from agent_graph.runtime import TaskManager
 
 RESTING = ("waiting", "done", "failed", "cancelled")
 
@@ -165,6 +167,8 @@ def run_worker(config: Config, data_dir: Path) -> int:
 
 
 async def _serve(config: Config, data_dir: Path, sock: Path) -> None:
+    from agent_graph.runtime import TaskManager
+
     async with TaskManager.open(config, data_dir) as manager:
         worker = Worker(manager, config.worker_idle_s)
         server = await asyncio.start_unix_server(worker.handle, path=str(sock))

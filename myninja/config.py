@@ -82,6 +82,7 @@ class GraphConfig(_Strict):
     max_steps: int = Field(4, ge=1, le=10, description="Most steps a plan may have")
     max_tool_rounds: int = Field(4, ge=1, le=20, description="Tool calls per branch (ReAct loop)")
     use_past_tasks: bool = Field(True, description="Show similar past plans to the planner")
+    max_tokens: int = Field(1024, ge=16, description="Reply length cap unless an agent sets one")
 
 
 class AgentConfig(_Strict):

@@ -91,7 +91,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 messages,
                 model=model,
                 temperature=inp["temperature"],
-                max_tokens=settings.max_tokens,
+                max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,
                 tools=tools if offer else None,
             )
             parts: list[str] = []

@@ -32,6 +32,7 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
     total = add_usage(state.get("usage"), usage)
     total["total_tokens"] = total.get("prompt_tokens", 0) + total.get("completion_tokens", 0)
     started = state["events"][0]["ts"] if state.get("events") else time.time()
+    answered = make_event("answer", text=answer)
     done = make_event(
         "task_done",
         answer=answer,
@@ -41,7 +42,7 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
         best_effort=best_effort,
         agent=state.get("agent"),
     )
-    return {"answer": answer, "usage": usage, "events": [make_event("answer", text=answer), done]}
+    return {"answer": answer, "usage": usage, "events": [answered, done]}
 
 
 async def _compose(ctx: GraphContext, state: TaskState, results: list) -> tuple[str, dict]:
@@ -54,7 +55,7 @@ async def _compose(ctx: GraphContext, state: TaskState, results: list) -> tuple[
         compose_messages(state["text"], persona(agent).system_prompt, results, state["plan"]),
         model=model,
         temperature=0.2,
-        max_tokens=settings.max_tokens,
+        max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,
     )
     try:
         async for chunk in backend.stream(request):

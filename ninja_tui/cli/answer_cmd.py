@@ -6,7 +6,6 @@ import asyncio
 
 import click
 
-from agent_graph.runtime import TaskManager
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config import load_config
@@ -44,6 +43,8 @@ async def _answer(config, task_id, question_id, text, as_json, answers, detach) 
         if detach:
             return 0
         return await follow_worker(client, task_id, printer)
+    from agent_graph.runtime import TaskManager
+
     async with TaskManager.open(config) as manager:
         task = manager._task(task_id)
         after = len(manager.store.events(task["id"]))

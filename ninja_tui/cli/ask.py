@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from agent_graph.prompts import WORKER_AGENTS
-from agent_graph.runtime import TaskManager
 from myninja.config import Config, load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.driving import PresetAnswers, drive_here
@@ -78,6 +77,8 @@ async def _ask(
     as_json: bool,
     answers: PresetAnswers,
 ) -> int:
+    from agent_graph.runtime import TaskManager
+
     printer = EventPrinter(as_json)
     async with TaskManager.open(config) as manager:
         task_id = await manager.submit(text, agent=agent, backend=backend, model=model, start=False)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_graph.history import HistoryStore
-from agent_graph.runtime import TaskManager
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.errors import UsageError
 from ninja_tui.cli.render import EventPrinter
+
+if TYPE_CHECKING:
+    from agent_graph.runtime import TaskManager
 
 
 class PresetAnswers:

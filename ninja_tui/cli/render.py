@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent_graph.runtime import answer_command
+from agent_graph.events import answer_command
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_WAITING
 
 
@@ -18,6 +18,8 @@ class EventPrinter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.exit_code = EXIT_FAILED  # until an event says otherwise
+        # Progress notes are for a person watching; scripts get the answer and errors only.
+        self.progress = self.err.isatty()
 
     def show(self, event: dict[str, Any]) -> None:
         if self.as_json:
@@ -34,6 +36,8 @@ class EventPrinter:
             self.exit_code = EXIT_INTERRUPTED
 
     def _note(self, text: str) -> None:
+        if not self.progress:
+            return
         self.err.write(f"· {text}\n")
         self.err.flush()
 

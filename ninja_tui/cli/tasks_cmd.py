@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from agent_graph.history import HistoryStore
-from agent_graph.runtime import TaskManager
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config import load_config
@@ -153,6 +152,8 @@ async def _cancel(task_id: str) -> None:
     if await client.alive():
         await client.request("cancel", task_id=task_id)
         return
+    from agent_graph.runtime import TaskManager
+
     async with TaskManager.open(load_config()) as manager:
         await manager.cancel(task_id)
 
