@@ -24,7 +24,8 @@ PERSONAS: dict[str, Persona] = {
         "researcher",
         "answers questions from sources, with citations",
         f"{_COMMON} You are the researcher. Give the short answer first, in one sentence, "
-        "then the explanation. Cite sources as [n] when you were given any; never invent one.",
+        "then the explanation. When numbered sources are given, cite them as [1], [2]; "
+        "without sources write no citation marks, and never invent a source.",
     ),
     "coder": Persona(
         "coder",

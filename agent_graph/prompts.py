@@ -16,7 +16,7 @@ ROUTE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "agent": {"type": "string", "enum": list(WORKER_AGENTS)},
-        "reason": {"type": "string", "maxLength": 200},
+        "reason": {"type": "string", "maxLength": 120},
     },
     "required": ["agent", "reason"],
 }
@@ -48,7 +48,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "score": {"type": "integer", "minimum": 1, "maximum": 10},
-        "reasons": {"type": "string", "maxLength": 400},
+        "reasons": {"type": "string", "maxLength": 240},
     },
     "required": ["score", "reasons"],
 }
@@ -85,7 +85,11 @@ def plan_messages(
     replan_reason: str,
     system: str,
 ):
-    parts = [f"Plan the task as 1 to {max_steps} steps for the {agent}. Most tasks need one."]
+    parts = [
+        f"Plan the task as 1 to {max_steps} steps for the {agent}. Use ONE step unless the task "
+        "has separate parts that build on each other: a question, a fix or a short text is one "
+        "step."
+    ]
     for example in past:
         parts.append(
             f"A similar past task: {example['text']}\nIts plan: {json.dumps(example['plan'])}"
@@ -125,7 +129,10 @@ def branch_messages(
         for result in done:
             lines.append(f"Result of step {result['step'] + 1}: {result['text']}")
     lines.append(f"Attempt {round_}. {style}")
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+    return [
+        {"role": "system", "content": f"{system}\n\n{ASK_INSTRUCTION}"},
+        {"role": "user", "content": "\n".join(lines)},
+    ]
 
 
 def judge_messages(text: str, step: Step, candidate: str, system: str, multi_step: bool):
@@ -155,6 +162,24 @@ def compose_messages(text: str, system: str, results: list[StepResult], plan: li
             "content": f"Task: {text}\nCompose the final answer from the work below.\n\n{done}",
         },
     ]
+
+
+# How a branch asks the person when its model is not offered tools: one line, parsed in code.
+ASK_PREFIX = "ASK:"
+ASK_INSTRUCTION = (
+    "Do the task yourself. Only if it needs a personal detail that only the person can know "
+    "(who, when, which of their own things, a preference) and that the task does not give, "
+    f"reply with just one line: {ASK_PREFIX} <your question>. Never ask about facts, and never "
+    "ask the task back."
+)
+NO_ASKING = {
+    "role": "user",
+    "content": "Do not ask; that is for you to work out. Give your answer now.",
+}
+
+
+def answer_message(answer: str) -> dict[str, str]:
+    return {"role": "user", "content": f"The person answered: {answer}\nNow do the task."}
 
 
 ASK_USER_TOOL: dict[str, Any] = {

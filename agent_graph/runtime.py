@@ -345,14 +345,25 @@ class TaskManager:
         for intr in interrupts:
             q = intr.value if isinstance(intr.value, dict) else {"text": str(intr.value)}
             self.store.record_question(
-                task_id, intr.id, q.get("text", ""), choices=q.get("choices"), key=q.get("key"),
-                step=q.get("step"), branch_id=q.get("branch_id"),
+                task_id,
+                intr.id,
+                q.get("text", ""),
+                choices=q.get("choices"),
+                key=q.get("key"),
+                step=q.get("step"),
+                branch_id=q.get("branch_id"),
             )
             # Checked apart from the question row: a crash may fall between the two writes.
             if not self.store.has_event(task_id, f"q:{intr.id}"):
-                event = make_event("question", question_id=intr.id, text=q.get("text", ""),
-                                   choices=q.get("choices"), key=q.get("key"),
-                                   step=q.get("step"), branch_id=q.get("branch_id"))
+                event = make_event(
+                    "question",
+                    question_id=intr.id,
+                    text=q.get("text", ""),
+                    choices=q.get("choices"),
+                    key=q.get("key"),
+                    step=q.get("step"),
+                    branch_id=q.get("branch_id"),
+                )
                 self._store_event(task_id, f"q:{intr.id}", event)
                 self._notify(task_id, event)
 
@@ -367,8 +378,11 @@ class TaskManager:
 
     def _answered_event(self, task_id: str, question_id: str, text: str) -> None:
         if not self.store.has_event(task_id, f"a:{question_id}"):
-            self._store_event(task_id, f"a:{question_id}",
-                              make_event("question_answered", question_id=question_id, answer=text))
+            self._store_event(
+                task_id,
+                f"a:{question_id}",
+                make_event("question_answered", question_id=question_id, answer=text),
+            )
 
     def _notify(self, task_id: str, question: dict[str, Any]) -> None:
         command = self.config.notify_command

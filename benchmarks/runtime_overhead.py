@@ -302,9 +302,13 @@ async def concurrent(tasks: int, runs: int) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with saver_for("sqlite", Path(tmp)) as saver:
+            saver_class = type(saver).__name__
     primary = await step_overhead("sqlite", 1, args.tasks, args.rounds)
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "checkpointer_class": saver_class,
         "step_overhead": {
             **primary,
             "target_ratio": STEP_RATIO_TARGET,

@@ -7,6 +7,7 @@ answers. Branches differ in temperature and in the angle their prompt asks for."
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from langgraph.config import get_stream_writer
@@ -16,7 +17,14 @@ from langgraph.types import Send, interrupt
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
-from agent_graph.prompts import ASK_USER_TOOL, BRANCH_STYLES, branch_messages
+from agent_graph.prompts import (
+    ASK_PREFIX,
+    ASK_USER_TOOL,
+    BRANCH_STYLES,
+    NO_ASKING,
+    answer_message,
+    branch_messages,
+)
 from agent_graph.state import BranchInput, Candidate, TaskState
 from backends.base import ChatRequest, ToolCall
 from myninja.errors import BackendError
@@ -80,7 +88,10 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         inp["round"],
         inp["results"],
     )
-    tools = [*ctx.tools(inp["agent"]), ASK_USER_TOOL]
+    # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
+    # protocol carries it (small models given a tool list tend to echo it instead of working).
+    skill_tools = ctx.tools(inp["agent"])
+    tools = [*skill_tools, ASK_USER_TOOL] if skill_tools else None
     events: list[dict[str, Any]] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     text, error = "", None
@@ -105,6 +116,16 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["prompt_tokens"] += chunk.usage.prompt_tokens
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = "".join(parts).strip()
+            question = _asked_in_text(text) if offer and not calls else None
+            if question is not None and _repeats(question, inp["text"]):
+                # Asking the person their own task back is never needed: make it answer.
+                messages += [{"role": "assistant", "content": text}, NO_ASKING]
+                continue
+            if question is not None:
+                call = ToolCall(f"ask_{tool_round}", "ask_user", json.dumps({"question": question}))
+                answer = await _use_tool(inp, call, events)
+                messages += [{"role": "assistant", "content": text}, answer_message(answer)]
+                continue
             if not calls:
                 break
             messages.append(
@@ -142,6 +163,24 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         )
     )
     return {"candidates": [candidate], "events": events, "usage": usage}
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+
+
+def _repeats(question: str, task: str) -> bool:
+    """Whether a question mostly restates the task (small models do that)."""
+    asked, given = _words(question), _words(task)
+    return bool(asked) and len(asked & given) >= 0.6 * len(asked)
+
+
+def _asked_in_text(text: str) -> str | None:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if first.upper().startswith(ASK_PREFIX):
+        question = first[len(ASK_PREFIX) :].strip()
+        return question or None
+    return None
 
 
 async def _use_tool(inp: BranchInput, call: ToolCall, events: list[dict[str, Any]]) -> str:

@@ -62,7 +62,17 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     step, round_ = state["step"], state["round"]
     candidates = [c for c in state["candidates"] if c["step"] == step and c["round"] == round_]
     usage: dict[str, int] = {}
-    evaluations = list(await asyncio.gather(*(_judge(ctx, state, c, usage) for c in candidates)))
+    # Branches that wrote the same answer are judged once: on a small model that is common,
+    # and every judge call costs seconds.
+    distinct: dict[str, Candidate] = {}
+    for candidate in candidates:
+        distinct.setdefault(" ".join(candidate["text"].split()), candidate)
+    verdicts = await asyncio.gather(*(_judge(ctx, state, c, usage) for c in distinct.values()))
+    by_text = dict(zip(distinct, verdicts, strict=True))
+    evaluations = [
+        Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]})
+        for c in candidates
+    ]
     events = [make_event("evaluation", **e) for e in evaluations]
     update: dict[str, Any] = {"evaluations": evaluations, "events": events, "usage": usage}
 

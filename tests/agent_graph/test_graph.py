@@ -269,3 +269,32 @@ async def test_a_question_in_one_branch_stores_each_event_once(open_manager: Ope
         assert done == ["s1r1b1", "s1r1b2", "s1r1b3"]
         assert [e["type"] for e in events].count("task_done") == 1
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_model_without_tools_asks_with_one_ask_line(open_manager: Open) -> None:
+    """Small models are not offered a tool list; they ask with 'ASK: …', parsed in code."""
+    rules = [
+        ROUTE, PLAN_ONE_STEP, judge("Booked for 4", 9),
+        {"match": r"The person answered: 4", "reply": "Booked for 4"},
+        {"match": rf"Attempt 1\. {DIRECT}", "reply": "ASK: How many guests?\n"},
+    ]
+    async with open_manager(rules, branches=1) as (manager, scripted):
+        task_id = await manager.submit("Book a table")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        (question,) = manager.store.questions(task_id)
+        assert question["text"] == "How many guests?"
+        assert all(call.tools is None for call in scripted.calls)
+        await manager.answer(task_id, None, "4")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Booked for 4"
+
+
+async def test_branches_with_the_same_answer_are_judged_once(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, judge("Same", 8), {"match": r"Attempt 1\.", "reply": "Same"}]
+    async with open_manager(rules) as (manager, scripted):
+        task_id = await manager.submit("Say something")
+        await run_to_rest(manager, task_id)
+        judged = [c for c in scripted.calls if "Candidate:" in c.messages[-1]["content"]]
+        assert len(judged) == 1
+        scores = [e["score"] for e in of_type(manager, task_id, "evaluation")]
+        assert scores == [8, 8, 8]
