@@ -98,6 +98,7 @@ class TaskHandle:
     runner: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     stored: set[str] = field(default_factory=set)  # keys of state events already in history
+    branches: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict)
 
 
 class TaskManager:
@@ -290,10 +291,38 @@ class TaskManager:
                 continue
             handle.stored.add(key)
             self._store_event(handle.task_id, key, event)
-            if event["type"] == "routed":
-                self.store.update_task(handle.task_id, agent=event["agent"])
-            elif event["type"] == "plan":
-                self.store.update_task(handle.task_id, plan=event["steps"])
+            self._record(handle, event)
+
+    def _record(self, handle: TaskHandle, event: dict[str, Any]) -> None:
+        """Keep the queryable tables (tasks, branches) in step with the event log."""
+        kind, task_id = event["type"], handle.task_id
+        if kind == "routed":
+            self.store.update_task(task_id, agent=event["agent"])
+        elif kind == "plan":
+            self.store.update_task(task_id, plan=event["steps"])
+        elif kind in ("branch_started", "branch_done", "evaluation", "selected"):
+            ident = (event["step"], event["round"], event["branch_id"])
+            row = handle.branches.setdefault(
+                ident,
+                {
+                    "agent": "",
+                    "temperature": 0.0,
+                    "text": "",
+                    "score": None,
+                    "reasons": None,
+                    "kept": False,
+                },
+            )
+            if kind == "branch_started":
+                row.update(agent=event["agent"], temperature=event["temperature"])
+            elif kind == "branch_done":
+                row["text"] = event["text"]
+            elif kind == "evaluation":
+                row.update(score=event["score"], reasons=event["reasons"])
+            else:
+                row["kept"] = True
+            step, round_, branch_id = ident
+            self.store.record_branch(task_id, step=step, round=round_, branch_id=branch_id, **row)
 
     def _finish(self, task_id: str, values: dict[str, Any]) -> None:
         events = values.get("events", [])

@@ -4,6 +4,7 @@ checkpoints and history in a temp dir."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,8 +70,15 @@ async def test_branches_fan_out_and_the_judge_picks_the_best(open_manager: Open)
         assert task["status"] == "done"
         assert task["answer"] == "Answer 1B"
         assert types(manager, task_id) == [
-            "task_started", "routed", "plan", *["branch_started"] * 3, *["branch_done"] * 3,
-            *["evaluation"] * 3, "selected", "answer", "task_done",
+            "task_started",
+            "routed",
+            "plan",
+            *["branch_started"] * 3,
+            *["branch_done"] * 3,
+            *["evaluation"] * 3,
+            "selected",
+            "answer",
+            "task_done",
         ]
         scores = {e["branch_id"]: e["score"] for e in of_type(manager, task_id, "evaluation")}
         assert scores == {"s1r1b1": 4, "s1r1b2": 9, "s1r1b3": 6}
@@ -83,9 +91,11 @@ async def test_branches_fan_out_and_the_judge_picks_the_best(open_manager: Open)
 
 async def test_each_step_of_a_plan_gets_its_own_branches(open_manager: Open) -> None:
     rules = [
-        ROUTE, PLAN_TWO_STEPS,
+        ROUTE,
+        PLAN_TWO_STEPS,
         {"match": "Compose the final answer", "reply": "Composed"},
-        judge("Outline .", 8), judge("Text .", 7),
+        judge("Outline .", 8),
+        judge("Text .", 7),
         {"match": r"Step 1 of 2.*Attempt 1", "reply": "Outline ."},
         {"match": r"Step 2 of 2.*Result of step 1: Outline .*Attempt 1", "reply": "Text ."},
     ]
@@ -107,7 +117,8 @@ async def test_all_branches_low_replans_then_keeps_the_better_plan(open_manager:
         assert replan["round"] == 2 and "scored 3" in replan["reason"]
         assert [e["round"] for e in of_type(manager, task_id, "plan")] == [1, 2]
         replan_prompt = next(
-            c.messages[-1]["content"] for c in scripted.calls
+            c.messages[-1]["content"]
+            for c in scripted.calls
             if "Attempt 2. The previous plan fell short" in c.messages[-1]["content"]
         )
         assert "scored 2" in replan_prompt
@@ -156,15 +167,19 @@ async def test_a_plan_that_stays_malformed_fails_the_task_cleanly(open_manager: 
 ASK_COLOUR = {
     "match": rf"Attempt 1\. {DIRECT}",
     "tool_calls": [
-        {"name": "ask_user", "arguments": {"question": "Which colour?", "key": "colour",
-                                           "choices": ["red", "blue"]}}
+        {
+            "name": "ask_user",
+            "arguments": {"question": "Which colour?", "key": "colour", "choices": ["red", "blue"]},
+        }
     ],
 }
 
 
 async def test_a_question_waits_for_the_person_and_the_answer_resumes(open_manager: Open) -> None:
     rules = [
-        ROUTE, PLAN_ONE_STEP, judge("Painted it blue", 9),
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("Painted it blue", 9),
         {"match": r"tool: blue", "reply": "Painted it blue"},
         ASK_COLOUR,
     ]
@@ -186,14 +201,20 @@ async def test_a_question_waits_for_the_person_and_the_answer_resumes(open_manag
 
 async def test_two_open_questions_can_be_answered_in_either_order(open_manager: Open) -> None:
     def ask(style: str, key: str) -> dict[str, Any]:
-        return {"match": rf"Attempt 1\. {style}",
-                "tool_calls": [{"name": "ask_user", "arguments": {"question": key, "key": key}}]}
+        return {
+            "match": rf"Attempt 1\. {style}",
+            "tool_calls": [{"name": "ask_user", "arguments": {"question": key, "key": key}}],
+        }
 
     rules = [
-        ROUTE, PLAN_ONE_STEP, judge("got north", 5), judge("got south", 8),
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("got north", 5),
+        judge("got south", 8),
         {"match": r"tool: north", "reply": "got north"},
         {"match": r"tool: south", "reply": "got south"},
-        ask(DIRECT, "first"), ask(CAREFUL, "second"),
+        ask(DIRECT, "first"),
+        ask(CAREFUL, "second"),
     ]
     async with open_manager(rules, branches=2) as (manager, _):
         task_id = await manager.submit("Choose directions")
@@ -253,7 +274,10 @@ async def test_a_question_in_one_branch_stores_each_event_once(open_manager: Ope
     """The other branches finish while one waits; LangGraph then reorders that step's writes.
     History must still hold each event exactly once."""
     rules = [
-        ROUTE, PLAN_ONE_STEP, judge("Painted it blue", 9), judge("Other", 3),
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("Painted it blue", 9),
+        judge("Other", 3),
         {"match": r"tool: blue", "reply": "Painted it blue"},
         ASK_COLOUR,
         {"match": r"Attempt 1\.", "reply": "Other"},
@@ -274,7 +298,9 @@ async def test_a_question_in_one_branch_stores_each_event_once(open_manager: Ope
 async def test_a_model_without_tools_asks_with_one_ask_line(open_manager: Open) -> None:
     """Small models are not offered a tool list; they ask with 'ASK: …', parsed in code."""
     rules = [
-        ROUTE, PLAN_ONE_STEP, judge("Booked for 4", 9),
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("Booked for 4", 9),
         {"match": r"The person answered: 4", "reply": "Booked for 4"},
         {"match": rf"Attempt 1\. {DIRECT}", "reply": "ASK: How many guests?\n"},
     ]
@@ -298,3 +324,50 @@ async def test_branches_with_the_same_answer_are_judged_once(open_manager: Open)
         assert len(judged) == 1
         scores = [e["score"] for e in of_type(manager, task_id, "evaluation")]
         assert scores == [8, 8, 8]
+
+
+async def test_branches_and_scores_are_kept_in_their_table(open_manager: Open) -> None:
+    async with open_manager([ROUTE, PLAN_ONE_STEP, *three_branches((4, 9, 6))]) as (manager, _):
+        task_id = await manager.submit("Write a limerick")
+        await run_to_rest(manager, task_id)
+        rows = {r["branch_id"]: r for r in manager.store.branches(task_id)}
+        assert {b: (r["score"], r["kept"], r["text"]) for b, r in rows.items()} == {
+            "s1r1b1": (4, False, "Answer 1A"),
+            "s1r1b2": (9, True, "Answer 1B"),
+            "s1r1b3": (6, False, "Answer 1C"),
+        }
+        assert rows["s1r1b3"]["temperature"] == 0.9 and rows["s1r1b3"]["agent"] == "writer"
+
+
+async def test_the_planner_sees_similar_past_tasks_that_went_well(open_manager: Open) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((9, 1, 1))]
+    async with open_manager(rules) as (manager, scripted):
+        good = await manager.submit("write a limerick about cats")
+        bad = await manager.submit("write a limerick about dogs")
+        await run_to_rest(manager, good)
+        await run_to_rest(manager, bad)
+        manager.store.add_feedback(bad, "bad", note="not funny")
+        scripted.calls.clear()
+        task_id = await manager.submit("write a limerick about cats and dogs")
+        await run_to_rest(manager, task_id)
+        (plan,) = of_type(manager, task_id, "plan")
+        assert plan["examples"] == [good]
+        assert manager.store.get_task(task_id)["examples"] == [good]
+        prompt = next(c for c in scripted.calls if "Task to plan" in str(c.messages))
+        assert "A similar past task: write a limerick about cats" in prompt.messages[-1]["content"]
+        assert "about dogs\n" not in prompt.messages[-1]["content"]
+
+
+async def test_notify_command_gets_the_question_as_json(open_manager: Open, tmp_path: Path) -> None:
+    out = tmp_path / "notified.json"
+    rules = [ROUTE, PLAN_ONE_STEP, ASK_COLOUR]
+    scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+    cfg = Config.model_validate(
+        {"graph": {"branches": 1}, "notify_command": f"sh -c 'cat > {out}'"}
+    )
+    async with TaskManager.open(cfg, tmp_path / "d2", backends={"embedded": scripted}) as manager:
+        task_id = await manager.submit("Paint the fence")
+        await run_to_rest(manager, task_id)
+    sent = json.loads(out.read_text())
+    assert sent["task_id"] == task_id and sent["text"] == "Which colour?"
+    assert sent["answer_command"].startswith(f"myninja answer {task_id} {sent['question_id']}")
