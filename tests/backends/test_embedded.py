@@ -13,19 +13,12 @@ import pytest
 from backends import embedded
 from backends.base import ChatRequest, Chunk
 from backends.embedded import EmbeddedBackend
+from tests.backends.shapes import PERSON_SCHEMA
 from tests.conftest import TINY_MODEL
 from tests.conftest import TINY_THREADS as THREADS
 
 pytestmark = pytest.mark.slow
 
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 24},
-        "age": {"type": "integer", "minimum": 0, "maximum": 150},
-    },
-    "required": ["name", "age"],
-}
 LONG_STORY = (
     "Write a very long story about a dragon who learns to bake bread. "
     "Describe every day of its life in detail."

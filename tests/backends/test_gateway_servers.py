@@ -14,35 +14,12 @@ import pytest
 
 from backends.base import ChatRequest, Chunk
 from backends.gateway import GatewayBackend
+from tests.backends.shapes import FORCE_WEATHER, PERSON_SCHEMA, WEATHER_TOOL
 from tests.conftest import TINY_MODEL, ServerProcess
 
 pytestmark = pytest.mark.slow
 
 SERVERS = ["serve_tiny", "llama_cpp_server"]
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 24},
-        "age": {"type": "integer", "minimum": 0, "maximum": 150},
-    },
-    "required": ["name", "age"],
-}
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "maxLength": 24},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city", "unit"],
-        },
-    },
-}
-FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
 
 
 def is_llama_cpp(server: ServerProcess) -> bool:

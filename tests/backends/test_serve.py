@@ -15,33 +15,13 @@ import httpx
 import openai
 import pytest
 
+from tests.backends.shapes import PERSON_SCHEMA, WEATHER_TOOL
 from tests.conftest import TINY_MODEL, ServerProcess, run_myninja, start_serve, stop
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-serve-token"
 BODY_LIMIT = 2048
-PERSON_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 24},
-        "age": {"type": "integer", "minimum": 0, "maximum": 150},
-    },
-    "required": ["name", "age"],
-}
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "maxLength": 24}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 def hello(text: str = "Say hello in three words.") -> list[dict[str, str]]:
@@ -476,7 +456,13 @@ def test_sdk_with_wrong_token_gets_authentication_error(token_server: ServerProc
 
 def test_api_key_env_unset_is_a_usage_error() -> None:
     result = run_myninja(
-        "serve", "--model", TINY_MODEL, "--port", "0", "--api-key-env", "NO_SUCH_SERVE_TOKEN",
+        "serve",
+        "--model",
+        TINY_MODEL,
+        "--port",
+        "0",
+        "--api-key-env",
+        "NO_SUCH_SERVE_TOKEN",
         timeout=60,
     )
     assert result.returncode == 2
