@@ -27,7 +27,7 @@ from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 
 from agent_graph.context import BackendPool, GraphContext
 from agent_graph.events import TERMINAL, answer_command, make_event
@@ -99,6 +99,18 @@ class TaskHandle:
     cancel_requested: bool = False
     stored: set[str] = field(default_factory=set)  # keys of state events already in history
     branches: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict)
+    # Submitted here under a new id and not run yet: there is no checkpoint to look for.
+    fresh: bool = False
+    # id(event) -> (event, key) during a run: every values chunk repeats the earlier events
+    # (the same objects), which need not be hashed again. Holding the event pins its id.
+    keys: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)
+
+
+# What aget_state returns for a thread without a checkpoint.
+NO_CHECKPOINT = StateSnapshot(
+    values={}, next=(), config={}, metadata=None, created_at=None, parent_config=None,
+    tasks=(), interrupts=(),
+)
 
 
 class TaskManager:
@@ -182,9 +194,11 @@ class TaskManager:
         if backend and backend not in self.config.backends:
             known = ", ".join(sorted(self.config.backends))
             raise UsageError(f"unknown backend {backend!r}", hint=f"configured: {known}")
+        fresh = task_id is None
         task_id = task_id or new_task_id()
         self.store.create_task(task_id, body, agent=agent, status="queued", owner=self.owner)
         self.store.update_task(task_id, options={"backend": backend, "model": model})
+        self._handles.setdefault(task_id, TaskHandle(task_id)).fresh = fresh
         if start:
             self._start(task_id)
         return task_id
@@ -239,7 +253,11 @@ class TaskManager:
         ctx = self._context(task_id)
         self.store.update_task(task_id, status="running", owner=self.owner)
         try:
-            snapshot = await self.graph.aget_state(cfg)
+            if handle.fresh:  # a new id: nothing to ask the checkpointer for
+                handle.fresh = False
+                snapshot = NO_CHECKPOINT
+            else:
+                snapshot = await self.graph.aget_state(cfg)
             payload: Any = None  # None continues from the last checkpoint
             if not snapshot.values:
                 payload = self._input(task_id)
@@ -283,15 +301,34 @@ class TaskManager:
                 type(exc).__name__,
                 EXIT_FAILED,
             )
+        finally:
+            handle.keys.clear()
 
     async def _sync(self, handle: TaskHandle, events: list[dict[str, Any]]) -> None:
+        new: list[tuple[str, dict[str, Any]]] = []
         for event in events:
-            key = state_event_key(event)
-            if key in handle.stored:
-                continue
-            handle.stored.add(key)
-            self._store_event(handle.task_id, key, event)
-            self._record(handle, event)
+            cached = handle.keys.get(id(event))
+            if cached is not None and cached[0] is event:
+                key = cached[1]
+            else:
+                key = state_event_key(event)
+                handle.keys[id(event)] = (event, key)
+            if key not in handle.stored:
+                new.append((key, event))
+        if not new:
+            return
+        task_id, published = handle.task_id, []
+        # One transaction (one commit) for the step's events and the rows they update.
+        with self.store.batch():  # nothing is awaited inside
+            for key, event in new:
+                stored = {"v": 1, **event, "task_id": task_id}
+                seq = self.store.append_event(task_id, key, stored)
+                if seq is not None:
+                    published.append({**stored, "seq": seq})
+                self._record(handle, event)
+        handle.stored.update(key for key, _ in new)  # once committed, not before
+        for event in published:  # listeners see only committed events
+            self._publish(event)
 
     def _record(self, handle: TaskHandle, event: dict[str, Any]) -> None:
         """Keep the queryable tables (tasks, branches) in step with the event log."""

@@ -68,6 +68,13 @@ class HistoryStore:
         with self._lock, write_transaction(self.db):
             yield self.db.conn
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several writes in one transaction: one commit, all or none. Await nothing inside:
+        the lock is held (and re-entered by this thread) until the block ends."""
+        with self._write():
+            yield
+
     def _fetch(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict]:
         with self._lock:
             return fetch(self.db, sql, params if isinstance(params, dict) else tuple(params))

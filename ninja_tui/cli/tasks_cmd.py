@@ -141,10 +141,16 @@ def tasks_search(query: str, limit: int, as_json: bool) -> None:
 
 @tasks.command("cancel")
 @click.argument("task_id")
-def tasks_cancel(task_id: str) -> None:
+@json_option
+def tasks_cancel(task_id: str, as_json: bool) -> None:
     """Stop a task (running or waiting)."""
     asyncio.run(_cancel(task_id))
-    click.echo(f"cancelled {task_id}", err=True)
+    with history() as store:
+        task = _task(store, task_id)
+    if as_json:
+        click.echo(json.dumps({"task_id": task["id"], "status": task["status"]}))
+    else:
+        click.echo(f"cancelled {task['id']}", err=True)
 
 
 async def _cancel(task_id: str) -> None:
