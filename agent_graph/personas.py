@@ -12,6 +12,9 @@ class Persona:
     agent: str
     description: str  # one line, shown in `--help` and used by the router
     system_prompt: str
+    # Whether its branches are told they may ask the person (`ASK:`). Off where a task carries
+    # all it needs: small models then ask needlessly ("how should I test it?").
+    may_ask: bool = True
 
 
 _COMMON = (
@@ -26,12 +29,14 @@ PERSONAS: dict[str, Persona] = {
         f"{_COMMON} You are the researcher. Give the short answer first, in one sentence, "
         "then the explanation. When numbered sources are given, cite them as [1], [2]; "
         "without sources write no citation marks, and never invent a source.",
+        may_ask=False,
     ),
     "coder": Persona(
         "coder",
         "writes, runs and fixes code",
         f"{_COMMON} You are the coder. Answer with working code in fenced blocks, then one "
         "or two sentences on how to run or test it.",
+        may_ask=False,
     ),
     "advisor": Persona(
         "advisor",

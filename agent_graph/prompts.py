@@ -120,6 +120,7 @@ def branch_messages(
     step: int,
     round_: int,
     done: list[StepResult],
+    may_ask: bool = True,
 ):
     current = plan[step]
     lines = [f"Task: {text}"]
@@ -130,7 +131,7 @@ def branch_messages(
             lines.append(f"Result of step {result['step'] + 1}: {result['text']}")
     lines.append(f"Attempt {round_}. {style}")
     return [
-        {"role": "system", "content": f"{system}\n\n{ASK_INSTRUCTION}"},
+        {"role": "system", "content": f"{system}\n\n{ASK_INSTRUCTION}" if may_ask else system},
         {"role": "user", "content": "\n".join(lines)},
     ]
 

@@ -108,8 +108,14 @@ class TaskHandle:
 
 # What aget_state returns for a thread without a checkpoint.
 NO_CHECKPOINT = StateSnapshot(
-    values={}, next=(), config={}, metadata=None, created_at=None, parent_config=None,
-    tasks=(), interrupts=(),
+    values={},
+    next=(),
+    config={},
+    metadata=None,
+    created_at=None,
+    parent_config=None,
+    tasks=(),
+    interrupts=(),
 )
 
 

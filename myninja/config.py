@@ -90,6 +90,7 @@ class AgentConfig(_Strict):
     model: str | None = Field(None, description="Overrides the backend's model")
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
+    may_ask: bool | None = Field(None, description="May ask the person; default: the persona's")
 
 
 class KeysConfig(_Strict):

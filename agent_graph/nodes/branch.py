@@ -79,14 +79,17 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     write = get_stream_writer()
     backend, settings, model = ctx.agent_backend(inp["agent"])
     style_hint = next(hint for name, _, hint in BRANCH_STYLES if name == inp["style"])
+    who = persona(inp["agent"])
+    may_ask = who.may_ask if settings.may_ask is None else settings.may_ask
     messages: list[dict[str, Any]] = branch_messages(
         inp["text"],
-        persona(inp["agent"]).system_prompt,
+        who.system_prompt,
         style_hint,
         inp["plan"],
         inp["step"],
         inp["round"],
         inp["results"],
+        may_ask,
     )
     # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
     # protocol carries it (small models given a tool list tend to echo it instead of working).
@@ -116,7 +119,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["prompt_tokens"] += chunk.usage.prompt_tokens
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = "".join(parts).strip()
-            question = _asked_in_text(text) if offer and not calls else None
+            question = _asked_in_text(text) if may_ask and offer and not calls else None
             if question is not None and _repeats(question, inp["text"]):
                 # Asking the person their own task back is never needed: make it answer.
                 messages += [{"role": "assistant", "content": text}, NO_ASKING]
