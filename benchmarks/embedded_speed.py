@@ -7,7 +7,7 @@ Both run the same GGUF, thread count, prompt and greedy sampling, each in a fres
 alternating, in the same run; decode tokens/s = (tokens - 1) / (last token - first token).
 Prints JSON. Target: ratio (ours / raw) >= 0.95.
 
-    python benchmarks/embedded_speed.py [--model qwen2.5-coder-1.5b] [--rounds 5] [--max-tokens 128]
+    python benchmarks/embedded_speed.py [--model qwen2.5-coder-1.5b] [--rounds 3] [--max-tokens 128]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def run_ours(model: str, threads: int, max_tokens: int, home: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
