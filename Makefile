@@ -37,6 +37,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/embedded_speed.py
 	$(BIN)/python benchmarks/gateway_overhead.py
+	$(BIN)/python benchmarks/runtime_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
