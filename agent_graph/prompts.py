@@ -105,6 +105,10 @@ def plan_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
+def json_repair_message(problem: str) -> dict[str, str]:
+    return {"role": "user", "content": f"Invalid: {problem}. Answer with valid JSON only."}
+
+
 def plan_repair_message(problem: str) -> dict[str, str]:
     return {
         "role": "user",

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from agent_graph.prompts import json_repair_message
 from backends.base import Backend, ChatRequest, Message
 
 
@@ -53,7 +55,7 @@ async def structured_call(
     schema: dict[str, Any],
     *,
     retries: int,
-    repair: Any,
+    repair: Callable[[str], Message] = json_repair_message,
     model: str | None = None,
     temperature: float | None = 0.0,
     max_tokens: int | None = 400,

@@ -46,7 +46,6 @@ async def _judge(
             ),
             JUDGE_SCHEMA,
             retries=1,
-            repair=lambda problem: {"role": "user", "content": f"Invalid: {problem}. JSON only."},
             model=model,
             max_tokens=200,
             usage=usage,

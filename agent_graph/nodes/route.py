@@ -46,7 +46,6 @@ async def route(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, A
             ),
             ROUTE_SCHEMA,
             retries=1,
-            repair=lambda problem: {"role": "user", "content": f"Invalid: {problem}. JSON only."},
             model=model,
             max_tokens=96,
             usage=usage,
