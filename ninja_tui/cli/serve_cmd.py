@@ -15,7 +15,7 @@ from myninja.errors import UsageError
 @click.option("--model", help="A named model or a path to a GGUF (default: config serve.model).")
 @click.option("--engine", type=click.Choice(["llama", "tnx", "nxdi"]), help="Inference engine.")
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default 8000; 0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000; 0: any free one).")
 @click.option("--threads", type=int, help="CPU threads for the llama engine.")
 @click.option("--n-ctx", type=int, default=4096, show_default=True, help="Context window.")
 @click.option(
