@@ -11,9 +11,7 @@ they add up to is kept in a durable event (`branch_done`, `answer`).
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -44,33 +42,6 @@ TRANSIENT = frozenset({"token", "task_waiting"})
 TERMINAL = frozenset({"task_done", "task_failed", "task_cancelled"})
 
 
-@dataclass
-class Event:
-    type: str
-    task_id: str
-    data: dict[str, Any] = field(default_factory=dict)
-    seq: int = 0
-    ts: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "v": SCHEMA_VERSION,
-            "type": self.type,
-            "task_id": self.task_id,
-            "seq": self.seq,
-            "ts": round(self.ts, 6),
-            **self.data,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Event:
-        data = {k: v for k, v in raw.items() if k not in ("v", "type", "task_id", "seq", "ts")}
-        return cls(raw["type"], raw["task_id"], data, raw.get("seq", 0), raw.get("ts", 0.0))
-
-
 def make_event(type_: str, **data: Any) -> dict[str, Any]:
     """An event as graph nodes write it into state: no task id or seq yet (the runtime adds
     them when it stores the event), but its timestamp, so a replay is byte-identical."""
@@ -82,17 +53,3 @@ def make_event(type_: str, **data: Any) -> dict[str, Any]:
 def answer_command(task_id: str, question_id: str) -> str:
     """The exact command that answers a question (printed by `ask`, sent to notifiers)."""
     return f'myninja answer {task_id} {question_id} "YOUR ANSWER"'
-
-
-class EventSequencer:
-    """Numbers the events of one task, so a reader can spot a gap or a duplicate."""
-
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-        self._seq = 0
-
-    def __call__(self, type_: str, **data: Any) -> Event:
-        if type_ not in FIELDS:
-            raise ValueError(f"unknown event type {type_!r}")
-        self._seq += 1
-        return Event(type_, self.task_id, data, self._seq)

@@ -30,7 +30,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, StateSnapshot
 
 from agent_graph.context import BackendPool, GraphContext
-from agent_graph.events import TERMINAL, answer_command, make_event
+from agent_graph.events import answer_command, make_event
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
 from agent_graph.nodes.route import split_mention
@@ -559,7 +559,3 @@ class TaskManager:
         for runner in runners:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-
-
-def is_terminal(event: dict[str, Any]) -> bool:
-    return event.get("type") in TERMINAL

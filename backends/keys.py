@@ -123,10 +123,3 @@ class KeyStore:
             raise KeyStoreError(f"no key named {name!r}", hint="see `myninja keys list`") from exc
         names = set(self._keyring_names()) - {name}
         keyring.set_password(SERVICE, INDEX, json.dumps(sorted(names)))
-
-    def secrets(self) -> list[str]:
-        """Every stored key value, so exports and logs can be scrubbed of them."""
-        try:
-            return [v for n in self.names() if (v := self.get(n))]
-        except KeyStoreError:
-            return []
