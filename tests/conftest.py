@@ -3,6 +3,7 @@ variables from the developer's shell."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,6 +34,16 @@ def myninja_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("MYNINJA_HOME", str(home))
+    return home
+
+
+def scripted_config(home: Path, rules: list[dict[str, object]], idle_s: float = 2) -> Path:
+    """Point MYNINJA_HOME's config at a scripted backend answering with `rules`."""
+    script = home / "script.json"
+    script.write_text(json.dumps({"rules": rules}))
+    (home / "config.toml").write_text(
+        f'worker_idle_s = {idle_s}\n[backends.embedded]\ntype = "scripted"\nscript = "{script}"\n'
+    )
     return home
 
 

@@ -25,11 +25,20 @@ from ninja_tui.cli.tasks_cmd import tasks
 from ninja_tui.cli.worker_cmd import worker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="myninja")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
-    """myninja: a terminal personal assistant with a local agent runtime."""
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """myninja: a terminal personal assistant with a local agent runtime.
+
+    With no command it opens the app."""
+    if ctx.invoked_subcommand is None:
+        from myninja.config import load_config
+        from ninja_tui.app import MyninjaApp
+
+        load_config()  # a broken config is one line here, not a crash inside the app
+        MyninjaApp().run()
 
 
 for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker):

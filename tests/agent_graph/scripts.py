@@ -41,6 +41,30 @@ def three_branches(scores: tuple[int, int, int], attempt: int = 1) -> list[dict[
     """Branch replies 'Answer <attempt><A|B|C>' with the given judge scores."""
     names = [f"Answer {attempt}{x}" for x in "ABC"]
     rules = [judge(name, score) for name, score in zip(names, scores, strict=True)]
-    rules += [branch(words, name, attempt) for words, name in
-              zip((DIRECT, CAREFUL, ALTERNATIVE), names, strict=True)]
+    rules += [
+        branch(words, name, attempt)
+        for words, name in zip((DIRECT, CAREFUL, ALTERNATIVE), names, strict=True)
+    ]
     return rules
+
+
+FENCE_ASK = {
+    "match": rf"Attempt 1\. {DIRECT}",
+    "tool_calls": [
+        {"name": "ask_user", "arguments": {"question": "Which colour?", "key": "colour"}}
+    ],
+}
+# The fence task asks which colour; every other task is answered at once; 'Slow task' hangs.
+FENCE_RULES = [
+    ROUTE,
+    PLAN_ONE_STEP,
+    judge("Painted it blue", 9),
+    judge("Fence painted", 6),
+    {"match": r"tool: blue", "reply": "Painted it blue"},
+    {"match": r"Slow task.*Attempt", "reply": "never", "delay": 60},
+    {
+        "match": r"Paint the fence.*Attempt 1\. Answer directly",
+        **{k: v for k, v in FENCE_ASK.items() if k != "match"},
+    },
+    {"match": r"Attempt 1\.", "reply": "Fence painted"},
+]

@@ -11,38 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.agent_graph.scripts import DIRECT, PLAN_ONE_STEP, ROUTE, judge
-from tests.conftest import run_myninja
-
-ASK = {
-    "match": rf"Attempt 1\. {DIRECT}",
-    "tool_calls": [
-        {"name": "ask_user", "arguments": {"question": "Which colour?", "key": "colour"}}
-    ],
-}
-RULES = [
-    ROUTE,
-    PLAN_ONE_STEP,
-    judge("Painted it blue", 9),
-    judge("Fence painted", 6),
-    {"match": r"tool: blue", "reply": "Painted it blue"},
-    {"match": r"Slow task.*Attempt", "reply": "never", "delay": 60},
-    {
-        "match": r"Paint the fence.*Attempt 1\. Answer directly",
-        **{k: v for k, v in ASK.items() if k != "match"},
-    },
-    {"match": r"Attempt 1\.", "reply": "Fence painted"},
-]
+from tests.agent_graph.scripts import FENCE_RULES as RULES
+from tests.conftest import run_myninja, scripted_config
 
 
 @pytest.fixture
 def scripted_home(myninja_home: Path) -> Path:
-    script = myninja_home / "script.json"
-    script.write_text(json.dumps({"rules": RULES}))
-    (myninja_home / "config.toml").write_text(
-        f'worker_idle_s = 2\n[backends.embedded]\ntype = "scripted"\nscript = "{script}"\n'
-    )
-    return myninja_home
+    return scripted_config(myninja_home, RULES)
 
 
 def task_json(task_id: str) -> dict[str, Any]:

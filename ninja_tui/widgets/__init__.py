@@ -1,0 +1,1 @@
+"""Reusable widgets of the app: each renders history rows and events, none talks to agents."""
