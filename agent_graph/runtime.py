@@ -172,8 +172,13 @@ class TaskManager:
         return lambda: bucket.remove(listener) if listener in bucket else None
 
     def _publish(self, event: dict[str, Any]) -> None:
-        for listener in [*self._listeners.get(event["task_id"], []), *self._any_listeners]:
-            listener(event)
+        buckets = [self._listeners.get(event["task_id"], []), self._any_listeners]
+        for bucket in buckets:
+            for listener in list(bucket):
+                try:
+                    listener(event)
+                except Exception:  # a broken view (a closed pipe, say) must not fail the task
+                    bucket.remove(listener)
 
     def _store_event(self, task_id: str, key: str, event: dict[str, Any]) -> None:
         stored = {"v": 1, **event, "task_id": task_id}

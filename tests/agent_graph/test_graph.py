@@ -371,3 +371,19 @@ async def test_notify_command_gets_the_question_as_json(open_manager: Open, tmp_
     sent = json.loads(out.read_text())
     assert sent["task_id"] == task_id and sent["text"] == "Which colour?"
     assert sent["answer_command"].startswith(f"myninja answer {task_id} {sent['question_id']}")
+
+
+async def test_a_listener_that_breaks_does_not_fail_the_task(open_manager: Open) -> None:
+    seen: list[str] = []
+
+    def broken(event: dict[str, Any]) -> None:
+        seen.append(event["type"])
+        raise BrokenPipeError("the reader went away")
+
+    async with open_manager([ROUTE, PLAN_ONE_STEP, *three_branches((4, 9, 6))]) as (manager, _):
+        task_id = await manager.submit("Write a limerick", start=False)
+        manager.listen(task_id, broken)
+        manager.start(task_id)
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Answer 1B"
+        assert seen == ["task_started"]  # dropped after its first failure
