@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, StateSnapshot
 
@@ -40,6 +41,18 @@ from myninja.config import Config
 from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
 
 Listener = Callable[[dict[str, Any]], None]
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
+    """checkpoints.db as every task runs on it: WAL, synchronous=NORMAL, a busy timeout."""
+    async with aiosqlite.connect(path) as conn:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        yield saver
 
 
 def state_event_key(event: dict[str, Any]) -> str:
@@ -124,7 +137,7 @@ class TaskManager:
         self,
         config: Config,
         store: HistoryStore,
-        checkpointer: AsyncSqliteSaver,
+        checkpointer: BaseCheckpointSaver,
         backends: BackendPool,
     ) -> None:
         self.config = config
@@ -145,18 +158,19 @@ class TaskManager:
         data_dir: Path | None = None,
         *,
         backends: dict[str, Backend] | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
     ) -> AsyncIterator[TaskManager]:
+        """A manager over `data_dir`; `checkpointer` replaces checkpoints.db (benchmarks)."""
         data_dir = data_dir or paths.data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         store = HistoryStore(data_dir / "history.db")
         pool = BackendPool(config, backends)
-        async with aiosqlite.connect(data_dir / "checkpoints.db") as conn:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA busy_timeout=10000")
-            saver = AsyncSqliteSaver(conn)
-            await saver.setup()
-            manager = cls(config, store, saver, pool)
+        async with contextlib.AsyncExitStack() as stack:
+            if checkpointer is None:
+                checkpointer = await stack.enter_async_context(
+                    open_checkpointer(data_dir / "checkpoints.db")
+                )
+            manager = cls(config, store, checkpointer, pool)
             try:
                 yield manager
             finally:

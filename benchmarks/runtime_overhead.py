@@ -39,9 +39,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
-from agent_graph.context import BackendPool
-from agent_graph.history import HistoryStore
-from agent_graph.runtime import TaskManager
+from agent_graph.runtime import TaskManager, open_checkpointer
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 
@@ -120,8 +118,8 @@ async def saver_for(kind: str, data: Path) -> AsyncIterator[Any]:
     """The checkpointer the bare graph runs on: for "sqlite" the very one TaskManager.open sets
     up (checkpoints.db, its pragmas), whatever class that is; else an in-memory one."""
     if kind == "sqlite":
-        async with TaskManager.open(Config.model_validate({}), data, backends={}) as manager:
-            yield manager.graph.checkpointer
+        async with open_checkpointer(data / "checkpoints.db") as saver:
+            yield saver
     else:
         yield InMemorySaver()
 
@@ -139,19 +137,10 @@ async def count_steps(graph: Any, thread_id: str) -> int:
 async def our_manager(kind: str, branches: int, data: Path) -> AsyncIterator[TaskManager]:
     config = Config.model_validate({"graph": {"branches": branches}})
     backends = {"embedded": ScriptedBackend("embedded", [Rule(**r) for r in RULES])}
-    if kind == "sqlite":  # exactly what the worker runs
-        async with TaskManager.open(config, data, backends=backends) as manager:
-            yield manager
-        return
-    store = HistoryStore(data / "history.db")
-    pool = BackendPool(config, backends)
-    manager = TaskManager(config, store, InMemorySaver(), pool)
-    try:
+    # "sqlite" is exactly what the worker runs.
+    saver = None if kind == "sqlite" else InMemorySaver()
+    async with TaskManager.open(config, data, backends=backends, checkpointer=saver) as manager:
         yield manager
-    finally:
-        await manager.shutdown()
-        await pool.aclose()
-        store.close()
 
 
 async def ours_sequential(kind: str, branches: int, tasks: int) -> dict[str, float]:
