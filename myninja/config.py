@@ -108,6 +108,27 @@ class ServeConfig(_Strict):
     max_body_bytes: int = Field(4_000_000, ge=1024)
 
 
+class NotifyConfig(_Strict):
+    """How the person hears that a task needs them or has finished. Terminal channels work while
+    the app is open; `command` (the top-level `notify_command`) runs from the worker, app or not."""
+
+    on_question: bool = Field(True, description="Notify when a task waits for an answer")
+    on_finish: bool = Field(True, description="Notify when a task is done or failed")
+    toast: bool = Field(True, description="A toast inside the app")
+    bell: bool = Field(True, description="The terminal bell")
+    title: bool = Field(True, description="A marker in the terminal title while tasks wait")
+    osc: Literal["off", "9", "777"] = Field(
+        "off", description="Desktop notification by escape code: OSC 9 (iTerm2, WezTerm, kitty) "
+        "or OSC 777 (rxvt, foot, Ghostty)"
+    )
+    desktop: bool = Field(True, description="Run notify-send where it is installed")
+    command: bool = Field(True, description="Run notify_command (from the worker)")
+
+
+class TuiConfig(_Strict):
+    theme: str = Field("textual-dark", description="A Textual theme name")
+
+
 class Config(_Strict):
     default_agent: AgentName = "advisor"
     backends: dict[str, BackendConfig] = Field(
@@ -119,7 +140,11 @@ class Config(_Strict):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
-    notify_command: str | None = Field(None, description="Run with a question as JSON on stdin")
+    notify_command: str | None = Field(
+        None, description="Run with a question or a finished task as JSON on stdin"
+    )
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    tui: TuiConfig = Field(default_factory=TuiConfig)
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
 
     @model_validator(mode="after")
