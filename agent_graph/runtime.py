@@ -117,6 +117,9 @@ class TaskHandle:
     # id(event) -> (event, key) during a run: every values chunk repeats the earlier events
     # (the same objects), which need not be hashed again. Holding the event pins its id.
     keys: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    # The graph's task_done / task_failed went into history during this run, not before:
+    # the finish is news (a replayed finish after a restart or a resume is not).
+    ended_now: bool = False
 
 
 # What aget_state returns for a thread without a checkpoint.
@@ -148,7 +151,8 @@ class TaskManager:
         self._handles: dict[str, TaskHandle] = {}
         self._listeners: dict[str, list[Listener]] = {}
         self._any_listeners: list[Listener] = []
-        self._contexts: dict[str, GraphContext] = {}
+        self.retired_pools: list[BackendPool] = []
+        self._notifying: set[asyncio.Task[None]] = set()  # notify_command runs in flight
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -175,8 +179,16 @@ class TaskManager:
                 yield manager
             finally:
                 await manager.shutdown()
-                await pool.aclose()
+                for used in (*manager.retired_pools, manager.backends):
+                    await used.aclose()
                 store.close()
+
+    def reconfigure(self, config: Config) -> None:
+        """Use `config` for tasks started from now on; running ones keep the backends they
+        have (their pool is closed with the manager)."""
+        self.retired_pools.append(self.backends)
+        self.config = config
+        self.backends = BackendPool(config)
 
     # Listening ----------------------------------------------------------------------------
     def listen(self, task_id: str | None, listener: Listener) -> Callable[[], None]:
@@ -194,12 +206,15 @@ class TaskManager:
                 except Exception:  # a broken view (a closed pipe, say) must not fail the task
                     bucket.remove(listener)
 
-    def _store_event(self, task_id: str, key: str, event: dict[str, Any]) -> None:
+    def _store_event(self, task_id: str, key: str, event: dict[str, Any]) -> bool:
+        """Store and publish `event`; False when `key` was stored before."""
         stored = {"v": 1, **event, "task_id": task_id}
         seq = self.store.append_event(task_id, key, stored)
-        if seq is not None:
-            stored["seq"] = seq
-            self._publish(stored)
+        if seq is None:
+            return False
+        stored["seq"] = seq
+        self._publish(stored)
+        return True
 
     # Submitting ---------------------------------------------------------------------------
     async def submit(
@@ -297,7 +312,7 @@ class TaskManager:
                         return
                     payload = Command(resume=answers)
                 elif snapshot.values and not snapshot.next:
-                    self._finish(task_id, snapshot.values)
+                    self._finish(handle, snapshot.values)
                     return
                 async for mode, chunk in self.graph.astream(
                     payload,
@@ -350,6 +365,8 @@ class TaskManager:
                 seq = self.store.append_event(task_id, key, stored)
                 if seq is not None:
                     published.append({**stored, "seq": seq})
+                    if event["type"] in ("task_done", "task_failed"):
+                        handle.ended_now = True
                 self._record(handle, event)
         handle.stored.update(key for key, _ in new)  # once committed, not before
         for event in published:  # listeners see only committed events
@@ -386,7 +403,8 @@ class TaskManager:
             step, round_, branch_id = ident
             self.store.record_branch(task_id, step=step, round=round_, branch_id=branch_id, **row)
 
-    def _finish(self, task_id: str, values: dict[str, Any]) -> None:
+    def _finish(self, handle: TaskHandle, values: dict[str, Any]) -> None:
+        task_id = handle.task_id
         events = values.get("events", [])
         last = events[-1] if events else {}
         if last.get("type") == "task_done":
@@ -410,9 +428,12 @@ class TaskManager:
                 finished_at=time.time(),
                 unread=1,
             )
+        if handle.ended_now:
+            handle.ended_now = False
+            self._notify_finished(task_id)
 
     def _crashed(self, task_id: str, error: str, error_type: str, exit_code: int) -> None:
-        self._store_event(
+        new = self._store_event(
             task_id,
             "r:failed",
             make_event(
@@ -426,6 +447,8 @@ class TaskManager:
         self.store.update_task(
             task_id, status="failed", error=error, finished_at=time.time(), unread=1
         )
+        if new:
+            self._notify_finished(task_id)
 
     def _cancelled(self, task_id: str, reason: str) -> None:
         self._store_event(task_id, "r:cancelled", make_event("task_cancelled", reason=reason))
@@ -456,7 +479,7 @@ class TaskManager:
                     branch_id=q.get("branch_id"),
                 )
                 self._store_event(task_id, f"q:{intr.id}", event)
-                self._notify(task_id, event)
+                self._notify_question(task_id, event)
 
     def _answers_for(self, task_id: str, interrupts: Any) -> dict[str, str]:
         """Answers recorded for still-pending interrupts (given while the task was busy, or
@@ -475,28 +498,37 @@ class TaskManager:
                 make_event("question_answered", question_id=question_id, answer=text),
             )
 
-    def _notify(self, task_id: str, question: dict[str, Any]) -> None:
-        command = self.config.notify_command
-        if not command:
+    def _notify_question(self, task_id: str, question: dict[str, Any]) -> None:
+        if self.config.notify.on_question:
+            answer = answer_command(task_id, question["question_id"])
+            self._notify(
+                {"event": "question", "task_id": task_id, **question, "answer_command": answer}
+            )
+
+    def _notify_finished(self, task_id: str) -> None:
+        task = self.store.get_task(task_id)
+        if task is None or not self.config.notify.on_finish:
             return
-        payload = json.dumps(
+        outcome = "answer" if task["status"] == "done" else "error"
+        self._notify(
             {
+                "event": "finished",
                 "task_id": task_id,
-                **question,
-                "answer_command": answer_command(task_id, question["question_id"]),
+                "status": task["status"],
+                "text": task["text"],
+                outcome: task.get(outcome),
             }
         )
-        try:  # a notifier must never take a task down with it
-            subprocess.run(
-                shlex.split(command),
-                input=payload,
-                text=True,
-                timeout=10,
-                capture_output=True,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+
+    def _notify(self, payload: dict[str, Any]) -> None:
+        """Run notify_command with `payload` as JSON on stdin, in a thread: a slow command
+        must not stall the other tasks on this event loop. `shutdown` waits for it."""
+        command = self.config.notify_command
+        if not command or not self.config.notify.command:
+            return
+        run = asyncio.create_task(asyncio.to_thread(_run_notify_command, command, payload))
+        self._notifying.add(run)
+        run.add_done_callback(self._notifying.discard)
 
     async def answer(self, task_id: str, question_id: str | None, text: str) -> str:
         """Record an answer and resume the task; returns the question id answered."""
@@ -578,3 +610,19 @@ class TaskManager:
         for runner in runners:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        if self._notifying:  # each is bounded by its own timeout
+            await asyncio.gather(*self._notifying, return_exceptions=True)
+
+
+def _run_notify_command(command: str, payload: dict[str, Any]) -> None:
+    try:  # a notifier must never take a task down with it
+        subprocess.run(
+            shlex.split(command),
+            input=json.dumps(payload, default=str),
+            text=True,
+            timeout=10,
+            capture_output=True,
+            check=False,
+        )
+    except (OSError, ValueError, subprocess.TimeoutExpired):  # ValueError: unbalanced quotes
+        pass

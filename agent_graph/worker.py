@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from myninja.config import Config
+from myninja import paths
+from myninja.config import Config, load_config
 from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Worker:
         self.clients = 0
         self.last_busy = time.monotonic()
         self.stop = asyncio.Event()
+        self.config_stamp = _stamp(paths.config_file())
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
@@ -81,6 +83,7 @@ class Worker:
         if op == "ping":
             await _send(writer, {"ok": True, "pid": os.getpid(), "running": manager.running()})
         elif op == "submit":
+            self._pick_up_config()
             task_id = await manager.submit(
                 request["text"],
                 agent=request.get("agent"),
@@ -106,6 +109,15 @@ class Worker:
             self.stop.set()
         else:
             raise ValueError(f"unknown op {op!r}")
+
+    def _pick_up_config(self) -> None:
+        """Reload the config file if it changed (the app's settings screen writes it), so a
+        new task uses it without restarting the worker. A broken file refuses the task."""
+        path = paths.config_file()
+        stamp = _stamp(path)
+        if stamp != self.config_stamp:
+            self.manager.reconfigure(load_config(path))
+            self.config_stamp = stamp
 
     async def _follow(self, task_id: str, after_seq: int, writer: asyncio.StreamWriter) -> None:
         task = self.manager._task(task_id)
@@ -142,6 +154,14 @@ class Worker:
                 self.stop.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 1.0)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
 
 
 async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:

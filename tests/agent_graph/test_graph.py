@@ -369,8 +369,104 @@ async def test_notify_command_gets_the_question_as_json(open_manager: Open, tmp_
         task_id = await manager.submit("Paint the fence")
         await run_to_rest(manager, task_id)
     sent = json.loads(out.read_text())
+    assert sent["event"] == "question"
     assert sent["task_id"] == task_id and sent["text"] == "Which colour?"
     assert sent["answer_command"].startswith(f"myninja answer {task_id} {sent['question_id']}")
+
+
+@asynccontextmanager
+async def notifying(
+    tmp_path: Path, rules: list[dict[str, Any]], **settings: Any
+) -> AsyncIterator[TaskManager]:
+    """A manager whose notify_command writes each payload to a file of its own in
+    tmp_path/notified (the runs may overlap, so they must not share a file)."""
+    (tmp_path / "notified").mkdir()
+    command = f"sh -c 'cat > $(mktemp -p {tmp_path / 'notified'} n.XXXXXX)'"
+    cfg = Config.model_validate({"graph": {"branches": 1}, "notify_command": command, **settings})
+    scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+    async with TaskManager.open(cfg, tmp_path / "d2", backends={"embedded": scripted}) as manager:
+        yield manager
+
+
+def notified(tmp_path: Path) -> list[dict[str, Any]]:
+    """The payloads sent, once the manager is closed (closing waits for the commands)."""
+    payloads = [json.loads(p.read_text()) for p in (tmp_path / "notified").iterdir()]
+    return sorted(payloads, key=lambda p: ["question", "finished"].index(p["event"]))
+
+
+PAINTED = [
+    ROUTE,
+    PLAN_ONE_STEP,
+    judge("Painted it blue", 9),
+    {"match": r"tool: blue", "reply": "Painted it blue"},
+    ASK_COLOUR,
+]
+
+
+async def test_notify_command_gets_the_finished_task_as_json(tmp_path: Path) -> None:
+    async with notifying(tmp_path, [ROUTE, PLAN_ONE_STEP, *three_branches((9, 1, 1))]) as manager:
+        task_id = await manager.submit("Write a haiku")
+        assert (await run_to_rest(manager, task_id))["status"] == "done"
+    assert notified(tmp_path) == [
+        {
+            "event": "finished",
+            "task_id": task_id,
+            "status": "done",
+            "text": "Write a haiku",
+            "answer": "Answer 1A",
+        }
+    ]
+
+
+async def test_a_failed_task_is_notified_once_even_when_resumed(tmp_path: Path) -> None:
+    rules = [ROUTE, {"match": r"Task to plan", "json": {"steps": []}}]
+    async with notifying(tmp_path, rules) as manager:
+        task_id = await manager.submit("Write a haiku")
+        assert (await run_to_rest(manager, task_id))["status"] == "failed"
+        await manager.resume(task_id)  # replays the finished checkpoint: no news
+        assert (await run_to_rest(manager, task_id))["status"] == "failed"
+    (sent,) = notified(tmp_path)
+    assert sent["event"] == "finished" and sent["status"] == "failed"
+    assert sent["text"] == "Write a haiku" and "answer" not in sent
+    assert "planner gave no usable plan" in sent["error"]
+
+
+async def test_a_task_that_crashes_is_notified_as_failed(tmp_path: Path) -> None:
+    """Not a graph failure (task_failed in the state) but one the manager records: here the
+    backend the task names cannot be built."""
+    broken = {"type": "scripted", "script": str(tmp_path / "missing.json")}
+    backends = {"embedded": broken, "broken": broken}
+    async with notifying(tmp_path, [], backends=backends) as manager:
+        task_id = await manager.submit("Write a haiku", backend="broken")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "failed" and "cannot read script" in task["error"]
+        assert manager.store.has_event(task_id, "r:failed")
+    (sent,) = notified(tmp_path)
+    assert (sent["event"], sent["status"], sent["error"]) == ("finished", "failed", task["error"])
+
+
+async def answer_the_fence(manager: TaskManager) -> None:
+    task_id = await manager.submit("Paint the fence")
+    assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+    await manager.answer(task_id, None, "blue")
+    assert (await run_to_rest(manager, task_id))["status"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("switches", "events"),
+    [
+        ({}, ["question", "finished"]),
+        ({"on_question": False}, ["finished"]),
+        ({"on_finish": False}, ["question"]),
+        ({"command": False}, []),
+    ],
+)
+async def test_notify_switches_choose_what_runs_the_command(
+    tmp_path: Path, switches: dict[str, bool], events: list[str]
+) -> None:
+    async with notifying(tmp_path, PAINTED, notify=switches) as manager:
+        await answer_the_fence(manager)
+    assert [p["event"] for p in notified(tmp_path)] == events
 
 
 async def test_a_listener_that_breaks_does_not_fail_the_task(open_manager: Open) -> None:

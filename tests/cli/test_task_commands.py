@@ -92,6 +92,27 @@ def test_run_follows_the_task_and_exits_3_when_it_asks(scripted_home: Path) -> N
     assert resumed.stdout.strip() == "Painted it blue"
 
 
+def test_the_worker_uses_a_changed_config_for_new_tasks(scripted_home: Path) -> None:
+    first = run_myninja("run", "Paint the gate")
+    assert first.returncode == 0 and first.stdout.strip() == "Fence painted", first.stderr
+    # The same worker (still idle-waiting) gets a config whose backend answers otherwise.
+    other = scripted_home / "other.json"
+    rules = [r for r in RULES if r.get("reply") != "Fence painted"]
+    rules.append({"match": r"Attempt 1\.", "reply": "Gate varnished"})
+    rules.append({"match": "Candidate:\nGate varnished", "json": {"score": 8, "reasons": "ok"}})
+    other.write_text(json.dumps({"rules": rules}))
+    config = scripted_home / "config.toml"
+    config.write_text(config.read_text().replace("script.json", "other.json"))
+    second = run_myninja("run", "Paint the gate")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "Gate varnished"
+    # A config broken meanwhile refuses the next task with one line, and loses nothing.
+    config.write_text(config.read_text() + "\n[graph]\nbranches = 99\n")
+    refused = run_myninja("run", "Paint the gate")
+    assert refused.returncode == 2
+    assert "graph.branches" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_the_worker_exits_when_idle(scripted_home: Path) -> None:
     from agent_graph.worker import socket_path
 
