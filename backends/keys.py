@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from myninja import paths
 from myninja.errors import KeyStoreError
+
+if TYPE_CHECKING:
+    from myninja.config import Config, GatewayBackendConfig
 
 SERVICE = "myninja"
 INDEX = "__names__"  # keyring cannot list entries, so the names are kept in one entry too
@@ -123,3 +127,13 @@ class KeyStore:
             raise KeyStoreError(f"no key named {name!r}", hint="see `myninja keys list`") from exc
         names = set(self._keyring_names()) - {name}
         keyring.set_password(SERVICE, INDEX, json.dumps(sorted(names)))
+
+
+def key_store(config: Config) -> KeyStore:
+    """The store the configuration asks for: the one `myninja keys` and the app both write to."""
+    return KeyStore(config.keys.store)
+
+
+def key_name(backend: str, cfg: GatewayBackendConfig) -> str:
+    """The entry a gateway backend's key lives under."""
+    return cfg.key_name or backend

@@ -262,3 +262,76 @@ def masked(data: Any, key: str = "") -> Any:
     if is_secret and data not in (None, ""):
         return "****"
     return data
+
+
+def update_config_file(path: Path, changes: dict[str, Any]) -> Config:
+    """Apply `changes` (dotted key → value; None removes the key) to the TOML file at `path` and
+    return the configuration it now gives. Every other key of the file is kept (comments are
+    not: tomli_w writes plain TOML). The result is validated before anything is written, and
+    written atomically, so an invalid change raises ConfigError and leaves the file as it was.
+    """
+    # Local imports keep this addition at the end of the module, away from its other sections.
+    import stat
+    import tempfile
+
+    import tomli_w
+
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    for key, value in changes.items():
+        _apply_change(path, data, key, value)
+    try:
+        text = tomli_w.dumps(data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        try:
+            # The file alone must be valid; a bad MYNINJA_* variable is not this change's fault.
+            load_config(tmp, environ={})
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(str(tmp), str(path))) from exc
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load_config(path)
+
+
+def _apply_change(path: Path, data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"{path}: invalid config key {key!r}")
+    tables = [data]
+    for part in parts[:-1]:
+        table = tables[-1].get(part)
+        if table is None:
+            if value is None:
+                return  # removing a key whose table is absent: nothing to do
+            table = tables[-1][part] = {}
+        if not isinstance(table, dict):
+            where = ".".join(parts[: len(tables)])
+            raise ConfigError(f"{path}: cannot set {key}: {where} is not a table")
+        tables.append(table)
+    if value is not None:
+        tables[-1][parts[-1]] = value
+        return
+    tables[-1].pop(parts[-1], None)
+    # Tables this removal emptied go too, so `[agents.coder]` does not linger with nothing in it.
+    for depth in range(len(tables) - 1, 0, -1):
+        if tables[depth]:
+            break
+        del tables[depth - 1][parts[depth - 1]]

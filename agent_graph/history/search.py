@@ -50,8 +50,10 @@ def search_tasks(
     limit: int,
     status: str | None = None,
     agent: str | None = None,
+    since: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Tasks whose text, answer or citations match every term of `query`, best first."""
+    """Tasks whose text, answer or citations match every term of `query`, best first;
+    `since` bounds `created_at`."""
     match = all_terms_query(query)
     if not match:
         return []
@@ -62,6 +64,9 @@ def search_tasks(
     if agent is not None:
         where.append("tasks.agent = :agent")
         params["agent"] = agent
+    if since is not None:
+        where.append("tasks.created_at >= :since")
+        params["since"] = since
     # A hit in a task's own text or answer outranks the same hit in a passage it cited.
     sql = f"""
         WITH hits AS (

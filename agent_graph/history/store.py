@@ -387,12 +387,16 @@ class HistoryStore:
         limit: int = 20,
         status: str | None = None,
         agent: str | None = None,
+        since: float | None = None,
     ) -> list[dict[str, Any]]:
         """Tasks whose text, answer or cited passages hold every word of `query`, best first:
         id, text, status, agent, created_at and `snippet` (of the answer, hits in « »).
+        `since` bounds `created_at`, as in `list_tasks`.
         Any text is a valid query; one without words finds nothing."""
         with self._lock:
-            return fts.search_tasks(self.db, query, limit=limit, status=status, agent=agent)
+            return fts.search_tasks(
+                self.db, query, limit=limit, status=status, agent=agent, since=since
+            )
 
     def similar_successful(
         self, text: str, *, limit: int = 3, exclude_id: str | None = None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from typing import Any
 
 import click
 
-from backends.base import Backend, ChatRequest
 from backends.factory import make_backend
+from backends.health import probe
 from myninja.config import Config, GatewayBackendConfig, load_config
 from myninja.errors import EXIT_OK, AuthError, BackendUnreachable, MyninjaError
 
@@ -96,7 +94,7 @@ def backends_test(name: str, as_json: bool) -> int:
     """Check that backend NAME answers: its models, one tiny completion, latency, tokens/s."""
     config = load_config()
     backend = make_backend(config, name)
-    report = asyncio.run(_probe(backend))
+    report = asyncio.run(probe(backend))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     elif report["ok"]:
@@ -108,39 +106,3 @@ def backends_test(name: str, as_json: bool) -> int:
     else:
         click.echo(f"{name}: FAILED · {report['error']}", err=True)
     return EXIT_OK if report["ok"] else report["exit_code"]
-
-
-async def _probe(backend: Backend) -> dict[str, Any]:
-    report: dict[str, Any] = {"backend": backend.name, "ok": False}
-    try:
-        started = time.perf_counter()
-        report["models"] = await backend.list_models()
-        report["models_s"] = round(time.perf_counter() - started, 4)
-        request = ChatRequest(
-            [{"role": "user", "content": "Reply with one word: hello."}],
-            max_tokens=16,
-            temperature=0.0,
-        )
-        started = time.perf_counter()
-        first, parts, tokens = None, [], 0
-        async for chunk in backend.stream(request):
-            if chunk.text:
-                first = first or time.perf_counter()
-                parts.append(chunk.text)
-            if chunk.usage:
-                tokens = chunk.usage.completion_tokens
-        ended = time.perf_counter()
-        decode = ended - (first or ended)
-        report.update(
-            ok=True,
-            reply="".join(parts).strip(),
-            first_token_s=round((first or ended) - started, 4),
-            total_s=round(ended - started, 4),
-            completion_tokens=tokens,
-            tokens_per_s=round((tokens - 1) / decode, 2) if decode > 0 and tokens > 1 else 0.0,
-        )
-    except MyninjaError as exc:
-        report.update(error=exc.one_line(), exit_code=exc.exit_code)
-    finally:
-        await backend.aclose()
-    return report

@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from backends.keys import KeyStore
+from backends.keys import KeyStore, key_store
 from myninja.config import load_config
 
 
 def _store() -> KeyStore:
-    return KeyStore(load_config().keys.store)
+    return key_store(load_config())
 
 
 @click.group()

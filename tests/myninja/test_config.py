@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from myninja import paths
-from myninja.config import Config, GatewayBackendConfig, load_config, masked
+from myninja.config import (
+    Config,
+    GatewayBackendConfig,
+    load_config,
+    masked,
+    update_config_file,
+)
 from myninja.errors import ConfigError
 
 
@@ -119,3 +125,82 @@ def test_masking_hides_secrets_but_not_token_counts() -> None:
     assert shown["serve"]["api_key"] == "****"
     assert shown["agents"]["coder"]["max_tokens"] == 512
     assert "sk-live-123" not in repr(shown)
+
+
+GATEWAY_FILE = """\
+worker_idle_s = 42.0
+
+[backends.gw]
+type = "openai"
+url = "http://127.0.0.1:9/v1"
+
+[agents.coder]
+model = "big"
+temperature = 0.3
+
+[serve]
+port = 8123
+"""
+
+
+def test_update_config_file_changes_removes_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", GATEWAY_FILE)
+    returned = update_config_file(
+        path,
+        {
+            "agents.coder.backend": "gw",
+            "agents.coder.model": None,
+            "agents.writer.model": "small",
+            "graph.branches": 2,
+        },
+    )
+    config = load_config(path, environ={})
+    assert returned == config
+    assert config.agents["coder"].backend == "gw"
+    assert config.agents["coder"].model is None
+    assert config.agents["coder"].temperature == 0.3
+    assert config.agents["writer"].model == "small"
+    assert config.graph.branches == 2
+    assert config.worker_idle_s == 42.0
+    assert config.serve.port == 8123
+    assert config.backends["gw"].url == "http://127.0.0.1:9/v1"
+
+
+def test_update_config_file_prunes_tables_it_empties(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", '[agents.coder]\nmodel = "big"\n')
+    update_config_file(path, {"agents.coder.model": None, "agents.judge.model": None})
+    assert "agents" not in path.read_text(encoding="utf-8")
+    assert load_config(path, environ={}).agents["coder"].model is None
+
+
+def test_update_config_file_creates_an_absent_file(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "config.toml"
+    update_config_file(path, {"agents.advisor.temperature": 0.5})
+    assert load_config(path, environ={}).agents["advisor"].temperature == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected_key"),
+    [
+        ({"agents.coder.backend": "nowhere"}, "agents.coder.backend"),
+        ({"graph.branches": 99}, "graph.branches"),
+        ({"colour": "blue"}, "colour"),
+        ({"serve.port.number": 1}, "serve.port"),  # a scalar used as a table
+        ({"agents..model": "x"}, "agents..model"),
+    ],
+)
+def test_invalid_update_leaves_the_file_byte_identical(
+    tmp_path: Path, changes: dict[str, object], expected_key: str
+) -> None:
+    (tmp_path / "cfg").mkdir()
+    path = write(tmp_path / "cfg" / "config.toml", "# mine\n" + GATEWAY_FILE)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as caught:
+        update_config_file(path, changes)
+    line = caught.value.one_line()
+    assert "\n" not in line
+    assert expected_key in line
+    assert str(path) in line
+    assert ".tmp" not in line  # names the file, not the temp copy it validated
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp file left

@@ -73,6 +73,14 @@ def test_filters_and_limit(filled: HistoryStore) -> None:
     assert len(filled.search("websocket", limit=1)) == 1
 
 
+def test_since_keeps_tasks_created_at_or_after_it(filled: HistoryStore) -> None:
+    filled.create_task("t6", "Is the websocket server down?", agent="coder", created_at=6.0)
+    assert sorted(ids(filled.search("websocket", since=1.0))) == ["t1", "t6"]  # inclusive
+    assert ids(filled.search("websocket", since=1.5)) == ["t6"]
+    assert filled.search("websocket", since=6.5) == []
+    assert ids(filled.search("websocket", since=1.5, agent="coder", status="queued")) == ["t6"]
+
+
 def test_answers_written_later_are_searchable(filled: HistoryStore) -> None:
     assert filled.search("calendar") == []
     filled.update_task("t2", answer="Added to your calendar")
