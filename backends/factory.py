@@ -29,7 +29,7 @@ def make_backend(config: Config, name: str) -> Backend:
         return ScriptedBackend.from_file(name, Path(cfg.script).expanduser())
     assert isinstance(cfg, GatewayBackendConfig)
     from backends.gateway import GatewayBackend
-    from backends.keys import KeyStore
+    from backends.keys import key_name, key_store
 
-    api_key = KeyStore(config.keys.store).get(cfg.key_name or name)
+    api_key = key_store(config).get(key_name(name, cfg))
     return GatewayBackend.from_config(name, cfg, api_key=api_key)

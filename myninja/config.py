@@ -8,10 +8,13 @@ read as TOML scalars when they parse as one (`8`, `true`, `0.2`), otherwise as p
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from myninja import paths
@@ -212,17 +215,22 @@ def _describe(err: ValidationError) -> tuple[str, str]:
     return where or "(top level)", message
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables (an absent file is empty), or one clear ConfigError."""
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+
+
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
     path = path or paths.config_file()
     base = Config().model_dump(mode="python")
-    file_data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    file_data = _read_toml(path)
     # A file that names its own backends keeps the default embedded one unless it redefines it;
     # a backend given another type replaces the default rather than merging with it.
     for name, backend in (file_data.get("backends") or {}).items():
@@ -270,20 +278,7 @@ def update_config_file(path: Path, changes: dict[str, Any]) -> Config:
     not: tomli_w writes plain TOML). The result is validated before anything is written, and
     written atomically, so an invalid change raises ConfigError and leaves the file as it was.
     """
-    # Local imports keep this addition at the end of the module, away from its other sections.
-    import stat
-    import tempfile
-
-    import tomli_w
-
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    data = _read_toml(path)
     for key, value in changes.items():
         _apply_change(path, data, key, value)
     try:
