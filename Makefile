@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY := PASSIVE
 
 DEMO_TASK ?= What is the capital of France? Answer in one sentence.
 
-.PHONY: install run test lint bench clean
+.PHONY: install run demo test lint bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/myninja
+
+demo: install
 	$(BIN)/myninja ask "$(DEMO_TASK)"
 
 lint: install
@@ -38,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/embedded_speed.py
 	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/runtime_overhead.py
+	$(BIN)/python benchmarks/tui_render.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

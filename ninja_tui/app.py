@@ -1,49 +1,92 @@
 """The Textual app: a view over the history store, with tasks handed to the background worker.
 
-It renders what history holds (refreshed twice a second) and sends what the person types to
-the worker: a new task, or the answer to the selected task's open question. It runs no agent
-logic itself, so closing it stops nothing."""
+It renders what history holds (refreshed twice a second), streams the selected task's answer
+live from the worker, and sends what the person types to the worker: a new task, or the answer
+to a question. It runs no agent logic itself, so closing it stops nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App, ComposeResult
-from textual.binding import BindingType
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 
 from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja import paths
+from myninja.config import Config, load_config, update_config_file
 from myninja.errors import MyninjaError
+from ninja_tui.notify import Notifier
+from ninja_tui.screens.dialogs import ExportDialog, PassageDialog, RateDialog
+from ninja_tui.screens.help import HelpScreen
+from ninja_tui.screens.history import HistoryScreen
+from ninja_tui.screens.inbox import InboxScreen
+from ninja_tui.screens.settings import SettingsScreen
+from ninja_tui.widgets.sources import SourceList
 from ninja_tui.widgets.task_list import TaskList
-from ninja_tui.widgets.task_view import TaskView
+from ninja_tui.widgets.task_view import RESTING, TaskView
 
 ASK_PLACEHOLDER = "Ask myninja… (@coder, @writer, … picks an agent)"
+# Keys that act on the selected task: letters, so they work only outside the input box.
+TASK_ACTIONS = {"cancel_task", "retry_task", "rate", "copy_answer", "export_answer"}
 
 
 class MyninjaApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "myninja"
     BINDINGS: ClassVar[list[BindingType]] = [
-        ("ctrl+q", "quit", "Quit"),
-        ("ctrl+n", "new_task", "New task"),
-        ("ctrl+x", "cancel_task", "Cancel task"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+n", "new_task", "New"),
+        Binding("ctrl+o", "inbox", "Questions"),
+        Binding("ctrl+s", "history", "History"),
+        Binding("f2", "settings", "Settings"),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("escape", "leave_box", "Task keys", show=False),
+        Binding("c", "cancel_task", "Cancel"),
+        Binding("r", "retry_task", "Retry"),
+        Binding("plus", "rate('good')", "Good"),
+        Binding("minus", "rate('bad')", "Bad"),
+        Binding("y", "copy_answer", "Copy"),
+        Binding("e", "export_answer", "Export"),
     ]
 
-    def __init__(self, data_dir: Path | None = None, refresh_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        refresh_s: float = 0.5,
+        config: Config | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.data_dir = data_dir or paths.data_dir()
+        self.config_path = config_path or paths.config_file()
+        self.config = config or load_config(self.config_path)
         self.refresh_s = refresh_s
         self.worker_client = WorkerClient(self.data_dir)
+        self.notifier = Notifier(self, self.config.notify)
         self.store: HistoryStore | None = None
         self.selected: str | None = None
         # While composing, the box starts a new task whatever is shown; picking a task in the
         # list (or starting one) makes the box answer that task's open question instead.
         self.composing = True
+        self._statuses: dict[str, str] | None = None  # last seen, to notice what changed
+        self._following: str | None = None
+        self._follow_failed_at = 0.0
+        self._refreshing = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,53 +96,131 @@ class MyninjaApp(App[None]):
         yield Input(placeholder=ASK_PLACEHOLDER, id="ask")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        if self.config.tui.theme in self.available_themes:
+            self.theme = self.config.tui.theme
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = HistoryStore(self.data_dir / "history.db")
-        self.refresh_from_history()
+        unread = [t for t in self.store.list_tasks(limit=200) if t.get("unread")]
+        if unread:
+            noun = "task" if len(unread) == 1 else "tasks"
+            self.notify(f"{len(unread)} {noun} finished while you were away (marked •)")
+        await self.refresh_from_history()
         self._refresher = self.set_interval(self.refresh_s, self.refresh_from_history)
         self.query_one("#ask", Input).focus()
 
     def on_unmount(self) -> None:
         self._refresher.stop()
+        with contextlib.suppress(Exception):  # the terminal may be gone already
+            self.notifier.set_waiting(0)  # leave no "(n waiting)" title behind
         if self.store is not None:
             self.store.close()
             self.store = None
 
-    def refresh_from_history(self) -> None:
-        if self.store is None:
-            return  # closed
-        try:
-            self._refresh(self.store)
-        except NoMatches:
-            pass  # the app is closing and its widgets are already gone
+    def watch_theme(self, theme: str) -> None:
+        # Remember the person's choice (from the palette) for the next start.
+        if getattr(self, "config", None) is None or theme == self.config.tui.theme:
+            return
+        with contextlib.suppress(MyninjaError, OSError):
+            self.config = update_config_file(self.config_path, {"tui.theme": theme})
 
-    def _refresh(self, store: HistoryStore) -> None:
+    # Refreshing from history --------------------------------------------------------------
+    async def refresh_from_history(self) -> None:
+        if self.store is None or self._refreshing.locked():
+            return  # closed, or a refresh is under way
+        async with self._refreshing:
+            try:
+                await self._refresh(self.store)
+            except NoMatches:
+                pass  # the app is closing and its widgets are already gone
+
+    async def _refresh(self, store: HistoryStore) -> None:
         tasks = store.list_tasks(limit=200)
+        self._notice_changes(store, tasks)
         if self.selected is None and tasks:
             self.selected = tasks[0]["id"]
         self.query_one(TaskList).show(tasks, self.selected)
-        if self.selected is None:
-            return
-        task = store.get_task(self.selected)
-        if task is None:
-            return
-        questions = store.questions(task["id"])
-        self.query_one(TaskView).show(task, store.events(task["id"]), questions)
-        if task.get("unread"):
-            store.update_task(task["id"], unread=0)
+        task = store.get_task(self.selected) if self.selected else None
         box = self.query_one("#ask", Input)
+        if task is None:
+            box.placeholder = ASK_PLACEHOLDER
+            return
+        view = self.query_one(TaskView)
+        events = store.events(task["id"])
+        questions = store.questions(task["id"])
+        await view.show(task, events, questions, store.citations(task["id"]))
+        view.refresh_token_counts(events)
+        if task.get("unread") and not self.composing:
+            # Read once the person chose it (or started it); the task shown on start is not.
+            store.update_task(task["id"], unread=0)
         asking = questions and not self.composing
         box.placeholder = f"Answer: {questions[0]['text']}" if asking else ASK_PLACEHOLDER
+        self._follow(task, events)
 
-    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+    def _notice_changes(self, store: HistoryStore, tasks: list[dict[str, Any]]) -> None:
+        """Notify about tasks that began waiting or finished since the last refresh."""
+        statuses = {t["id"]: t["status"] for t in tasks}
+        before, self._statuses = self._statuses, statuses
+        self.notifier.set_waiting(sum(s == "waiting" for s in statuses.values()))
+        if before is None:
+            return  # first look: what happened while the app was closed shows as unread
+        for task in tasks:
+            old = before.get(task["id"])
+            if old == task["status"]:
+                continue
+            if task["status"] == "waiting":
+                questions = store.questions(task["id"])
+                asked = questions[0]["text"] if questions else "a question"
+                self.notifier.notify("question", task, f"Needs you: {asked}")
+            elif task["status"] in ("done", "failed") and old is not None:
+                verb = "Done" if task["status"] == "done" else "Failed"
+                self.notifier.notify("finished", task, f"{verb}: {_short(task['text'])}")
+
+    # Live tokens of the selected task -------------------------------------------------------
+    def _follow(self, task: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        if task["status"] in RESTING or task["status"] == "waiting":
+            if self._following is not None:
+                self.workers.cancel_group(self, "follow")
+                self._following = None
+            return
+        if self._following == task["id"] or time.monotonic() - self._follow_failed_at < 5:
+            return
+        self._following = task["id"]
+        seen = max((e["seq"] for e in events), default=0)
+        self.run_worker(self._stream(task["id"], seen), group="follow", exclusive=True)
+
+    async def _stream(self, task_id: str, after_seq: int) -> None:
+        view = self.query_one(TaskView)
+        try:
+            async for reply in self.worker_client.follow(task_id, after_seq):
+                event = reply.get("event")
+                if event is None or self.selected != task_id:
+                    continue
+                if event["type"] == "token":
+                    await view.stream_token(event.get("branch_id") or "", event["text"])
+                else:
+                    self.call_later(self.refresh_from_history)
+        except (OSError, MyninjaError):
+            self._follow_failed_at = time.monotonic()  # no worker: history polling still works
+        finally:
+            if self._following == task_id:
+                self._following = None
+
+    # Selecting and sending ----------------------------------------------------------------
+    async def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         # Only the person's own moves in the list choose a task; the list highlighting the
         # shown task after a refresh is not a choice.
-        if event.option.id and event.option_list.has_focus:
-            self.selected, self.composing = event.option.id, False
-            self.refresh_from_history()
+        if isinstance(event.option_list, TaskList) and event.option.id:
+            if event.option_list.has_focus:
+                await self.select_task(event.option.id)
+
+    async def select_task(self, task_id: str) -> None:
+        self.selected, self.composing = task_id, False
+        await self.refresh_from_history()
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "ask":
+            return
         text = event.value.strip()
         if not text:
             return
@@ -108,7 +229,7 @@ class MyninjaApp(App[None]):
             await self._send(text)
         except MyninjaError as exc:
             self.notify(exc.one_line(), severity="error", timeout=8)
-        self.refresh_from_history()
+        await self.refresh_from_history()
 
     async def _send(self, text: str) -> None:
         """Answer the selected task's open question, or start a new task."""
@@ -116,26 +237,231 @@ class MyninjaApp(App[None]):
         questions = (
             self.store.questions(self.selected) if self.selected and not self.composing else []
         )
-        await self.worker_client.ensure()
         if questions:
-            await self.worker_client.request(
-                "answer", task_id=self.selected, question_id=questions[0]["id"], text=text
-            )
+            await self.answer_question(self.selected or "", questions[0]["id"], text)
             return
-        reply: dict[str, Any] = await self.worker_client.request("submit", text=text)
+        await self.submit(text)
+
+    async def submit(self, text: str, **options: Any) -> None:
+        await self.worker_client.ensure()
+        reply: dict[str, Any] = await self.worker_client.request("submit", text=text, **options)
         self.selected, self.composing = reply["task_id"], False
 
+    async def answer_question(self, task_id: str, question_id: str, text: str) -> None:
+        await self.worker_client.ensure()
+        await self.worker_client.request(
+            "answer", task_id=task_id, question_id=question_id, text=text
+        )
+
+    def on_source_list_chosen(self, event: SourceList.Chosen) -> None:
+        self.push_screen(PassageDialog(event.citation))
+
+    # Actions --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Task keys are letters: they are hidden (and off) while the box takes the typing,
+        # and, like "new task", only belong to the main screen.
+        on_main = self.screen is self.screen_stack[0]
+        if action in TASK_ACTIONS:
+            return on_main and self.selected is not None and not isinstance(self.focused, Input)
+        if action in ("new_task", "leave_box"):
+            return on_main
+        return True
+
+    def action_leave_box(self) -> None:
+        if isinstance(self.focused, Input) and self.screen is self.screen_stack[0]:
+            self.query_one(TaskList).focus()
+
     def action_new_task(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            return
         self.selected, self.composing = None, True
         box = self.query_one("#ask", Input)
         box.placeholder = ASK_PLACEHOLDER
         box.focus()
 
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(list(self._bindings_for_help())))
+
+    def _bindings_for_help(self) -> Iterable[Binding]:
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                yield binding
+        yield Binding("ctrl+p", "command_palette", "Every action (command palette)")
+
+    def action_inbox(self) -> None:
+        if isinstance(self.screen, InboxScreen):
+            self.pop_screen()
+            return
+        self.push_screen(InboxScreen(self._open_questions, self.answer_question))
+
+    def _open_questions(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        if self.store is None:
+            return []
+        pairs = []
+        for question in self.store.questions():
+            task = self.store.get_task(question["task_id"])
+            if task is not None and task["status"] == "waiting":
+                pairs.append((question, task))
+        return pairs
+
+    def action_history(self) -> None:
+        if self.store is None or isinstance(self.screen, HistoryScreen):
+            return
+
+        async def chosen(task_id: str | None) -> None:
+            if task_id:
+                await self.select_task(task_id)
+
+        self.push_screen(HistoryScreen(self.store), chosen)
+
+    def action_settings(self) -> None:
+        if isinstance(self.screen, SettingsScreen):
+            return
+
+        def saved(changed: bool | None) -> None:
+            if not changed:
+                return
+            try:
+                self.config = load_config(self.config_path)
+            except MyninjaError as exc:
+                self.notify(exc.one_line(), severity="error", timeout=8)
+                return
+            self.notifier.settings = self.config.notify
+            self.notify("Settings saved; new tasks use them.")
+
+        self.push_screen(SettingsScreen(self.config_path), saved)
+
+    def _selected_task(self) -> dict[str, Any] | None:
+        if self.store is None or self.selected is None:
+            return None
+        return self.store.get_task(self.selected)
+
     async def action_cancel_task(self) -> None:
-        if self.selected is None:
+        task = self._selected_task()
+        if task is None:
+            return
+        if task["status"] in RESTING:
+            self.notify(f"The task is already {task['status']}.")
             return
         try:
             await self.worker_client.ensure()
-            await self.worker_client.request("cancel", task_id=self.selected)
+            await self.worker_client.request("cancel", task_id=task["id"])
         except MyninjaError as exc:
             self.notify(exc.one_line(), severity="error")
+
+    async def action_retry_task(self) -> None:
+        task = self._selected_task()
+        if task is None:
+            return
+        options = {k: v for k, v in (task.get("options") or {}).items() if v}
+        try:
+            await self.submit(task["text"], agent=task.get("agent"), **options)
+        except MyninjaError as exc:
+            self.notify(exc.one_line(), severity="error", timeout=8)
+            return
+        self.notify("Started again as a new task.")
+        await self.refresh_from_history()
+
+    def action_rate(self, rating: str) -> None:
+        task = self._selected_task()
+        if task is None:
+            return
+
+        def rated(result: tuple[str, str] | None) -> None:
+            if result is None or self.store is None:
+                return
+            self.store.add_feedback(task["id"], result[0], note=result[1] or None)
+            self.notify(f"Rated {result[0]}. Thanks: it shapes what myninja learns.")
+
+        self.push_screen(RateDialog(task, rating), rated)
+
+    def action_copy_answer(self) -> None:
+        task = self._selected_task()
+        if task is None or not task.get("answer"):
+            self.notify("This task has no answer yet.", severity="warning")
+            return
+        self.copy_to_clipboard(task["answer"])
+        self.notify("Answer copied to the clipboard.")
+
+    def action_export_answer(self) -> None:
+        task = self._selected_task()
+        if task is None or not task.get("answer"):
+            self.notify("This task has no answer yet.", severity="warning")
+            return
+        default = Path.cwd() / f"{_slug(task['text'])}-{task['id']}.md"
+
+        def write(path: Path | None) -> None:
+            if path is None or self.store is None:
+                return
+            try:
+                export_markdown(path, task, self.store.citations(task["id"]))
+            except (OSError, FileExistsError) as exc:
+                self.notify(f"Not exported: {exc}", severity="error", timeout=8)
+                return
+            self.notify(f"Exported to {path}")
+
+        self.push_screen(ExportDialog(default), write)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        everywhere = [
+            ("New task", "Start typing a new task (ctrl+n)", self.action_new_task),
+            ("Questions", "Every open question, answerable in place (ctrl+o)", self.action_inbox),
+            (
+                "History",
+                "Search past tasks by text, agent, status, date (ctrl+s)",
+                self.action_history,
+            ),
+            (
+                "Settings",
+                "Backend and model per agent, health checks, keys (f2)",
+                self.action_settings,
+            ),
+            ("Help", "Keys and how the app works (? / f1)", self.action_help),
+        ]
+        on_task = [
+            ("Cancel task", "Stop the selected task (c)", self.action_cancel_task),
+            ("Retry task", "Run the selected task again as a new one (r)", self.action_retry_task),
+            (
+                "Rate good",
+                "Mark the answer good, with a note (+)",
+                partial(self.action_rate, "good"),
+            ),
+            ("Rate bad", "Mark the answer bad, with a note (-)", partial(self.action_rate, "bad")),
+            ("Copy answer", "Copy the answer to the clipboard (y)", self.action_copy_answer),
+            ("Export answer", "Write the answer as a Markdown file (e)", self.action_export_answer),
+        ]
+        for title, help_text, callback in everywhere + (on_task if self.selected else []):
+            yield SystemCommand(title, help_text, callback)
+        yield from super().get_system_commands(screen)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "answer"
+
+
+def export_markdown(path: Path, task: dict[str, Any], citations: list[dict[str, Any]]) -> None:
+    """Write the task's answer (and its sources) as Markdown, whole or not at all."""
+    if path.exists():
+        raise FileExistsError(f"{path} exists; choose another name")
+    lines = [f"# {_short(task['text'], 120)}", "", task["answer"].strip(), ""]
+    if citations:
+        lines += ["## Sources", ""]
+        lines += [
+            f"[{c['n']}] {c.get('title') or ''} {c.get('source') or ''}".rstrip() for c in citations
+        ]
+        lines.append("")
+    lines.append(f"<!-- myninja task {task['id']}, agent {task.get('agent') or '-'} -->")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".md")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        os.link(tmp, path)  # fails rather than replace a file that appeared meanwhile
+    finally:
+        os.unlink(tmp)

@@ -37,8 +37,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
         from myninja.config import load_config
         from ninja_tui.app import MyninjaApp
 
-        load_config()  # a broken config is one line here, not a crash inside the app
-        MyninjaApp().run()
+        # A broken config is one line here, not a crash inside the app.
+        MyninjaApp(config=load_config()).run()
 
 
 for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker):

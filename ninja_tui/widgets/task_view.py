@@ -1,5 +1,7 @@
 """One task: its status, the plan as a tree of steps and branches with their judge scores,
-open questions, and the answer as Markdown. Built from history events only."""
+open questions, the answer as Markdown (streamed while it is written) and its sources.
+
+Built from history rows and events only; live tokens arrive through `stream_token`."""
 
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown, Static, Tree
+from textual.widgets import Static, Tree
+
+from ninja_tui.widgets.answer_view import AnswerView
+from ninja_tui.widgets.sources import SourceList
+
+RESTING = ("done", "failed", "cancelled")
 
 
-def branch_label(branch: dict[str, Any]) -> Text:
+def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
     label = Text(f"{branch['branch_id']} ")
     label.append(f"{branch.get('agent', '')} t={branch.get('temperature', 0):g}", style="dim")
     if branch.get("score") is not None:
         label.append(f"  {branch['score']:g}/10", style="bold")
     elif not branch.get("done"):
-        label.append("  working…", style="yellow")
+        label.append(f"  working… {tokens} tok" if tokens else "  working…", style="yellow")
     if branch.get("kept"):
         label.append("  ✓ kept", style="green")
     return label
@@ -45,39 +52,106 @@ def plan_rounds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rounds
 
 
+def header_text(task: dict[str, Any]) -> Text:
+    header = Text(f"{task['status'].upper()}  ", style="bold")
+    header.append(f"{task.get('agent') or 'routing…'}  ", style="cyan")
+    header.append(task["text"])
+    return header
+
+
 class TaskView(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("Type a task below and press Enter.", id="task-header")
-        yield Tree("plan", id="plan")
         yield Static("", id="questions")
-        yield Markdown("", id="answer")
+        yield Static("", id="answer-caption")
+        yield AnswerView(id="answer")
+        yield SourceList(id="sources")
+        yield Tree("plan", id="plan")
 
-    def show(
-        self, task: dict[str, Any], events: list[dict[str, Any]], questions: list[dict[str, Any]]
+    def on_mount(self) -> None:
+        self.task_id: str | None = None
+        self.tokens: dict[str, int] = {}
+        # Which stream the answer view shows while the task runs: a branch's draft until
+        # the final answer is composed ("final"); None before the first token.
+        self.drafting: str | None = None
+        self.finished_branches: set[str] = set()
+        plan = self.query_one("#plan", Tree)
+        plan.display, plan.show_root = False, False
+        self.query_one(SourceList).display = False
+
+    @property
+    def answer(self) -> AnswerView:
+        return self.query_one("#answer", AnswerView)
+
+    async def show(
+        self,
+        task: dict[str, Any],
+        events: list[dict[str, Any]],
+        questions: list[dict[str, Any]],
+        citations: list[dict[str, Any]],
     ) -> None:
-        signature = (task["id"], task["status"], len(events), len(questions))
-        if signature == getattr(self, "_signature", None):
-            return
-        self._signature = signature
-        header = Text(f"{task['status'].upper()}  ", style="bold")
-        header.append(f"{task.get('agent') or 'routing…'}  ", style="cyan")
-        header.append(task["text"])
-        self.query_one("#task-header", Static).update(header)
-        self._show_plan(events)
-        lines = [f"? {q['text']}  (answer in the box below)" for q in questions]
-        self.query_one("#questions", Static).update("\n".join(lines))
-        answer = task.get("answer") or ""
+        if task["id"] != self.task_id:
+            self.task_id, self.tokens, self.drafting = task["id"], {}, None
+            await self.answer.finish()
+            await self.answer.show("")
+            self._caption("")
+        self.finished_branches = {e["branch_id"] for e in events if e["type"] == "branch_done"}
+        signature = (task["id"], task["status"], len(events), len(questions), len(citations))
+        if signature != getattr(self, "_signature", None):
+            self._signature = signature
+            self.query_one("#task-header", Static).update(header_text(task))
+            self._show_plan(events)
+            lines = [f"? {q['text']}  (answer in the box below, or ctrl+o)" for q in questions]
+            self.query_one("#questions", Static).update("\n".join(lines))
+            self.query_one(SourceList).show(citations)
         if task["status"] == "failed":
-            answer = f"**Failed:** {task.get('error') or 'unknown error'}"
-        self.query_one("#answer", Markdown).update(answer)
+            self._caption("")
+            await self.answer.finish(f"**Failed:** {task.get('error') or 'unknown error'}")
+        elif task["status"] in RESTING or task.get("answer"):
+            self._caption("")
+            await self.answer.finish(task.get("answer") or "")
+
+    async def stream_token(self, branch_id: str, text: str) -> None:
+        """A live token. The answer view follows one branch's draft (a new one once it is
+        done) until the final answer streams; every branch's tokens are counted in the plan."""
+        if branch_id != "final":
+            self.tokens[branch_id] = self.tokens.get(branch_id, 0) + 1
+        switch = self.drafting is None or (
+            self.drafting != "final"
+            and branch_id != self.drafting
+            and (branch_id == "final" or self.drafting in self.finished_branches)
+        )
+        if switch:
+            self.drafting = branch_id
+            await self.answer.finish()
+            await self.answer.show("")
+            self._caption(
+                "" if branch_id == "final" else f"draft from branch {branch_id}, not judged yet"
+            )
+        if branch_id == self.drafting:
+            await self.answer.stream(text)
+
+    def _caption(self, text: str) -> None:
+        caption = self.query_one("#answer-caption", Static)
+        caption.update(Text(text, style="italic dim"))
+        caption.display = bool(text)
+
+    def refresh_token_counts(self, events: list[dict[str, Any]]) -> None:
+        counts = tuple(sorted(self.tokens.items()))
+        if counts != getattr(self, "_counts", None):
+            self._counts = counts
+            self._show_plan(events)
 
     def _show_plan(self, events: list[dict[str, Any]]) -> None:
         tree = self.query_one("#plan", Tree)
         tree.clear()
-        for plan in plan_rounds(events):
+        rounds = plan_rounds(events)
+        tree.display = bool(rounds)
+        for plan in rounds:
             node = tree.root.add(f"plan, attempt {plan['round']}", expand=True)
             for number, step in enumerate(plan["steps"], 1):
                 step_node = node.add(f"{number}. {step['title']}", expand=True)
                 for branch in step["branches"]:
-                    step_node.add_leaf(branch_label(branch))
+                    tokens = self.tokens.get(branch["branch_id"], 0)
+                    step_node.add_leaf(branch_label(branch, tokens))
         tree.root.expand()

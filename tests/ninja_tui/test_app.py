@@ -1,5 +1,5 @@
 """The app driven with Textual's Pilot: tasks go to a real background worker (scripted
-backend), and what the app shows comes back from history."""
+backend), and what the app shows comes back from history and the worker's live events."""
 
 from __future__ import annotations
 
@@ -9,17 +9,32 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Markdown, OptionList, Tree
+from textual.widgets import Input, OptionList, Tree
 
+from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
+from myninja.config import NotifyConfig
 from ninja_tui.app import MyninjaApp
+from ninja_tui.notify import Notifier
+from ninja_tui.screens.dialogs import ExportDialog, PassageDialog, RateDialog
+from ninja_tui.screens.help import HelpScreen
+from ninja_tui.screens.history import HistoryScreen
+from ninja_tui.screens.inbox import InboxScreen, QuestionCard
+from ninja_tui.widgets.task_view import TaskView
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import scripted_config
+
+STORY = " ".join(f"word{i}" for i in range(60))
+# A task whose branches stream slowly, so the app can be seen showing a draft mid-way.
+STREAM_RULES = [
+    {"match": r"Tell a story.*Attempt 1\.", "reply": STORY, "token_delay": 0.03},
+    *FENCE_RULES,
+]
 
 
 @pytest.fixture
 def data_dir(myninja_home: Path) -> Iterator[Path]:
-    scripted_config(myninja_home, FENCE_RULES, idle_s=30)
+    scripted_config(myninja_home, STREAM_RULES, idle_s=30)
     data = myninja_home / "data"
     yield data
     client = WorkerClient(data)
@@ -39,6 +54,10 @@ def tree_text(app: MyninjaApp) -> str:
     return "\n".join(lines)
 
 
+def answer_text(app: MyninjaApp) -> str:
+    return app.query_one(TaskView).answer.text
+
+
 async def type_and_enter(pilot: Pilot, text: str) -> None:
     await pilot.press(*text)
     await pilot.press("enter")
@@ -52,13 +71,23 @@ async def wait_for(pilot: Pilot, check, within_s: float = 30) -> None:  # type: 
     raise AssertionError("the app never showed what was expected")
 
 
+def store_of(app: MyninjaApp) -> HistoryStore:
+    assert app.store is not None
+    return app.store
+
+
+async def run_to_done(pilot: Pilot, app: MyninjaApp, text: str) -> str:
+    await type_and_enter(pilot, text)
+    await wait_for(pilot, lambda: answer_text(app) == "Fence painted")
+    assert app.selected is not None
+    return app.selected
+
+
 async def test_a_typed_task_runs_and_its_branches_show_their_scores(data_dir: Path) -> None:
     app = MyninjaApp(data_dir, refresh_s=0.1)
     async with app.run_test(size=(120, 40)) as pilot:
         assert app.focused is app.query_one("#ask", Input)
-        await type_and_enter(pilot, "Paint the gate")
-        answer = app.query_one("#answer", Markdown)
-        await wait_for(pilot, lambda: answer.source == "Fence painted")
+        await run_to_done(pilot, app, "Paint the gate")
         plan = tree_text(app)
         assert "1. Draft" in plan
         assert plan.count("6/10") == 3 and plan.count("✓ kept") == 1
@@ -70,6 +99,19 @@ async def test_a_typed_task_runs_and_its_branches_show_their_scores(data_dir: Pa
         assert app.query_one("#tasks", OptionList).highlighted == 0  # the newest, selected
 
 
+async def test_the_answer_streams_in_while_the_task_runs(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_and_enter(pilot, "Tell a story")
+        # Part of the draft is on screen before the branch has finished writing it.
+        await wait_for(pilot, lambda: 0 < len(answer_text(app).split()) < 40)
+        caption = str(app.query_one("#answer-caption").render())
+        assert "draft from branch" in caption
+        assert STORY.startswith(answer_text(app).strip())
+        await wait_for(pilot, lambda: store_of(app).list_tasks()[0]["status"] == "done")
+        await wait_for(pilot, lambda: answer_text(app) == store_of(app).list_tasks()[0]["answer"])
+
+
 async def test_a_question_is_answered_from_the_input_box(data_dir: Path) -> None:
     app = MyninjaApp(data_dir, refresh_s=0.1)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -78,8 +120,7 @@ async def test_a_question_is_answered_from_the_input_box(data_dir: Path) -> None
         await wait_for(pilot, lambda: box.placeholder == "Answer: Which colour?")
         assert "Which colour?" in str(app.query_one("#questions").render())
         await type_and_enter(pilot, "blue")
-        answer = app.query_one("#answer", Markdown)
-        await wait_for(pilot, lambda: answer.source == "Painted it blue")
+        await wait_for(pilot, lambda: answer_text(app) == "Painted it blue")
         assert app.query_one("#tasks", OptionList).option_count == 1
 
 
@@ -97,5 +138,173 @@ async def test_on_start_the_box_starts_a_new_task_even_if_one_waits(data_dir: Pa
         await type_and_enter(pilot, "Paint the gate")
         tasks = again.query_one("#tasks", OptionList)
         await wait_for(pilot, lambda: tasks.option_count == 2)
-        assert again.store is not None
-        assert [t["status"] for t in again.store.list_tasks(status="waiting")] == ["waiting"]
+        assert [t["status"] for t in store_of(again).list_tasks(status="waiting")] == ["waiting"]
+
+
+async def test_the_inbox_answers_any_of_several_waiting_tasks(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_and_enter(pilot, "Paint the fence")
+        await pilot.press("ctrl+n")
+        await type_and_enter(pilot, "Paint the fence again")
+        store = store_of(app)
+        await wait_for(pilot, lambda: len(store.list_tasks(status="waiting")) == 2)
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, InboxScreen)
+        await wait_for(pilot, lambda: len(app.screen.query(QuestionCard)) == 2)
+        cards = list(app.screen.query(QuestionCard))
+        second = next(c for c in cards if c.waiting_task["text"] == "Paint the fence again")
+        second.query_one(Input).focus()
+        await type_and_enter(pilot, "blue")
+        task_id = second.waiting_task["id"]
+        await wait_for(pilot, lambda: (store.get_task(task_id) or {}).get("status") == "done")
+        assert store.get_task(task_id)["answer"] == "Painted it blue"  # type: ignore[index]
+        # The answered card goes; the other task still waits, its card still there.
+        await wait_for(pilot, lambda: len(app.screen.query(QuestionCard)) == 1)
+        assert app.screen.query_one(QuestionCard).waiting_task["text"] == "Paint the fence"
+        assert [t["text"] for t in store.list_tasks(status="waiting")] == ["Paint the fence"]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, InboxScreen)
+
+
+async def test_waiting_and_finishing_notify_on_each_switched_on_channel(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    written: list[str] = []
+    settings = NotifyConfig(toast=True, bell=True, title=True, osc="777", desktop=False)
+    app.notifier = Notifier(app, settings, write=written.append)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_and_enter(pilot, "Paint the fence")
+        task_id = app.selected
+        await wait_for(pilot, lambda: any(kind == "question" for _, kind, _ in app.notifier.sent))
+        asked = {channel for channel, kind, tid in app.notifier.sent if kind == "question"}
+        assert asked == {"toast", "bell", "osc"}
+        assert any("777;notify" in w and "Which colour?" in w for w in written)
+        assert any("1 waiting" in w for w in written)  # the title marker
+        await type_and_enter(pilot, "blue")
+        await wait_for(pilot, lambda: any(kind == "finished" for _, kind, _ in app.notifier.sent))
+        finished = [(c, tid) for c, kind, tid in app.notifier.sent if kind == "finished"]
+        assert {c for c, _ in finished} == {"toast", "bell", "osc"}
+        assert {tid for _, tid in finished} == {task_id}
+
+
+async def test_a_task_is_rated_with_a_note(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        task_id = await run_to_done(pilot, app, "Paint the gate")
+        await pilot.press("plus")  # typed into the box: the task keys work outside it
+        assert not isinstance(app.screen, RateDialog)
+        await pilot.press("backspace", "escape", "minus")
+        assert isinstance(app.screen, RateDialog)
+        await pilot.press("ctrl+t")  # bad → good
+        await type_and_enter(pilot, "right colour")
+        assert not isinstance(app.screen, RateDialog)
+        feedback = store_of(app).feedback(task_id)
+        assert [(f["rating"], f["note"]) for f in feedback] == [("good", "right colour")]
+
+
+async def test_the_answer_is_copied_and_exported_as_markdown(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        task_id = await run_to_done(pilot, app, "Paint the gate")
+        await pilot.press("escape", "y")
+        assert app.clipboard == "Fence painted"
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportDialog)
+        target = tmp_path / "out" / "gate.md"
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        text = target.read_text()
+        assert text.startswith("# Paint the gate\n") and "Fence painted" in text
+        assert task_id in text
+        # A second export to the same path refuses rather than overwrite.
+        await pilot.press("e")
+        app.screen.query_one(Input).value = str(target)
+        target.write_text("mine")
+        await pilot.press("enter")
+        assert target.read_text() == "mine"
+        assert not list(target.parent.glob(".export-*"))
+
+
+async def test_history_search_opens_the_chosen_task(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gate = await run_to_done(pilot, app, "Paint the gate")
+        await pilot.press("ctrl+n")
+        door = await run_to_done(pilot, app, "Paint the door")
+        assert app.selected == door
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, HistoryScreen)
+        await pilot.press(*"gate")
+        await pilot.pause(0.5)
+        await pilot.press("enter", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        assert app.selected == gate
+        header = app.query_one("#task-header")
+        await wait_for(pilot, lambda: "Paint the gate" in str(header.render()))
+
+
+async def test_help_lists_the_keys_and_the_palette_retries(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_to_done(pilot, app, "Paint the gate")
+        await pilot.press("escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        actions = {action for _, action in app.screen.rows}
+        assert {"Questions", "History", "Settings", "Cancel", "Retry"} <= actions
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Retry task")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        tasks = app.query_one("#tasks", OptionList)
+        await wait_for(pilot, lambda: tasks.option_count == 2)
+        texts = [t["text"] for t in store_of(app).list_tasks()]
+        assert texts == ["Paint the gate", "Paint the gate"]
+
+
+async def test_a_cited_source_opens_its_passage(data_dir: Path) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        task_id = await run_to_done(pilot, app, "Paint the gate")
+        store_of(app).record_citation(
+            task_id, 1, passage_id="p7", title="Gates", source="gates.md", text="Gates swing."
+        )
+        sources = app.query_one("#sources", OptionList)
+        await wait_for(pilot, lambda: sources.option_count == 1)
+        sources.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, PassageDialog)
+        assert app.screen.citation["text"] == "Gates swing."
+
+
+async def test_a_task_finished_while_the_app_was_closed_shows_unread(data_dir: Path) -> None:
+    client = WorkerClient(data_dir)
+    await client.ensure()
+    task_id = (await client.request("submit", text="Paint the gate"))["task_id"]
+    async for reply in client.follow(task_id):
+        if "end" in reply:
+            assert reply["end"] == "done"
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        tasks = app.query_one("#tasks", OptionList)
+        assert "•" in str(tasks.get_option_at_index(0).prompt)
+        assert any("while you were away" in n.message for n in app._notifications)
+        await app.select_task(task_id)  # what a click or an arrow key does
+        await wait_for(pilot, lambda: "•" not in str(tasks.get_option_at_index(0).prompt))
+        assert not store_of(app).get_task(task_id)["unread"]  # type: ignore[index]
+
+
+async def test_the_chosen_theme_is_kept_for_the_next_start(
+    data_dir: Path, myninja_home: Path
+) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.theme = "nord"  # what the palette's theme picker sets
+        await pilot.pause()
+    assert 'theme = "nord"' in (myninja_home / "config.toml").read_text()
+    again = MyninjaApp(data_dir, refresh_s=0.1)
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == "nord"

@@ -1,0 +1,50 @@
+"""SVG snapshots of the main screens at 80×24 and 120×40, over a fixed history.
+
+A changed look fails here until the snapshots are reviewed and updated with
+`pytest tests/ninja_tui/test_snapshots.py --snapshot-update`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from ninja_tui.app import MyninjaApp
+from tests.ninja_tui.seed import seed_history
+
+SIZES = [(80, 24), (120, 40)]
+DONE_TASK = "t_0000000000a1"
+
+
+def seeded_app(home: Path) -> MyninjaApp:
+    data = home / "data"
+    seed_history(data)
+    # No refresh while the picture is taken: the seeded history does not change.
+    return MyninjaApp(data, refresh_s=3600, config_path=home / "config.toml")
+
+
+async def settle(pilot: Pilot) -> None:
+    await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen(snap_compare, myninja_home: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    async def show_done_task(pilot: Pilot) -> None:
+        await pilot.app.select_task(DONE_TASK)  # type: ignore[attr-defined]
+        await settle(pilot)
+
+    assert snap_compare(seeded_app(myninja_home), terminal_size=size, run_before=show_done_task)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("key", ["ctrl+o", "ctrl+s", "f2", "f1"])
+def test_screen(snap_compare, myninja_home: Path, size: tuple[int, int], key: str) -> None:  # type: ignore[no-untyped-def]
+    async def open_screen(pilot: Pilot) -> None:
+        await pilot.app.select_task(DONE_TASK)  # type: ignore[attr-defined]
+        await pilot.press(key)
+        await settle(pilot)
+
+    assert snap_compare(seeded_app(myninja_home), terminal_size=size, run_before=open_screen)
