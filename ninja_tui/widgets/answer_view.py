@@ -1,46 +1,37 @@
 """The answer as Markdown, rendered while it streams in.
 
 Why not Textual's own `Markdown.append` / `MarkdownStream`? Measured on 5,000 tokens of
-Markdown: it re-renders as often as it can keep up, so a flood of tokens keeps the event loop
-busy; after `update()` it resumes parsing from the last line only, so a table or list that
-goes on after a `show()` renders wrong; and a table it grows in place ends with cells unlike a
-fresh render's. So this view keeps the document as a settled prefix (complete top-level
-blocks, never touched again) and a live tail (the last top-level block, the only one later
-text can change), re-parses only the tail, and renders at most once a frame however fast
-tokens come. The blocks are Textual's own, built by `Markdown._parse_markdown`, so the
-finished document renders as `Markdown(text)` does.
+Markdown (benchmarks/tui_render.py): it re-renders as often as it can, and frames froze for
+300-500 ms; after `update()` it resumes parsing from the last line, so a table or list going
+on after a `show()` renders wrong; and a table it grows ends with cells unlike a fresh one's.
+
+So this view keeps the document as a settled prefix (whole top-level blocks, which later
+text cannot change) and a live tail (the last top-level block), and re-parses only the tail;
+a tail that grew is updated in place (paragraph, code fence, table, list) rather than
+rebuilt. Renders are paced by one RenderClock per app: at most one a frame, a flood taken in
+CHUNK_CHARS pieces, many streams in turns. The blocks are Textual's own, made by
+`Markdown._parse_markdown`, so the finished document is the one `Markdown(text)` shows,
+widget for widget (tests/ninja_tui/test_answer_view.py checks that).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import re
 import threading
-import time
-import weakref
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from textual._arrange import DockArrangeResult
-from textual.app import App
-from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Markdown
-from textual.widgets._markdown import (  # not exported; textual<9 is pinned
-    MarkdownBullet,
-    MarkdownList,
-    MarkdownListItem,
-    MarkdownParagraph,
-    MarkdownTable,
-    MarkdownTableCellContents,
-    MarkdownTableContent,
-)
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence
+
+from ninja_tui.widgets.markdown_growth import is_heading, item_lines, update_in_place
+from ninja_tui.widgets.render_pacing import FRAME_S, QUIET_GC, RenderClock
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A link reference definition changes links anywhere in the document, so a tail parsed on its
@@ -48,138 +39,6 @@ LINE_BREAK = re.compile(r"\r\n|\r|\n")
 REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:", re.MULTILINE)
 # Above this size the whole-document parse runs in a thread, as Markdown.update does.
 THREAD_PARSE_CHARS = 8_000
-
-
-class QuietGC:
-    """No full garbage collections while an answer streams.
-
-    A full collection walks every object: with a long answer on screen (some 150,000 objects
-    for 5,000 tokens of Markdown) that takes 100-250 ms on a small machine, and it comes
-    round several times per stream as the document grows, each time a frozen frame. While
-    any view streams (or catches up with a stream) the collector's threshold for the old
-    generation is lifted, so the young generations are still collected as usual, cheaply,
-    and the old one waits until RESUME_AFTER_S after the last stream ended (the finished
-    answer is on screen by then), or for FULL_EVERY_S of continuous streaming so memory
-    stays bounded. (Textual's App.PAUSE_GC_ON_SCROLL pauses the collector likewise.)"""
-
-    FULL_EVERY_S = 30.0
-    RESUME_AFTER_S = 0.5
-    NEVER = 2**30
-
-    def __init__(self) -> None:
-        self.streams = 0
-        self.saved: tuple[int, int, int] | None = None
-        self.last_full = 0.0
-        self.ends = 0  # which end() a pending resume belongs to
-        self.lock = threading.Lock()  # the resume runs on a timer thread
-
-    def begin(self) -> None:
-        with self.lock:
-            self.streams += 1
-            if self.streams == 1 and self.saved is None:
-                self.saved = gc.get_threshold()
-                gc.set_threshold(self.saved[0], self.saved[1], self.NEVER)
-                self.last_full = time.monotonic()
-
-    def end(self) -> None:
-        with self.lock:
-            self.streams -= 1
-            self.ends += 1
-            if self.streams == 0:
-                # A thread, not the event loop: it must happen even if the loop is gone.
-                timer = threading.Timer(self.RESUME_AFTER_S, self._resume, (self.ends,))
-                timer.daemon = True
-                timer.start()
-
-    def _resume(self, ends: int) -> None:
-        with self.lock:
-            if self.streams == 0 and ends == self.ends and self.saved is not None:
-                gc.set_threshold(*self.saved)
-                self.saved = None
-
-    def frame(self) -> None:
-        """After a render: the full collection that is overdue after a long stream."""
-        if self.saved is not None and time.monotonic() - self.last_full > self.FULL_EVERY_S:
-            self.last_full = time.monotonic()
-            gc.collect()
-
-
-QUIET_GC = QuietGC()
-
-
-class RenderClock:
-    """Renders an app's AnswerViews in turns, a frame at a time.
-
-    A loop per view, each rendering on its own schedule, measured badly with many streams:
-    twenty views at 20 tokens/s meant some 400 renders and as many screen refreshes a second,
-    more than two cores do, and key presses queued behind them for over a second. One clock
-    per app instead renders each view that has news once a cycle (taking all its new text at
-    once), for up to RENDER_BUDGET_S (the views left over go first next cycle),
-    waits for the screen to paint, and starts the next cycle no sooner than a frame later.
-    A cycle that rendered several views is followed by a rest REST times as long, so that
-    however many streams run, input keeps half the loop; a lone stream (the answer being
-    read) renders flat out."""
-
-    RENDER_BUDGET_S = 0.03
-    REST = 1.0
-    PAINT_WAIT_S = 0.3  # a screen that never paints (say, not the current one) holds no one
-
-    _clocks: ClassVar[weakref.WeakKeyDictionary[App[Any], RenderClock]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    @classmethod
-    def of(cls, app: App[Any]) -> RenderClock:
-        clock = cls._clocks.get(app)
-        if clock is None:
-            clock = cls._clocks[app] = cls()
-        return clock
-
-    def __init__(self) -> None:
-        self.due: dict[AnswerView, None] = {}  # in turn order
-        self.hurry = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def want(self, view: AnswerView, hurry: bool = False) -> None:
-        self.due.setdefault(view, None)
-        if hurry:
-            self.hurry.set()
-        if self.task is None:
-            self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self.due:
-                started = loop.time()
-                turn, self.due = list(self.due), {}
-                painter: AnswerView | None = None
-                rendered = 0
-                for index, view in enumerate(turn):
-                    if loop.time() - started > self.RENDER_BUDGET_S:
-                        self.due = {**dict.fromkeys(turn[index:]), **self.due}
-                        break
-                    try:
-                        more = await view._render_once()
-                    except Exception as error:  # shown like a handler's error, not lost
-                        view.app._handle_exception(error)
-                        continue
-                    if more:
-                        self.due.setdefault(view, None)
-                    painter = view if view.is_attached else painter
-                    rendered += 1
-                if painter is not None and painter.is_running:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(painter.wait_for_refresh(), self.PAINT_WAIT_S)
-                cycle = loop.time() - started
-                rest = self.REST * cycle if rendered > 1 else 0.0
-                pause = max(AnswerView.FRAME_S - cycle, rest)
-                if self.due and not self.hurry.is_set() and pause > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.hurry.wait(), pause)
-                self.hurry.clear()
-        finally:
-            self.task = None
 
 
 class AnswerView(Markdown):
@@ -192,7 +51,7 @@ class AnswerView(Markdown):
     }
     """
 
-    FRAME_S: ClassVar[float] = 1 / 30
+    FRAME_S: ClassVar[float] = FRAME_S
     """At most one re-render per this many seconds: tokens arriving meanwhile are batched."""
 
     CHUNK_CHARS: ClassVar[int] = 250
@@ -385,12 +244,12 @@ class AnswerView(Markdown):
         for block in blocks:
             start, end = block.source_range
             block.source_range = (start + self._tail_line, end + self._tail_line)
-        items = _item_lines(blocks[-1]) if blocks else []
+        items = item_lines(blocks[-1]) if blocks else []
         self._markdown = text
         old = self._tail_block
         # Growing the tail in place needs no batch: a frame painted meanwhile shows it a
         # little less grown. Replacing it does, or a frame could show neither block.
-        if old is not None and blocks and await _update_in_place(old, blocks[0], self._tail_items):
+        if old is not None and blocks and await update_in_place(old, blocks[0], self._tail_items):
             shown: list[Widget] = [old, *blocks[1:]]
             if len(shown) > 1:
                 await self.mount_all(shown[1:])
@@ -402,7 +261,7 @@ class AnswerView(Markdown):
                 if shown:
                     await self.mount_all(shown)
         self._settle(tail, tokens, shown, items)
-        if any(_is_heading(block) for block in blocks) or _is_heading(old):
+        if any(is_heading(block) for block in blocks) or is_heading(old):
             self._contents_changed()
 
     def _settle(
@@ -441,121 +300,3 @@ def _warm_highlighter() -> None:
         MarkdownFence.highlight("x = 1", "python")
 
     threading.Thread(target=warm, daemon=True).start()
-
-
-def _is_heading(block: Widget | None) -> bool:
-    return block is not None and block.name == "heading_open"
-
-
-async def _update_in_place(old: Widget, new: MarkdownBlock, items: list[tuple[int, int]]) -> bool:
-    """Give `old` the content of `new` where that renders as mounting `new` would (a
-    paragraph, code fence, table or list that grew); False where `old` must be replaced.
-    `items`: the lines of the items of `old`, when it is a list."""
-    if type(old) is not type(new):
-        return False
-    if isinstance(old, MarkdownParagraph):
-        old.set_content(new._content)
-        old._inline_token = new._inline_token
-    elif isinstance(old, MarkdownFence) and isinstance(new, MarkdownFence):
-        old.code, old.lexer = new.code, new.lexer
-        old._highlighted_code = new._highlighted_code
-        old.set_content(new._highlighted_code)
-    elif isinstance(old, MarkdownTable) and isinstance(new, MarkdownTable):
-        if not await _update_table(old, new):
-            return False
-    elif isinstance(old, MarkdownList) and isinstance(new, MarkdownList):
-        if not await _update_list(old, new, items):
-            return False
-    else:
-        return False  # headings and the rest are short-lived as a tail: replaced
-    old._token = new._token
-    old.source_range = new.source_range
-    return True
-
-
-def _item_lines(block: MarkdownBlock) -> list[tuple[int, int]]:
-    if not isinstance(block, MarkdownList):
-        return []
-    return [
-        (item._token.map[0], item._token.map[1])
-        for item in block._blocks
-        if isinstance(item, MarkdownListItem) and item._token.map is not None
-    ]
-
-
-async def _update_list(old: MarkdownList, new: MarkdownList, items: list[tuple[int, int]]) -> bool:
-    """Grow a list item by item: items before the last are complete and stay, with their
-    numbers updated (an ordered list pads them to the widest); the last one and any new
-    ones are made by the list's own compose."""
-    lines = _item_lines(new)
-    rows = list(old.query_children(Horizontal))
-    if not items or len(rows) != len(items) or lines[: len(items) - 1] != items[:-1]:
-        return False
-    fresh = list(new.compose())
-    if len(fresh) != len(lines) or len(fresh) < len(rows):
-        return False
-    last = len(rows) - 1
-    if await _update_row(rows[-1], fresh[last]):
-        last += 1
-    else:
-        await rows[-1].remove()
-    for row, made in zip(rows[:last], fresh, strict=False):
-        bullet, symbol = row.query_children(MarkdownBullet).first(), made._pending_children[0]
-        assert isinstance(symbol, MarkdownBullet)
-        if bullet.symbol != symbol.symbol:
-            widens = len(bullet.symbol) != len(symbol.symbol)
-            bullet.symbol = symbol.symbol
-            if widens:  # "9. " to "10. ": the bullet is as wide as its symbol
-                bullet.refresh(layout=True)
-    if fresh[last:]:
-        await old.mount_all(fresh[last:])
-    return True
-
-
-async def _update_row(row: Widget, made: Widget) -> bool:
-    """A list item's row (bullet, then a Vertical of its blocks) updated in place from a
-    freshly composed one, block by block; False if their blocks do not pair up."""
-    kept = list(row.query_children(Vertical).first().children)
-    body = made._pending_children[1]
-    blocks = body._pending_children
-    if len(kept) != len(blocks) or not all(isinstance(b, MarkdownBlock) for b in blocks):
-        return False
-    for old, new in zip(kept, blocks, strict=True):
-        if not await _update_in_place(old, new, []):
-            return False
-    return True
-
-
-async def _update_table(old: MarkdownTable, new: MarkdownTable) -> bool:
-    """Grow a table row by row, its cells made as MarkdownTableContent.compose makes them
-    (Textual's own table update mounts plain Statics instead)."""
-    headers, rows = new._get_headers_and_rows()
-    content = old.query_children(MarkdownTableContent).first()
-    kept = old._rows
-    if (
-        [h.markup for h in headers] != [h.markup for h in old._headers]
-        or len(rows) < len(kept)
-        or any(len(row) != len(headers) for row in rows)
-    ):
-        return False
-    cells = list(content.query_children(MarkdownTableCellContents))[len(headers) :]
-    before = [cell for row in kept for cell in row]
-    after = [cell for row in rows for cell in row][: len(before)]
-    if len(cells) != len(before):
-        return False
-    for widget, was, now in zip(cells, before, after, strict=True):
-        if was.markup != now.markup:
-            widget.update(now)
-            widget.tooltip = now.plain
-    added = [
-        MarkdownTableCellContents(
-            cell, classes=f"row{number} cell", name=f"cell{number}.{column}"
-        ).with_tooltip(cell.plain)
-        for number, row in enumerate(rows[len(kept) :], len(kept) + 1)
-        for column, cell in enumerate(row, 1)
-    ]
-    if added:
-        await content.mount_all(added)
-    old._rows = content.rows = rows
-    content.last_row = len(rows)
-    return True

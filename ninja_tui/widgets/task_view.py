@@ -102,7 +102,9 @@ class TaskView(VerticalScroll):
             self.query_one("#task-header", Static).update(header_text(task))
             self._show_plan(events)
             lines = [f"? {q['text']}  (answer in the box below, or ctrl+o)" for q in questions]
-            self.query_one("#questions", Static).update("\n".join(lines))
+            asked = self.query_one("#questions", Static)
+            asked.update("\n".join(lines))
+            asked.display = bool(lines)
             self.query_one(SourceList).show(citations)
         if task["status"] == "failed":
             self._caption("")

@@ -17,7 +17,8 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Markdown
 
-from ninja_tui.widgets.answer_view import QUIET_GC, AnswerView
+from ninja_tui.widgets.answer_view import AnswerView
+from ninja_tui.widgets.render_pacing import QUIET_GC
 
 ITEMS = "\n".join(f"{n}. item number {n} with `code` in it" for n in range(1, 13))
 DOCUMENT = f"""# Report

@@ -17,11 +17,17 @@ SIZES = [(80, 24), (120, 40)]
 DONE_TASK = "t_0000000000a1"
 
 
+@pytest.fixture(autouse=True)
+def in_home(myninja_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The settings screen shows the config file's path: a relative one looks the same each run.
+    monkeypatch.chdir(myninja_home)
+
+
 def seeded_app(home: Path) -> MyninjaApp:
     data = home / "data"
     seed_history(data)
     # No refresh while the picture is taken: the seeded history does not change.
-    return MyninjaApp(data, refresh_s=3600, config_path=home / "config.toml")
+    return MyninjaApp(data, refresh_s=3600, config_path=Path("config.toml"))
 
 
 async def settle(pilot: Pilot) -> None:
