@@ -18,6 +18,7 @@ from ninja_tui.cli.ask import ask
 from ninja_tui.cli.backends_cmd import backends
 from ninja_tui.cli.config_cmd import config
 from ninja_tui.cli.feedback_cmd import feedback
+from ninja_tui.cli.index_cmd import index
 from ninja_tui.cli.keys_cmd import keys
 from ninja_tui.cli.run_cmd import run
 from ninja_tui.cli.serve_cmd import serve
@@ -41,7 +42,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
         MyninjaApp(config=load_config()).run()
 
 
-for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker):
+for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker, index):
     cli.add_command(command)
 
 

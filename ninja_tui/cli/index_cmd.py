@@ -1,0 +1,143 @@
+"""`myninja index`: build, list, search and remove local corpora for the researcher.
+
+Indexing shows a progress bar only to a person watching (stderr is a terminal); a script gets
+the summary line, or the report as JSON with `--json`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from myninja.errors import MyninjaError
+from skills.research.corpus import (
+    AddReport,
+    Corpus,
+    Progress,
+    corpus_file,
+    list_corpora,
+    remove_corpus,
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group()
+def index() -> None:
+    """Local corpora (text, Markdown, HTML, JSONL/TSV passages) the researcher searches."""
+
+
+@contextmanager
+def _progress_bar(show: bool) -> Iterator[Progress | None]:
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (
+        TextColumn("indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: int, total: int, path: Path | None) -> None:
+            bar.update(task, completed=done, total=total, description=path.name if path else "")
+
+        yield update
+
+
+def _summary(name: str, report: AddReport) -> str:
+    return (
+        f"{name}: {report.indexed} files indexed (+{report.passages_added} passages), "
+        f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped; "
+        f"{report.files} files, {report.passages} passages in all"
+    )
+
+
+def _skipped_warning(skipped: list[str]) -> str:
+    kinds = Counter(Path(p).suffix.lower() or "(no suffix)" for p in skipped)
+    listed = ", ".join(f"{suffix} ×{n}" for suffix, n in kinds.most_common())
+    files = "file" if len(skipped) == 1 else "files"
+    return f"warning: skipped {len(skipped)} {files} it cannot read: {listed}"
+
+
+@index.command("add")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+def index_add(name: str, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Index files and folders into corpus NAME (made if new); again, only changes are read."""
+    new = not corpus_file(name).exists()
+    with Corpus.open(name, create=True) as corpus:
+        try:
+            with _progress_bar(sys.stderr.isatty() and not as_json) as progress:
+                report = corpus.add(paths, progress=progress)
+        except MyninjaError:
+            # A mistyped path must not leave an empty corpus behind to show in `index list`.
+            if new and corpus.info().files == 0:
+                corpus.close()
+                remove_corpus(name)
+            raise
+    if as_json:
+        click.echo(json.dumps({"corpus": name, **report.to_dict()}, ensure_ascii=False, indent=2))
+        return
+    if report.skipped:
+        click.echo(_skipped_warning(report.skipped), err=True)
+    click.echo(_summary(name, report))
+
+
+@index.command("list")
+@json_option
+def index_list(as_json: bool) -> None:
+    """The corpora on this machine."""
+    infos = list_corpora()
+    if as_json:
+        click.echo(json.dumps([info.to_dict() for info in infos], ensure_ascii=False, indent=2))
+        return
+    for info in infos:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
+            if info.updated_at
+            else "-"
+        )
+        click.echo(
+            f"{info.name:<20} {info.passages:>9} passages {info.files:>7} files  "
+            f"{info.bytes / 1e6:8.1f} MB  {when}"
+        )
+
+
+@index.command("search")
+@click.argument("name")
+@click.argument("query")
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@json_option
+def index_search(name: str, query: str, k: int, as_json: bool) -> None:
+    """The K passages of corpus NAME that best match QUERY (BM25)."""
+    with Corpus.open(name) as corpus:
+        hits = corpus.search(query, k)
+    if as_json:
+        click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return
+    for rank, hit in enumerate(hits, 1):
+        passage = hit.passage
+        click.echo(f"{rank:>2}. {passage.title or '(untitled)'}  [{hit.score:.2f}]  {passage.id}")
+        text = " ".join(passage.text.split())
+        click.echo(f"    {text if len(text) <= 200 else text[:199] + '…'}")
+
+
+@index.command("remove")
+@click.argument("name")
+def index_remove(name: str) -> None:
+    """Delete corpus NAME (its index only; the files it was built from stay)."""
+    remove_corpus(name)
+    click.echo(f"removed corpus {name}", err=True)
