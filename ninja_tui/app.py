@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -24,20 +24,19 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 
-from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config import Config, load_config, update_config_file
 from myninja.errors import MyninjaError
 from ninja_tui.notify import Notifier
-from ninja_tui.screens.dialogs import ExportDialog, PassageDialog, RateDialog
-from ninja_tui.screens.help import HelpScreen
-from ninja_tui.screens.history import HistoryScreen
-from ninja_tui.screens.inbox import InboxScreen
-from ninja_tui.screens.settings import SettingsScreen
 from ninja_tui.widgets.sources import SourceList
 from ninja_tui.widgets.task_list import TaskList
 from ninja_tui.widgets.task_view import RESTING, TaskView
+
+# The history store (sqlite-utils) and the other screens are imported when first needed: the
+# first frame must not wait for them (benchmarks/tui_render.py times it).
+if TYPE_CHECKING:
+    from agent_graph.history import HistoryStore
 
 ASK_PLACEHOLDER = "Ask myninja… (@coder, @writer, … picks an agent)"
 # Keys that act on the selected task: letters, so they work only outside the input box.
@@ -87,6 +86,7 @@ class MyninjaApp(App[None]):
         self._following: str | None = None
         self._follow_failed_at = 0.0
         self._refreshing = asyncio.Lock()
+        self._refresh_again = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -99,6 +99,12 @@ class MyninjaApp(App[None]):
     async def on_mount(self) -> None:
         if self.config.tui.theme in self.available_themes:
             self.theme = self.config.tui.theme
+        self.query_one("#ask", Input).focus()
+        self.call_after_refresh(self._open_history)
+
+    async def _open_history(self) -> None:
+        from agent_graph.history import HistoryStore
+
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = HistoryStore(self.data_dir / "history.db")
         unread = [t for t in self.store.list_tasks(limit=200) if t.get("unread")]
@@ -107,10 +113,10 @@ class MyninjaApp(App[None]):
             self.notify(f"{len(unread)} {noun} finished while you were away (marked •)")
         await self.refresh_from_history()
         self._refresher = self.set_interval(self.refresh_s, self.refresh_from_history)
-        self.query_one("#ask", Input).focus()
 
     def on_unmount(self) -> None:
-        self._refresher.stop()
+        if hasattr(self, "_refresher"):
+            self._refresher.stop()
         with contextlib.suppress(Exception):  # the terminal may be gone already
             self.notifier.set_waiting(0)  # leave no "(n waiting)" title behind
         if self.store is not None:
@@ -126,13 +132,17 @@ class MyninjaApp(App[None]):
 
     # Refreshing from history --------------------------------------------------------------
     async def refresh_from_history(self) -> None:
-        if self.store is None or self._refreshing.locked():
-            return  # closed, or a refresh is under way
+        if self._refreshing.locked():
+            self._refresh_again = True  # what changed meanwhile (a new selection) is shown next
+            return
         async with self._refreshing:
-            try:
-                await self._refresh(self.store)
-            except NoMatches:
-                pass  # the app is closing and its widgets are already gone
+            self._refresh_again = True
+            while self._refresh_again and self.store is not None:
+                self._refresh_again = False
+                try:
+                    await self._refresh(self.store)
+                except NoMatches:
+                    return  # the app is closing and its widgets are already gone
 
     async def _refresh(self, store: HistoryStore) -> None:
         tasks = store.list_tasks(limit=200)
@@ -233,10 +243,8 @@ class MyninjaApp(App[None]):
 
     async def _send(self, text: str) -> None:
         """Answer the selected task's open question, or start a new task."""
-        assert self.store is not None
-        questions = (
-            self.store.questions(self.selected) if self.selected and not self.composing else []
-        )
+        asking = self.store is not None and self.selected and not self.composing
+        questions = self.store.questions(self.selected) if asking else []  # type: ignore[union-attr]
         if questions:
             await self.answer_question(self.selected or "", questions[0]["id"], text)
             return
@@ -254,6 +262,8 @@ class MyninjaApp(App[None]):
         )
 
     def on_source_list_chosen(self, event: SourceList.Chosen) -> None:
+        from ninja_tui.screens.dialogs import PassageDialog
+
         self.push_screen(PassageDialog(event.citation))
 
     # Actions --------------------------------------------------------------------------------
@@ -280,6 +290,8 @@ class MyninjaApp(App[None]):
         box.focus()
 
     def action_help(self) -> None:
+        from ninja_tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(list(self._bindings_for_help())))
 
@@ -290,6 +302,8 @@ class MyninjaApp(App[None]):
         yield Binding("ctrl+p", "command_palette", "Every action (command palette)")
 
     def action_inbox(self) -> None:
+        from ninja_tui.screens.inbox import InboxScreen
+
         if isinstance(self.screen, InboxScreen):
             self.pop_screen()
             return
@@ -306,6 +320,8 @@ class MyninjaApp(App[None]):
         return pairs
 
     def action_history(self) -> None:
+        from ninja_tui.screens.history import HistoryScreen
+
         if self.store is None or isinstance(self.screen, HistoryScreen):
             return
 
@@ -316,6 +332,8 @@ class MyninjaApp(App[None]):
         self.push_screen(HistoryScreen(self.store), chosen)
 
     def action_settings(self) -> None:
+        from ninja_tui.screens.settings import SettingsScreen
+
         if isinstance(self.screen, SettingsScreen):
             return
 
@@ -364,6 +382,8 @@ class MyninjaApp(App[None]):
         await self.refresh_from_history()
 
     def action_rate(self, rating: str) -> None:
+        from ninja_tui.screens.dialogs import RateDialog
+
         task = self._selected_task()
         if task is None:
             return
@@ -385,6 +405,8 @@ class MyninjaApp(App[None]):
         self.notify("Answer copied to the clipboard.")
 
     def action_export_answer(self) -> None:
+        from ninja_tui.screens.dialogs import ExportDialog
+
         task = self._selected_task()
         if task is None or not task.get("answer"):
             self.notify("This task has no answer yet.", severity="warning")

@@ -5,6 +5,7 @@ appears only with `--debug` (or MYNINJA_DEBUG=1)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -13,20 +14,41 @@ import click
 
 from myninja import __version__
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MyninjaError
-from ninja_tui.cli.answer_cmd import answer
-from ninja_tui.cli.ask import ask
-from ninja_tui.cli.backends_cmd import backends
-from ninja_tui.cli.config_cmd import config
-from ninja_tui.cli.feedback_cmd import feedback
-from ninja_tui.cli.index_cmd import index
-from ninja_tui.cli.keys_cmd import keys
-from ninja_tui.cli.run_cmd import run
-from ninja_tui.cli.serve_cmd import serve
-from ninja_tui.cli.tasks_cmd import tasks
-from ninja_tui.cli.worker_cmd import worker
+
+# name -> "module:attribute". A command's module is imported only when that command runs (or
+# for --help), so `myninja` opening the app does not wait for langgraph, uvicorn and the rest.
+COMMANDS = {
+    "ask": "ninja_tui.cli.ask:ask",
+    "run": "ninja_tui.cli.run_cmd:run",
+    "answer": "ninja_tui.cli.answer_cmd:answer",
+    "tasks": "ninja_tui.cli.tasks_cmd:tasks",
+    "feedback": "ninja_tui.cli.feedback_cmd:feedback",
+    "index": "ninja_tui.cli.index_cmd:index",
+    "config": "ninja_tui.cli.config_cmd:config",
+    "keys": "ninja_tui.cli.keys_cmd:keys",
+    "backends": "ninja_tui.cli.backends_cmd:backends",
+    "serve": "ninja_tui.cli.serve_cmd:serve",
+    "worker": "ninja_tui.cli.worker_cmd:worker",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
 @click.version_option(__version__, prog_name="myninja")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
@@ -40,10 +62,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
         # A broken config is one line here, not a crash inside the app.
         MyninjaApp(config=load_config()).run()
-
-
-for command in (ask, run, answer, tasks, feedback, config, keys, backends, serve, worker, index):
-    cli.add_command(command)
 
 
 def _debug_requested(argv: list[str]) -> bool:
