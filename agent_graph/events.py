@@ -11,6 +11,7 @@ they add up to is kept in a durable event (`branch_done`, `answer`).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -48,6 +49,12 @@ def make_event(type_: str, **data: Any) -> dict[str, Any]:
     if type_ not in FIELDS:
         raise ValueError(f"unknown event type {type_!r}")
     return {"type": type_, "ts": round(time.time(), 6), **data}
+
+
+def question_key(text: str) -> str:
+    """What makes two questions the same question: their words, whatever the case or marks
+    (branches often ask the same thing; one answer serves them all)."""
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def answer_command(task_id: str, question_id: str) -> str:

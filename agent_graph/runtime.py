@@ -31,7 +31,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, StateSnapshot
 
 from agent_graph.context import BackendPool, GraphContext
-from agent_graph.events import answer_command, make_event
+from agent_graph.events import answer_command, make_event, question_key
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
 from agent_graph.nodes.route import split_mention
@@ -535,7 +535,7 @@ class TaskManager:
         task = self._task(task_id)
         open_questions = self.store.questions(task["id"], status="open")
         if question_id is None:
-            if len(open_questions) != 1:
+            if len({question_key(q["text"]) for q in open_questions}) != 1:
                 ids = ", ".join(q["id"] for q in open_questions) or "none"
                 raise UsageError(
                     f"task {task['id']} has {len(open_questions)} open questions ({ids})",
@@ -547,8 +547,12 @@ class TaskManager:
             if len(matches) != 1:
                 raise UsageError(f"task {task['id']} has no single open question {question_id!r}")
             question_id = matches[0]
-        self.store.answer_question(question_id, text)
-        self._answered_event(task["id"], question_id, text)
+        # Branches often ask the same thing: one answer serves every copy of the question.
+        asked = question_key(next(q["text"] for q in open_questions if q["id"] == question_id))
+        for question in open_questions:
+            if question["id"] == question_id or question_key(question["text"]) == asked:
+                self.store.answer_question(question["id"], text)
+                self._answered_event(task["id"], question["id"], text)
         # A running task picks the answer up from the store when its current step ends.
         self._start(task["id"])
         return question_id

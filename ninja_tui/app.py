@@ -24,6 +24,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 
+from agent_graph.events import question_key
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config import Config, load_config, update_config_file
@@ -312,10 +313,12 @@ class MyninjaApp(App[None]):
     def _open_questions(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         if self.store is None:
             return []
-        pairs = []
+        pairs, seen = [], set()
         for question in self.store.questions():
             task = self.store.get_task(question["task_id"])
-            if task is not None and task["status"] == "waiting":
+            same = (question["task_id"], question_key(question["text"]))
+            if task is not None and task["status"] == "waiting" and same not in seen:
+                seen.add(same)  # one answer serves every copy of a question (runtime.answer)
                 pairs.append((question, task))
         return pairs
 

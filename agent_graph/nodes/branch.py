@@ -120,8 +120,8 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = "".join(parts).strip()
             question = _asked_in_text(text) if may_ask and offer and not calls else None
-            if question is not None and _repeats(question, inp["text"]):
-                # Asking the person their own task back is never needed: make it answer.
+            if question is not None and (_repeats(question, inp["text"]) or _asks_a_fact(question)):
+                # Asking the person their own task back, or a general fact, is never needed.
                 messages += [{"role": "assistant", "content": text}, NO_ASKING]
                 continue
             if question is not None:
@@ -176,6 +176,19 @@ def _repeats(question: str, task: str) -> bool:
     """Whether a question mostly restates the task (small models do that)."""
     asked, given = _words(question), _words(task)
     return bool(asked) and len(asked & given) >= 0.6 * len(asked)
+
+
+# How questions about the world begin; one that also says "you"/"my"… is about the person.
+FACT_OPENERS = re.compile(
+    r"^(what|which|who|when|where|how) (is|are|was|were|does|do|did)\b|^why\b", re.IGNORECASE
+)
+PERSONAL = re.compile(r"\b(you|your|yours|you're|i|me|my|mine|we|us|our)\b", re.IGNORECASE)
+
+
+def _asks_a_fact(question: str) -> bool:
+    """Whether a question asks about the world rather than the person ("What is tmux?"):
+    small models ask those though told not to; the answer is theirs to give."""
+    return bool(FACT_OPENERS.search(question.strip())) and not PERSONAL.search(question)
 
 
 def _asked_in_text(text: str) -> str | None:

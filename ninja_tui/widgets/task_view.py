@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 
+from agent_graph.events import question_key
 from ninja_tui.widgets.answer_view import AnswerView
 from ninja_tui.widgets.sources import SourceList
 
@@ -101,7 +102,8 @@ class TaskView(VerticalScroll):
             self._signature = signature
             self.query_one("#task-header", Static).update(header_text(task))
             self._show_plan(events)
-            lines = [f"? {q['text']}  (answer in the box below, or ctrl+o)" for q in questions]
+            unique = {question_key(q["text"]): q["text"] for q in questions}.values()
+            lines = [f"? {text}  (answer in the box below, or ctrl+o)" for text in unique]
             asked = self.query_one("#questions", Static)
             asked.update("\n".join(lines))
             asked.display = bool(lines)

@@ -315,6 +315,58 @@ async def test_a_model_without_tools_asks_with_one_ask_line(open_manager: Open) 
         assert task["status"] == "done" and task["answer"] == "Booked for 4"
 
 
+@pytest.mark.parametrize(
+    "question", ["What is the power of tmux?", "How does tmux enhance productivity?", "Why tmux?"]
+)
+async def test_a_question_about_the_world_is_answered_not_asked(
+    open_manager: Open, question: str
+) -> None:
+    rules = [
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("A poem about panes", 8),
+        {"match": r"Do not ask", "reply": "A poem about panes"},
+        {"match": rf"Attempt 1\. {DIRECT}", "reply": f"ASK: {question}\n"},
+    ]
+    async with open_manager(rules, branches=1) as (manager, _):
+        task_id = await manager.submit("Write a poem about tmux")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "A poem about panes"
+        assert manager.store.questions(task_id, status=None) == []
+
+
+async def test_a_question_about_the_person_is_asked(open_manager: Open) -> None:
+    rules = [
+        ROUTE,
+        PLAN_ONE_STEP,
+        {"match": rf"Attempt 1\. {DIRECT}", "reply": "ASK: What is your budget?\n"},
+    ]
+    async with open_manager(rules, branches=1) as (manager, _):
+        task_id = await manager.submit("Plan my trip")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        assert [q["text"] for q in manager.store.questions(task_id)] == ["What is your budget?"]
+
+
+async def test_one_answer_serves_branches_that_asked_the_same(open_manager: Open) -> None:
+    rules = [
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("Trip planned for 500", 9),
+        {"match": r"The person answered: 500", "reply": "Trip planned for 500"},
+        {"match": rf"Attempt 1\. ({DIRECT}|{CAREFUL})", "reply": "ASK: What is your budget?\n"},
+    ]
+    async with open_manager(rules, branches=2) as (manager, _):
+        task_id = await manager.submit("Plan my trip")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        asked = manager.store.questions(task_id)
+        assert [q["text"] for q in asked] == ["What is your budget?"] * 2
+        await manager.answer(task_id, None, "500")  # no id needed: it is one question
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Trip planned for 500"
+        answered = manager.store.questions(task_id, status=None)
+        assert [(q["status"], q["answer"]) for q in answered] == [("answered", "500")] * 2
+
+
 async def test_branches_with_the_same_answer_are_judged_once(open_manager: Open) -> None:
     rules = [ROUTE, PLAN_ONE_STEP, judge("Same", 8), {"match": r"Attempt 1\.", "reply": "Same"}]
     async with open_manager(rules) as (manager, scripted):
