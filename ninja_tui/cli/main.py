@@ -24,6 +24,7 @@ COMMANDS = {
     "tasks": "ninja_tui.cli.tasks_cmd:tasks",
     "feedback": "ninja_tui.cli.feedback_cmd:feedback",
     "index": "ninja_tui.cli.index_cmd:index",
+    "eval": "ninja_tui.cli.eval_cmd:eval_command",
     "config": "ninja_tui.cli.config_cmd:config",
     "keys": "ninja_tui.cli.keys_cmd:keys",
     "backends": "ninja_tui.cli.backends_cmd:backends",

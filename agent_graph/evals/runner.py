@@ -1,0 +1,371 @@
+"""The evaluation harness: read every question, score it, keep each row, write a report.
+
+A run is named by the settings that change its answers (dataset, mode, corpus, retriever, k,
+backend, model, reply cap and the reader's prompts), hashed into `run_id`. Each answered
+question is committed to `<out>/eval.db` at once, keyed by (run_id, question id), so an
+interrupted run picks up where it stopped and a re-run with the same settings asks nothing
+new; a run with other settings in the same folder keeps its own rows beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from backends.base import Backend
+from myninja import paths
+from myninja.config import Config
+from myninja.errors import UsageError
+
+from . import reader
+from .datasets import EvalPassage, EvalQuestion, passage_key
+from .metrics import REPORTED, aggregate, score
+
+MODES = ("contexts", "corpus", "closed-book")
+RETRIEVERS = ("bm25", "hybrid", "colbert")
+Progress = Callable[[int, int], None]  # (questions done, questions in all)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    question_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    golds TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    cited TEXT NOT NULL,
+    retrieved TEXT,
+    em INTEGER NOT NULL,
+    substring INTEGER NOT NULL,
+    f1 REAL NOT NULL,
+    recall_at_k REAL,
+    citation_precision REAL,
+    abstained INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, question_id)
+);
+"""
+
+
+@dataclass
+class EvalSettings:
+    dataset: str  # "hotpotqa" | "nq-open"
+    mode: str  # one of MODES
+    corpus: str | None = None  # the corpus searched in "corpus" mode
+    retriever: str = "bm25"
+    k: int = 10  # passages retrieved (recall@k is measured on these)
+    reader_k: int | None = None  # passages the reader sees; None: 5 retrieved, or all contexts
+    backend: str = "embedded"
+    model: str | None = None  # the backend's own when None
+    model_label: str = ""  # the model actually used, named (part of the run's identity)
+    max_tokens: int = 64
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}", hint=f"one of: {', '.join(MODES)}")
+        if self.mode == "corpus" and not self.corpus:
+            raise UsageError("corpus mode needs a corpus name")
+        if self.retriever not in RETRIEVERS:
+            raise UsageError(f"unknown retriever {self.retriever!r}")
+        if self.retriever != "bm25":
+            raise UsageError(
+                f"the {self.retriever} retriever is not available yet", hint="use --retriever bm25"
+            )
+
+    @property
+    def label(self) -> str:
+        """The folder name for this dataset and mode."""
+        mode = f"corpus-{self.corpus}" if self.mode == "corpus" else self.mode
+        return f"{self.dataset}-{mode}"
+
+    @property
+    def fed(self) -> int | None:
+        """How many passages the reader sees (None: all of a question's own)."""
+        if self.reader_k is not None:
+            return self.reader_k
+        return 5 if self.mode == "corpus" else None
+
+    def run_id(self) -> str:
+        key = asdict(self)
+        key["prompts"] = [reader.SYSTEM_WITH_PASSAGES, reader.SYSTEM_CLOSED_BOOK]
+        key["passage_words"] = reader.PASSAGE_WORDS
+        text = json.dumps(key, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def default_out(settings: EvalSettings) -> Path:
+    return paths.data_dir() / "evals" / settings.label
+
+
+def model_name(config: Config, settings: EvalSettings) -> str:
+    """The model a run uses, as a person would name it."""
+    if settings.model:
+        return settings.model
+    backend = config.backends.get(settings.backend)
+    return str(getattr(backend, "model", None) or getattr(backend, "type", settings.backend))
+
+
+class EvalStore:
+    """`<out>/eval.db`: the runs and one row per answered question."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def start(self, run_id: str, settings: EvalSettings) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO runs(run_id, settings, created_at) VALUES (?, ?, ?)",
+            (run_id, json.dumps(asdict(settings)), time.time()),
+        )
+
+    def done_ids(self, run_id: str) -> set[str]:
+        rows = self.db.execute("SELECT question_id FROM results WHERE run_id = ?", (run_id,))
+        return {row[0] for row in rows}
+
+    def add(self, run_id: str, row: dict[str, Any]) -> None:
+        columns = ["run_id", *row]
+        self.db.execute(
+            f"INSERT OR REPLACE INTO results({', '.join(columns)})"
+            f" VALUES ({', '.join('?' for _ in columns)})",
+            [run_id, *row.values()],
+        )
+
+    def rows(self, run_id: str, question_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        found = [
+            dict(row)
+            for row in self.db.execute(
+                "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+            )
+        ]
+        if question_ids is not None:
+            wanted = set(question_ids)
+            found = [row for row in found if row["question_id"] in wanted]
+        return found
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [
+            {"run_id": row["run_id"], "settings": json.loads(row["settings"])}
+            for row in self.db.execute("SELECT run_id, settings FROM runs ORDER BY created_at")
+        ]
+
+
+def _passages_for(
+    question: EvalQuestion, settings: EvalSettings, search: Callable[[str, int], list[EvalPassage]]
+) -> tuple[list[EvalPassage] | None, list[str] | None]:
+    """(passages the reader sees, ids retrieved) for one question; ids None without retrieval."""
+    if settings.mode == "closed-book":
+        return None, None
+    if settings.mode == "contexts":
+        fed = question.passages if settings.fed is None else question.passages[: settings.fed]
+        return list(fed), None
+    hits = search(question.question, max(settings.k, settings.fed or 0))
+    return hits[: settings.fed], [p.id for p in hits[: settings.k]]
+
+
+async def _answer(
+    question: EvalQuestion,
+    settings: EvalSettings,
+    backend: Backend,
+    search: Callable[[str, int], list[EvalPassage]],
+) -> dict[str, Any]:
+    started = time.monotonic()
+    passages, retrieved = _passages_for(question, settings, search)
+    reading = await reader.read(
+        backend,
+        question.question,
+        passages,
+        model=settings.model,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )
+    cited = [passages[n - 1] for n in reading.cited] if passages else []
+    metrics = score(
+        reading.answer,
+        question.golds,
+        retrieved_ids=retrieved,
+        gold_ids=question.supporting_ids,
+        k=settings.k,
+        need_all=settings.dataset == "hotpotqa",
+        cited_passage_texts=[p.text for p in cited] if passages else None,
+        cited_ids=[p.id for p in cited] if passages else None,
+    )
+    return {
+        "question_id": question.id,
+        "question": question.question,
+        "golds": json.dumps(question.golds, ensure_ascii=False),
+        "prediction": reading.answer,
+        "raw": reading.raw,
+        "cited": json.dumps([p.id for p in cited]),
+        "retrieved": None if retrieved is None else json.dumps(retrieved),
+        **metrics,
+        "prompt_tokens": reading.usage.prompt_tokens,
+        "completion_tokens": reading.usage.completion_tokens,
+        "seconds": round(time.monotonic() - started, 3),
+        "created_at": time.time(),
+    }
+
+
+def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[EvalPassage]], Any]:
+    """A search function over the settings' corpus (keys as `passage_key`), and the corpus."""
+    if settings.mode != "corpus":
+        return (lambda query, k: []), None
+    from skills.research.corpus import Corpus
+    from skills.research.retrievers import BM25Retriever
+
+    corpus = Corpus.open(str(settings.corpus))
+    retriever = BM25Retriever(corpus)
+
+    def search(query: str, k: int) -> list[EvalPassage]:
+        passages = [hit.passage for hit in retriever.search(query, k)]
+        return [EvalPassage(passage_key(p.title, p.text), p.title, p.text) for p in passages]
+
+    return search, corpus
+
+
+async def run_eval(
+    questions: Sequence[EvalQuestion],
+    settings: EvalSettings,
+    backend: Backend,
+    *,
+    out: Path,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """Answer and score the questions not yet done under these settings, then report on all
+    of `questions`: the summary (aggregate metrics and the run's facts), also in report.md."""
+    if concurrency < 1:
+        raise UsageError("concurrency must be at least 1")
+    if settings.mode == "contexts":
+        bare = next((q for q in questions if not q.passages), None)
+        if bare is not None:
+            raise UsageError(
+                f"question {bare.id!r} has no passages of its own",
+                hint="use --closed-book, or --corpus NAME to retrieve passages",
+            )
+    run_id = settings.run_id()
+    store = EvalStore(out / "eval.db")
+    search, corpus = _corpus_search(settings)
+    started = time.monotonic()
+    try:
+        store.start(run_id, settings)
+        done = store.done_ids(run_id)
+        todo = [q for q in questions if q.id not in done]
+        finished = len(questions) - len(todo)
+        if progress:
+            progress(finished, len(questions))
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(question: EvalQuestion) -> None:
+            nonlocal finished
+            async with gate:
+                row = await _answer(question, settings, backend, search)
+            store.add(run_id, row)
+            finished += 1
+            if progress:
+                progress(finished, len(questions))
+
+        tasks = [asyncio.create_task(one(q)) for q in todo]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                await next_done
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        rows = store.rows(run_id, [q.id for q in questions])
+        summary = {
+            **aggregate(rows),
+            "dataset": settings.dataset,
+            "mode": settings.mode,
+            "corpus": settings.corpus,
+            "retriever": settings.retriever if settings.mode == "corpus" else None,
+            "k": settings.k,
+            "reader_k": settings.fed,
+            "backend": settings.backend,
+            "model": settings.model_label or settings.model,
+            "run_id": run_id,
+            "answered": len(todo),
+            "skipped": len(questions) - len(todo),
+            "seconds": round(time.monotonic() - started, 2),
+            "out": str(out),
+            "db": str(store.path),
+            "report": str(out / "report.md"),
+        }
+        (out / "report.md").write_text(_report(summary, command, store), encoding="utf-8")
+        return summary
+    finally:
+        store.close()
+        if corpus is not None:
+            corpus.close()
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _report(summary: dict[str, Any], command: str, store: EvalStore) -> str:
+    names = list(REPORTED.values())
+    lines = [
+        f"# Evaluation: {summary['dataset']} ({summary['mode']})",
+        "",
+        f"- command: `{command}`" if command else "- command: (library call)",
+        f"- model: {summary['model']} on backend {summary['backend']}",
+        f"- run: {summary['run_id']}, {summary['count']} questions, "
+        f"passages read: {summary['reader_k'] or 'all of its own'}"
+        + (
+            f", corpus {summary['corpus']} by {summary['retriever']}, k={summary['k']}"
+            if summary["mode"] == "corpus"
+            else ""
+        ),
+        f"- written: {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        "",
+        "Percentages; – where a metric does not apply (no retrieval, nothing cited).",
+        "",
+        "| " + " | ".join(["count", *names]) + " |",
+        "|" + "---:|" * (len(names) + 1),
+        "| " + " | ".join([str(summary["count"]), *(_percent(summary[n]) for n in names)]) + " |",
+    ]
+    others = [run for run in store.runs() if run["run_id"] != summary["run_id"]]
+    if others:
+        lines += [
+            "",
+            "## Other runs in this folder",
+            "",
+            "| run | mode | model | " + " | ".join(["count", *names]) + " |",
+            "|---|---|---|" + "---:|" * (len(names) + 1),
+        ]
+        for run in others:
+            figures = aggregate(store.rows(run["run_id"]))
+            settings = run["settings"]
+            model = settings.get("model_label") or settings.get("model") or "-"
+            lines.append(
+                f"| {run['run_id']} | {settings.get('mode')} | {model} | "
+                + " | ".join([str(figures["count"]), *(_percent(figures[n]) for n in names)])
+                + " |"
+            )
+    return "\n".join(lines) + "\n"

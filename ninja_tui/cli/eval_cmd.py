@@ -1,0 +1,185 @@
+"""`myninja eval`: answer a question set with the researcher's reader and score it.
+
+A progress bar is shown only to a person watching (stderr is a terminal); `--json` prints the
+summary as JSON. Re-running the same command skips the questions already answered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent_graph.context import BackendPool
+from agent_graph.evals.datasets import DATASETS, load_questions
+from agent_graph.evals.metrics import REPORTED
+from agent_graph.evals.runner import (
+    RETRIEVERS,
+    EvalSettings,
+    Progress,
+    default_out,
+    model_name,
+    run_eval,
+)
+from myninja.config import load_config
+from myninja.errors import UsageError
+
+DEFAULT_MAX_TOKENS = 64  # a short answer and its citations; the researcher's cap if it sets one
+
+
+@contextmanager
+def _progress_bar(show: bool) -> Iterator[Progress | None]:
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _mode(contexts: bool, corpus: str | None, closed_book: bool) -> str:
+    chosen = [
+        name
+        for name, on in (
+            ("--contexts", contexts),
+            ("--corpus", corpus),
+            ("--closed-book", closed_book),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose one of --contexts, --corpus NAME, --closed-book"
+            + (f" (got {' and '.join(chosen)})" if chosen else "")
+        )
+    return {"--contexts": "contexts", "--corpus": "corpus", "--closed-book": "closed-book"}[
+        chosen[0]
+    ]
+
+
+def _table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['dataset']} ({summary['mode']}), {summary['model']}: "
+        f"{summary['count']} questions"
+    ]
+    for name in REPORTED.values():
+        value = summary[name]
+        lines.append(f"  {name:<20} {'–' if value is None else f'{value:6.2f}'}")
+    lines.append(
+        f"answered {summary['answered']}, already done {summary['skipped']}; "
+        f"report {summary['report']}"
+    )
+    return "\n".join(lines)
+
+
+@click.command("eval")
+@click.argument("dataset", type=click.Choice(DATASETS))
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The question file (JSONL).",
+)
+@click.option("--contexts", is_flag=True, help="Read each question's own passages.")
+@click.option("--corpus", help="Retrieve from this corpus (see `myninja index`).")
+@click.option("--closed-book", is_flag=True, help="No passages: the model alone.")
+@click.option("--retriever", type=click.Choice(RETRIEVERS), default="bm25", show_default=True)
+@click.option(
+    "--k", type=click.IntRange(1, 100), default=10, show_default=True, help="Passages retrieved."
+)
+@click.option(
+    "--reader-k",
+    type=click.IntRange(1, 100),
+    help="Passages the reader sees [default: 5 retrieved, or all of a question's own].",
+)
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--backend", "backend_name", help="A configured backend (default: the researcher's).")
+@click.option("--model", help="A model name, overriding the researcher's.")
+@click.option("--max-tokens", type=click.IntRange(8), help="Reply cap per question.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for eval.db and report.md [default: <data dir>/evals/<dataset>-<mode>].",
+)
+def eval_command(
+    dataset: str,
+    data: Path,
+    contexts: bool,
+    corpus: str | None,
+    closed_book: bool,
+    retriever: str,
+    k: int,
+    reader_k: int | None,
+    limit: int | None,
+    concurrency: int,
+    backend_name: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Score the researcher's answers on DATASET (hotpotqa, nq-open) from --data FILE."""
+    mode = _mode(contexts, corpus, closed_book)
+    config = load_config()
+    researcher = config.agent("researcher")
+    settings = EvalSettings(
+        dataset=dataset,
+        mode=mode,
+        corpus=corpus,
+        retriever=retriever,
+        k=k,
+        reader_k=reader_k,
+        backend=backend_name or researcher.backend,
+        model=model or researcher.model,
+        max_tokens=max_tokens or researcher.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=researcher.temperature if researcher.temperature is not None else 0.0,
+    )
+    settings.model_label = model_name(config, settings)
+    questions = load_questions(dataset, data, limit)
+    command = "myninja " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
+    async def go() -> dict[str, Any]:
+        pool = BackendPool(config)
+        try:
+            backend = pool.get(settings.backend)
+            with _progress_bar(sys.stderr.isatty() and not as_json) as progress:
+                return await run_eval(
+                    questions,
+                    settings,
+                    backend,
+                    out=out or default_out(settings),
+                    concurrency=concurrency,
+                    progress=progress,
+                    command=command,
+                )
+        finally:
+            await pool.aclose()
+
+    summary = asyncio.run(go())
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        click.echo(_table(summary))
