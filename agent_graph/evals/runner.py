@@ -29,7 +29,7 @@ from .datasets import EvalPassage, EvalQuestion, passage_key
 from .metrics import REPORTED, aggregate, score
 
 MODES = ("contexts", "corpus", "closed-book")
-RETRIEVERS = ("bm25", "hybrid", "colbert")
+RETRIEVERS = ("bm25", "dense", "hybrid", "colbert")
 Progress = Callable[[int, int], None]  # (questions done, questions in all)
 
 SCHEMA = """
@@ -83,9 +83,9 @@ class EvalSettings:
             raise UsageError("corpus mode needs a corpus name")
         if self.retriever not in RETRIEVERS:
             raise UsageError(f"unknown retriever {self.retriever!r}")
-        if self.retriever != "bm25":
+        if self.retriever == "colbert":
             raise UsageError(
-                f"the {self.retriever} retriever is not available yet", hint="use --retriever bm25"
+                "the colbert retriever is not available yet", hint="use --retriever bm25 or hybrid"
             )
 
     @property
@@ -233,10 +233,10 @@ def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[Ev
     if settings.mode != "corpus":
         return (lambda query, k: []), None
     from skills.research.corpus import Corpus
-    from skills.research.retrievers import BM25Retriever
+    from skills.research.retrievers import make_retriever
 
     corpus = Corpus.open(str(settings.corpus))
-    retriever = BM25Retriever(corpus)
+    retriever = make_retriever(corpus, settings.retriever)
 
     def search(query: str, k: int) -> list[EvalPassage]:
         passages = [hit.passage for hit in retriever.search(query, k)]

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from skills.research.corpus import (
     list_corpora,
     remove_corpus,
 )
+from skills.research.retrievers import RETRIEVER_NAMES, make_retriever
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -34,7 +35,7 @@ def index() -> None:
 
 
 @contextmanager
-def _progress_bar(show: bool) -> Iterator[Progress | None]:
+def _progress_bar(show: bool, label: str = "indexing") -> Iterator[Progress | None]:
     if not show:
         yield None
         return
@@ -42,7 +43,7 @@ def _progress_bar(show: bool) -> Iterator[Progress | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     columns = (
-        TextColumn("indexing"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
@@ -54,6 +55,20 @@ def _progress_bar(show: bool) -> Iterator[Progress | None]:
             bar.update(task, completed=done, total=total, description=path.name if path else "")
 
         yield update
+
+
+def _embed(corpus: Corpus, show: bool) -> int | None:
+    """Embed the passages that have no vector yet, when the dense extra is installed; how many
+    were embedded, or None without the extra."""
+    from skills.research import dense
+
+    if not dense.dense_available():
+        return None
+    with _progress_bar(show, "embedding") as progress:
+        update: Callable[[int, int], None] | None = (
+            (lambda done, total: progress(done, total, None)) if progress else None
+        )
+        return dense.embed_missing(corpus, dense.shared_encoder(), update)
 
 
 def _summary(name: str, report: AddReport) -> str:
@@ -80,7 +95,8 @@ def index_add(name: str, paths: tuple[Path, ...], as_json: bool) -> None:
     new = not corpus_file(name).exists()
     with Corpus.open(name, create=True) as corpus:
         try:
-            with _progress_bar(sys.stderr.isatty() and not as_json) as progress:
+            show = sys.stderr.isatty() and not as_json
+            with _progress_bar(show) as progress:
                 report = corpus.add(paths, progress=progress)
         except MyninjaError:
             # A mistyped path must not leave an empty corpus behind to show in `index list`.
@@ -88,12 +104,14 @@ def index_add(name: str, paths: tuple[Path, ...], as_json: bool) -> None:
                 corpus.close()
                 remove_corpus(name)
             raise
+        embedded = _embed(corpus, show)
     if as_json:
-        click.echo(json.dumps({"corpus": name, **report.to_dict()}, ensure_ascii=False, indent=2))
+        out = {"corpus": name, **report.to_dict(), "embedded": embedded}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     if report.skipped:
         click.echo(_skipped_warning(report.skipped), err=True)
-    click.echo(_summary(name, report))
+    click.echo(_summary(name, report) + (f"; {embedded} embedded" if embedded else ""))
 
 
 @index.command("list")
@@ -120,17 +138,24 @@ def index_list(as_json: bool) -> None:
 @click.argument("name")
 @click.argument("query")
 @click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--retriever",
+    type=click.Choice(RETRIEVER_NAMES),
+    default="auto",
+    show_default=True,
+    help="auto: hybrid (BM25 + MiniLM, fused by rank) with the dense extra, else bm25.",
+)
 @json_option
-def index_search(name: str, query: str, k: int, as_json: bool) -> None:
-    """The K passages of corpus NAME that best match QUERY (BM25)."""
+def index_search(name: str, query: str, k: int, retriever: str, as_json: bool) -> None:
+    """The K passages of corpus NAME that best match QUERY."""
     with Corpus.open(name) as corpus:
-        hits = corpus.search(query, k)
+        hits = make_retriever(corpus, retriever).search(query, k)
     if as_json:
         click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return
     for rank, hit in enumerate(hits, 1):
         passage = hit.passage
-        click.echo(f"{rank:>2}. {passage.title or '(untitled)'}  [{hit.score:.2f}]  {passage.id}")
+        click.echo(f"{rank:>2}. {passage.title or '(untitled)'}  [{hit.score:.3f}]  {passage.id}")
         text = " ".join(passage.text.split())
         click.echo(f"    {text if len(text) <= 200 else text[:199] + '…'}")
 

@@ -78,7 +78,7 @@ def test_eval_plain_output_on_a_scripted_backend(myninja_home: Path) -> None:
     [
         (("--data", NQ), "choose one of --contexts, --corpus NAME, --closed-book"),
         (("--data", NQ, "--contexts", "--closed-book"), "(got --contexts and --closed-book)"),
-        (("--data", NQ, "--corpus", "x", "--retriever", "hybrid"), "hybrid retriever is not"),
+        (("--data", NQ, "--corpus", "x", "--retriever", "colbert"), "colbert retriever is not"),
         (("--data", NQ, "--corpus", "nowhere"), "no corpus named 'nowhere'"),
         (("--data", HOTPOT, "--contexts"), "not an NQ-open row"),
     ],
