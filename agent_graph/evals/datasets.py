@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from myninja.errors import UsageError
+from skills.research.passages import json_objects
 
 DATASETS = ("hotpotqa", "nq-open")
 
@@ -54,21 +55,12 @@ def _passage(title: Any, text: Any) -> EvalPassage:
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise BadDatasetFile(f"{path}: not UTF-8 text") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadDatasetFile(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise BadDatasetFile(f"{path}:{lineno}: expected a JSON object")
-        yield lineno, row
+    yield from json_objects(text, str(path), BadDatasetFile)
 
 
 def _strings(value: Any) -> list[str] | None:

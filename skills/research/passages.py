@@ -168,18 +168,27 @@ def html_to_text(html: str) -> tuple[str | None, str]:
 # -- passage files ----------------------------------------------------------------------------
 
 
-def jsonl_passages(text: str, source: str) -> Iterator[Passage]:
-    """One JSON object a line: `{"id", "contents": "\\"Title\\"\\ntext"}` (Pyserini/FlashRAG)
-    or `{"id", "title", "text"}`. A line without an id gets its line number."""
+def json_objects(
+    text: str, source: str, error: type[UsageError] = UsageError
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of JSON Lines text; a line that is not a
+    JSON object raises `error` naming `source:line`."""
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BadPassageFile(f"{source}:{lineno}: not JSON ({exc.msg})") from None
+            raise error(f"{source}:{lineno}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
-            raise BadPassageFile(f"{source}:{lineno}: expected a JSON object")
+            raise error(f"{source}:{lineno}: expected a JSON object")
+        yield lineno, row
+
+
+def jsonl_passages(text: str, source: str) -> Iterator[Passage]:
+    """One JSON object a line: `{"id", "contents": "\\"Title\\"\\ntext"}` (Pyserini/FlashRAG)
+    or `{"id", "title", "text"}`. A line without an id gets its line number."""
+    for lineno, row in json_objects(text, source, BadPassageFile):
         pid = row.pop("id", row.pop("_id", lineno))
         if isinstance(row.get("contents"), str):
             title, _, body = row.pop("contents").partition("\n")
