@@ -118,8 +118,9 @@ def blocks(markdown: Markdown) -> list[tuple[Any, ...]]:
     return rows
 
 
-async def same_as_markdown(pilot: Pilot[None], text: str) -> None:
-    """The view holds `text` and shows it exactly as Markdown(text) does."""
+async def both_renders(pilot: Pilot[None], text: str) -> tuple[list[Any], list[Any]]:
+    """The view's widgets and those of Markdown(text), once the view is checked to hold
+    `text`; a caller asserts the two are equal."""
     app = pilot.app
     assert isinstance(app, Host)
     reference = app.query_one("#reference", Markdown)
@@ -129,7 +130,7 @@ async def same_as_markdown(pilot: Pilot[None], text: str) -> None:
     assert app.view.source == text
     ours, theirs = blocks(app.view), blocks(reference)
     assert len(ours) > 3
-    assert ours == theirs
+    return ours, theirs
 
 
 @pytest.mark.parametrize(("seed", "longest"), [(1, 1), (2, 4), (3, 12), (4, 40)])
@@ -143,7 +144,8 @@ async def test_streamed_pieces_end_as_markdown_renders_the_whole_text(
             if random.Random(seed + len(piece)).random() < 0.05:
                 await pilot.pause()  # now and then the screen catches up mid-block
         await app.view.finish()
-        await same_as_markdown(pilot, DOCUMENT)
+        ours, theirs = await both_renders(pilot, DOCUMENT)
+        assert ours == theirs
 
 
 async def test_a_stream_that_ran_ahead_of_the_screen_is_caught_up_by_finish() -> None:
@@ -153,7 +155,8 @@ async def test_a_stream_that_ran_ahead_of_the_screen_is_caught_up_by_finish() ->
         for piece in pieces(text, random.Random(5), 6):
             await app.view.stream(piece)
         await app.view.finish()
-        await same_as_markdown(pilot, text)
+        ours, theirs = await both_renders(pilot, text)
+        assert ours == theirs
 
 
 async def test_the_stored_final_answer_wins_over_what_streamed() -> None:
@@ -163,7 +166,8 @@ async def test_the_stored_final_answer_wins_over_what_streamed() -> None:
             await app.view.stream(piece)
         final = "# Final\n\nThe **stored** answer, not the draft.\n\n- one\n- two\n"
         await app.view.finish(final)
-        await same_as_markdown(pilot, final)
+        ours, theirs = await both_renders(pilot, final)
+        assert ours == theirs
         assert not app.view.streaming
 
 
@@ -173,7 +177,8 @@ async def test_a_final_answer_that_goes_on_from_the_stream_is_appended() -> None
         for piece in pieces(DOCUMENT[:500], random.Random(7), 5):
             await app.view.stream(piece)
         await app.view.finish(DOCUMENT)  # the stream lost its last tokens
-        await same_as_markdown(pilot, DOCUMENT)
+        ours, theirs = await both_renders(pilot, DOCUMENT)
+        assert ours == theirs
 
 
 async def test_show_in_the_middle_of_a_stream_replaces_it_and_the_stream_goes_on() -> None:
@@ -189,7 +194,8 @@ async def test_show_in_the_middle_of_a_stream_replaces_it_and_the_stream_goes_on
         for piece in pieces(rest, random.Random(9), 3):
             await app.view.stream(piece)
         await app.view.finish()
-        await same_as_markdown(pilot, shown + rest)
+        ours, theirs = await both_renders(pilot, shown + rest)
+        assert ours == theirs
 
 
 async def test_a_burst_of_tokens_all_arrive_in_order() -> None:
@@ -199,7 +205,8 @@ async def test_a_burst_of_tokens_all_arrive_in_order() -> None:
         # All at once, none awaited alone: a flood from several producers' worth of chunks.
         await asyncio.gather(*(app.view.stream(token) for token in tokens))
         await app.view.finish()
-        await same_as_markdown(pilot, "".join(tokens))
+        ours, theirs = await both_renders(pilot, "".join(tokens))
+        assert ours == theirs
 
 
 async def test_show_of_the_same_text_changes_nothing() -> None:
@@ -212,7 +219,8 @@ async def test_show_of_the_same_text_changes_nothing() -> None:
         await app.view.finish(DOCUMENT)
         await pilot.pause()
         assert list(app.view.children) == before
-        await same_as_markdown(pilot, DOCUMENT)
+        ours, theirs = await both_renders(pilot, DOCUMENT)
+        assert ours == theirs
 
 
 async def test_reference_links_resolve_once_the_stream_finishes() -> None:
@@ -221,7 +229,8 @@ async def test_reference_links_resolve_once_the_stream_finishes() -> None:
         for piece in pieces(REFERENCES, random.Random(10), 4):
             await app.view.stream(piece)
         await app.view.finish()
-        await same_as_markdown(pilot, REFERENCES)
+        ours, theirs = await both_renders(pilot, REFERENCES)
+        assert ours == theirs
 
 
 async def test_full_collections_pause_while_streaming_and_resume_after(

@@ -118,6 +118,7 @@ async def test_filters_work_from_the_keyboard(store: HistoryStore) -> None:
         await pilot.press("enter")  # opens the list: any status, queued, running, waiting, …
         await pilot.press("down", "down", "down", "enter")
         await wait_for(pilot, lambda: shown_ids(app) == ["garden"])
+        assert app.screen.query_one("#status", Select).value == "waiting"
 
 
 async def test_enter_on_a_row_dismisses_with_its_id(store: HistoryStore) -> None:
@@ -140,3 +141,4 @@ async def test_escape_dismisses_with_none(store: HistoryStore) -> None:
         await pilot.press(*"garden")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.results == [None])
+        assert not isinstance(app.screen, HistoryScreen)

@@ -132,13 +132,15 @@ async def test_escape_writes_nothing(myninja_home: Path) -> None:
 
 async def test_a_broken_file_is_reported_not_raised(myninja_home: Path) -> None:
     path = myninja_home / "config.toml"
-    path.write_text("[agents.coder]\nbackend = 'nowhere'\n")
+    broken = "[agents.coder]\nbackend = 'nowhere'\n"
+    path.write_text(broken)
     app = Host(path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: "nowhere" in text_of(app, "#message"))
         await pilot.press("ctrl+s")  # nothing to save
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.results == [False])
+    assert path.read_text() == broken  # reported, and the file left as it was
 
 
 async def test_health_check_against_a_real_server_and_a_closed_port(
