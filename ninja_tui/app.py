@@ -244,11 +244,11 @@ class MyninjaApp(App[None]):
 
     async def _send(self, text: str) -> None:
         """Answer the selected task's open question, or start a new task."""
-        asking = self.store is not None and self.selected and not self.composing
-        questions = self.store.questions(self.selected) if asking else []  # type: ignore[union-attr]
-        if questions:
-            await self.answer_question(self.selected or "", questions[0]["id"], text)
-            return
+        if self.store is not None and self.selected and not self.composing:
+            questions = self.store.questions(self.selected)
+            if questions:
+                await self.answer_question(self.selected, questions[0]["id"], text)
+                return
         await self.submit(text)
 
     async def submit(self, text: str, **options: Any) -> None:
@@ -421,7 +421,7 @@ class MyninjaApp(App[None]):
                 return
             try:
                 export_markdown(path, task, self.store.citations(task["id"]))
-            except (OSError, FileExistsError) as exc:
+            except OSError as exc:  # FileExistsError included
                 self.notify(f"Not exported: {exc}", severity="error", timeout=8)
                 return
             self.notify(f"Exported to {path}")

@@ -93,8 +93,7 @@ class TaskView(VerticalScroll):
     ) -> None:
         if task["id"] != self.task_id:
             self.task_id, self.tokens, self.drafting = task["id"], {}, None
-            await self.answer.finish()
-            await self.answer.show("")
+            await self.answer.show("")  # stops any stream of the task shown before
             self._caption("")
         self.finished_branches = {e["branch_id"] for e in events if e["type"] == "branch_done"}
         signature = (task["id"], task["status"], len(events), len(questions), len(citations))
@@ -127,7 +126,6 @@ class TaskView(VerticalScroll):
         )
         if switch:
             self.drafting = branch_id
-            await self.answer.finish()
             await self.answer.show("")
             self._caption(
                 "" if branch_id == "final" else f"draft from branch {branch_id}, not judged yet"
