@@ -128,6 +128,38 @@ class NotifyConfig(_Strict):
     command: bool = Field(True, description="Run notify_command (from the worker)")
 
 
+class ColbertConfig(_Strict):
+    """ColBERTv2 late-interaction retrieval: a remote search endpoint, or a local index built
+    with colbert-ai (the `colbert` extra) from a checkpoint. Either one turns it on."""
+
+    url: str | None = Field(
+        None, description="A ColBERT search endpoint answering GET URL?query=…&k=… (DSPy's API)"
+    )
+    checkpoint: str | None = Field(None, description="A ColBERTv2 checkpoint folder (colbert-ai)")
+    index_root: str | None = Field(None, description="The folder that holds colbert-ai indexes")
+    index: str | None = Field(None, description="A prebuilt colbert-ai index name in index_root")
+    timeout_s: float = Field(10.0, gt=0, description="Per request to the remote endpoint")
+
+
+class ResearchConfig(_Strict):
+    """Where the researcher looks, and how much it reads."""
+
+    corpora: list[str] | None = Field(
+        None, description="Corpora the researcher searches; default: every local corpus"
+    )
+    retriever: Literal["auto", "bm25", "dense", "hybrid", "colbert"] = Field(
+        "auto", description="auto: hybrid where the dense extra is installed, else bm25"
+    )
+    k: int = Field(10, ge=1, le=50, description="Passages given to the researcher's branches")
+    follow_up: bool = Field(
+        True, description="Branches may search again with a query written from what was found"
+    )
+    fetch_urls: bool = Field(True, description="Fetch and cite pages whose URLs a task names")
+    fetch_max_bytes: int = Field(2_000_000, ge=1024, description="Largest page read")
+    fetch_timeout_s: float = Field(15.0, gt=0, description="Longest a page may take")
+    colbert: ColbertConfig = Field(default_factory=ColbertConfig)
+
+
 class TuiConfig(_Strict):
     theme: str = Field("textual-dark", description="A Textual theme name")
 
@@ -148,6 +180,7 @@ class Config(_Strict):
     )
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
+    research: ResearchConfig = Field(default_factory=ResearchConfig)
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
 
     @model_validator(mode="after")

@@ -23,10 +23,10 @@ from backends.base import Backend
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError
-from skills.research.retrievers import RETRIEVER_NAMES
+from skills.research.retrievers import RETRIEVER_NAMES, rank_texts
 
 from . import reader
-from .datasets import EvalPassage, EvalQuestion, passage_key
+from .datasets import EvalPassage, EvalQuestion, passage_key, write_passages
 from .metrics import REPORTED, aggregate, score
 
 MODES = ("contexts", "corpus", "closed-book")
@@ -107,6 +107,7 @@ class EvalSettings:
         key = asdict(self)
         key["prompts"] = [reader.SYSTEM_WITH_PASSAGES, reader.SYSTEM_CLOSED_BOOK]
         key["passage_words"] = reader.PASSAGE_WORDS
+        key["contexts_order"] = "bm25"  # how a question's own paragraphs are cut to reader_k
         text = json.dumps(key, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -181,8 +182,13 @@ def _passages_for(
     if settings.mode == "closed-book":
         return None, None
     if settings.mode == "contexts":
-        fed = question.passages if settings.fed is None else question.passages[: settings.fed]
-        return list(fed), None
+        own = question.passages
+        if settings.fed is None or settings.fed >= len(own):
+            return list(own), None
+        # Fewer than all: the question's own paragraphs ranked against it, not the file's order
+        # (HotpotQA lists the supporting ones anywhere among ten).
+        order = rank_texts(question.question, [(p.title, p.text) for p in own])
+        return [own[i] for i in order[: settings.fed]], None
     hits = search(question.question, max(settings.k, settings.fed or 0))
     return hits[: settings.fed], [p.id for p in hits[: settings.k]]
 
@@ -228,6 +234,31 @@ async def _answer(
         "seconds": round(time.monotonic() - started, 3),
         "created_at": time.time(),
     }
+
+
+def pool_corpus(name: str, questions: Sequence[EvalQuestion]) -> int | None:
+    """Make corpus `name` from the passages of `questions` (each once) when no corpus has that
+    name yet; how many passages went in, or None when it already existed. The pooled file is
+    kept beside the index, so the corpus can be re-indexed like any other."""
+    from skills.research.corpus import Corpus, corpus_file
+
+    index = corpus_file(name)
+    if index.exists():
+        return None
+    pool = index.with_suffix(".pooled.jsonl")
+    pool.parent.mkdir(parents=True, exist_ok=True)
+    partial = pool.with_suffix(".tmp")
+    count = write_passages(questions, partial)
+    if not count:
+        partial.unlink()
+        raise UsageError(
+            "these questions carry no passages to pool into a corpus",
+            hint="index your own with `myninja index add`, or use --closed-book",
+        )
+    partial.replace(pool)
+    with Corpus.open(name, create=True) as corpus:
+        corpus.add([pool])
+    return count
 
 
 def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[EvalPassage]], Any]:

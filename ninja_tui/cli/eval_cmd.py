@@ -25,6 +25,7 @@ from agent_graph.evals.runner import (
     Progress,
     default_out,
     model_name,
+    pool_corpus,
     run_eval,
 )
 from myninja.config import load_config
@@ -102,7 +103,10 @@ def _table(summary: dict[str, Any]) -> str:
     help="The question file (JSONL).",
 )
 @click.option("--contexts", is_flag=True, help="Read each question's own passages.")
-@click.option("--corpus", help="Retrieve from this corpus (see `myninja index`).")
+@click.option(
+    "--corpus",
+    help="Retrieve from this corpus (see `myninja index`); a new name pools the file's passages.",
+)
 @click.option("--closed-book", is_flag=True, help="No passages: the model alone.")
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="bm25", show_default=True)
 @click.option(
@@ -159,6 +163,12 @@ def eval_command(
     )
     settings.model_label = model_name(config, settings)
     questions = load_questions(dataset, data, limit)
+    if mode == "corpus" and corpus:
+        # The whole file's passages, not only the first --limit questions': a retriever that
+        # searched only the asked questions' passages would have an easier job.
+        pooled = pool_corpus(corpus, load_questions(dataset, data) if limit else questions)
+        if pooled is not None:
+            click.echo(f"pooled {pooled} passages of {data} into corpus {corpus!r}", err=True)
     command = "myninja " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
 
     async def go() -> dict[str, Any]:

@@ -32,6 +32,7 @@ SCHEMA_VERSION = 1
 # in it counts for more than one in the body; tuned on the dev files by benchmarks/retrieval.py.
 TITLE_WEIGHT = 2.0
 TEXT_WEIGHT = 1.0
+TOKENIZE = "porter unicode61"  # English stems: "locked" finds "locking"
 # A file modified this close to when we last looked may have changed again within the
 # filesystem's timestamp granularity, so its size and mtime alone cannot be trusted ("racy git").
 RACY_NS = 2_000_000_000
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_file ON passages(file_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
-    title, text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
+    title, text, content='passages', content_rowid='rowid', tokenize='{TOKENIZE}'
 );
 CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
     INSERT INTO passages_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);

@@ -15,7 +15,9 @@ match every passage and score nothing.
 from __future__ import annotations
 
 import re
+import sqlite3
 import unicodedata
+from contextlib import closing
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +56,31 @@ def fts_query(text: str) -> str:
     # Terms hold only letters and digits, so the doubling never fires today; it is what keeps
     # the string closed if the word pattern ever changes.
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in query_terms(text))
+
+
+def rank_texts(query: str, documents: Sequence[tuple[str, str]]) -> list[int]:
+    """The indices of `documents` ((title, text) pairs) best first by BM25 for `query`, scored
+    as a corpus scores them (FTS5, same tokenizer and weights) but within these documents alone:
+    a question's own paragraphs, a fetched page's chunks. Documents no query word matches keep
+    their order after the rest."""
+    from .corpus import TEXT_WEIGHT, TITLE_WEIGHT, TOKENIZE
+
+    match = fts_query(query)
+    order: list[int] = []
+    if match and documents:
+        with closing(sqlite3.connect(":memory:")) as db:
+            db.execute(f"CREATE VIRTUAL TABLE d USING fts5(title, text, tokenize='{TOKENIZE}')")
+            db.executemany(
+                "INSERT INTO d(rowid, title, text) VALUES (?, ?, ?)",
+                [(i, title, text) for i, (title, text) in enumerate(documents)],
+            )
+            rows = db.execute(
+                "SELECT rowid FROM d WHERE d MATCH ? ORDER BY bm25(d, ?, ?), rowid",
+                (match, TITLE_WEIGHT, TEXT_WEIGHT),
+            )
+            order = [row[0] for row in rows]
+    seen = set(order)
+    return order + [i for i in range(len(documents)) if i not in seen]
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,13 +73,28 @@ def test_eval_plain_output_on_a_scripted_backend(myninja_home: Path) -> None:
     assert "em" in done.stdout and "20.00" in done.stdout
 
 
+def test_eval_with_a_new_corpus_name_pools_the_files_passages(myninja_home: Path) -> None:
+    scripted_config(myninja_home, [{"match": "deadpool", "reply": "May 18, 2018 [1]"}])
+    args = ("eval", "nq-open", "--data", NQ, "--corpus", "nq5", "--limit", "2", "--json")
+    done = run_myninja(*args)
+    assert done.returncode == 0, done.stderr
+    # All five questions' passages are pooled, though only two questions are asked.
+    assert f"pooled 5 passages of {NQ} into corpus 'nq5'" in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["count"] == 2 and summary["em"] == 50.0 and summary["recall_at_k"] == 100.0
+    listed = json.loads(run_myninja("index", "list", "--json").stdout)
+    assert [(c["name"], c["passages"]) for c in listed] == [("nq5", 5)]
+    again = run_myninja(*args)
+    assert again.returncode == 0 and "pooled" not in again.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--data", NQ), "choose one of --contexts, --corpus NAME, --closed-book"),
         (("--data", NQ, "--contexts", "--closed-book"), "(got --contexts and --closed-book)"),
         (("--data", NQ, "--corpus", "x", "--retriever", "colbert"), "colbert retriever is not"),
-        (("--data", NQ, "--corpus", "nowhere"), "no corpus named 'nowhere'"),
+        (("--data", NQ, "--corpus", "../up"), "corpus name"),
         (("--data", HOTPOT, "--contexts"), "not an NQ-open row"),
     ],
 )

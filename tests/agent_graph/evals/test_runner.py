@@ -10,7 +10,7 @@ import pytest
 
 from agent_graph.evals.datasets import load_questions, write_passages
 from agent_graph.evals.reader import parse_reply
-from agent_graph.evals.runner import EvalSettings, run_eval
+from agent_graph.evals.runner import EvalSettings, pool_corpus, run_eval
 from backends.scripted import Rule, ScriptedBackend
 from myninja.errors import UsageError
 from skills.research.corpus import Corpus
@@ -122,6 +122,33 @@ def test_corpus_mode_retrieves_from_the_pooled_index(tmp_path: Path) -> None:
     prompts = [call.messages[-1]["content"] for call in scripted.calls]
     assert prompts[0].startswith("Passages:\n[1] Deadpool 2: ")
     assert not any("\n[4] " in prompt for prompt in prompts)  # reader_k caps what is read
+
+
+def test_contexts_cut_to_reader_k_keep_the_paragraphs_that_match_the_question(
+    tmp_path: Path,
+) -> None:
+    question = load_questions("hotpotqa", HOTPOT, limit=1)[0]
+    scripted = backend([])
+    run([question], EvalSettings("hotpotqa", "contexts", reader_k=2), scripted, tmp_path)
+    prompt = scripted.calls[0].messages[-1]["content"]
+    fed = [p for p in question.passages if f"] {p.title}: " in prompt]
+    assert len(fed) == 2
+    # In file order the first two would be read; ranked, a supporting paragraph is among them.
+    first_two = question.passages[:2]
+    assert not any(p.id in question.supporting_ids for p in first_two)
+    assert any(p.id in question.supporting_ids for p in fed)
+
+
+def test_a_new_corpus_name_pools_the_questions_passages_once(tmp_path: Path) -> None:
+    questions = load_questions("hotpotqa", HOTPOT)
+    count = pool_corpus("hotpot5", questions)
+    distinct = {p.id for q in questions for p in q.passages}
+    assert count == len(distinct)
+    assert pool_corpus("hotpot5", questions) is None  # already there: left as it is
+    with Corpus.open("hotpot5") as corpus:
+        assert corpus.info().passages == len(distinct)
+        hit = corpus.search(questions[0].question, 1)[0].passage
+    assert hit.id in distinct  # the file's ids, which are the eval's passage keys
 
 
 def test_contexts_mode_needs_passages_and_other_retrievers_wait(tmp_path: Path) -> None:
