@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
-from contextlib import closing
 from collections.abc import Hashable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
