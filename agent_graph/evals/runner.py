@@ -30,8 +30,8 @@ from .datasets import EvalPassage, EvalQuestion, passage_key, write_passages
 from .metrics import REPORTED, aggregate, score
 
 MODES = ("contexts", "corpus", "closed-book")
-# The corpus retrievers (skills.research.retrievers), named explicitly, and colbert to come.
-RETRIEVERS = (*(name for name in RETRIEVER_NAMES if name != "auto"), "colbert")
+# The corpus retrievers (skills.research.retrievers), named explicitly.
+RETRIEVERS = tuple(name for name in RETRIEVER_NAMES if name != "auto")
 Progress = Callable[[int, int], None]  # (questions done, questions in all)
 
 SCHEMA = """
@@ -85,10 +85,6 @@ class EvalSettings:
             raise UsageError("corpus mode needs a corpus name")
         if self.retriever not in RETRIEVERS:
             raise UsageError(f"unknown retriever {self.retriever!r}")
-        if self.retriever == "colbert":
-            raise UsageError(
-                "the colbert retriever is not available yet", hint="use --retriever bm25 or hybrid"
-            )
 
     @property
     def label(self) -> str:
