@@ -32,6 +32,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "replan": ("round", "reason"),
     "question": ("question_id", "text", "choices", "key", "step", "branch_id"),
     "question_answered": ("question_id", "answer"),
+    "retrieved": ("query", "hop", "branch_id", "passages", "notes"),
+    "citations": ("sources", "dropped", "repaired"),
     "answer": ("text",),
     "task_done": ("answer", "usage", "timings"),
     "task_failed": ("error", "error_type", "exit_code", "partial_text"),

@@ -1,5 +1,5 @@
-"""The agent graph: route → plan → fan_out → branch×N (Send) → evaluate → select | replan →
-finalize. Nodes live in nodes/, one phase each; this file only wires them."""
+"""The agent graph: route → retrieve → plan → fan_out → branch×N (Send) → evaluate →
+select | replan → finalize. Nodes live in nodes/, one phase each; this file only wires them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from agent_graph.nodes.branch import branch, fan_out, send_branches
 from agent_graph.nodes.evaluate import evaluate
 from agent_graph.nodes.finalize import finalize
 from agent_graph.nodes.plan import plan
+from agent_graph.nodes.retrieve import retrieve
 from agent_graph.nodes.route import route
 from agent_graph.state import TaskState
 
@@ -18,6 +19,8 @@ def build_graph() -> StateGraph:
     graph = StateGraph(TaskState, context_schema=GraphContext)
     # Pick the specialised agent (or take the person's @agent).
     graph.add_node("route", route)
+    # The researcher's first hop: corpora searched, named pages fetched, sources numbered.
+    graph.add_node("retrieve", retrieve)
     # A JSON plan of steps; a malformed plan is repaired or the task fails with the reason.
     graph.add_node("plan", plan, destinations=("fan_out", END))
     # Announce the current step's branches, then send each its own input.
@@ -29,7 +32,8 @@ def build_graph() -> StateGraph:
     # The answer and task_done.
     graph.add_node("finalize", finalize)
     graph.add_edge(START, "route")
-    graph.add_edge("route", "plan")
+    graph.add_edge("route", "retrieve")
+    graph.add_edge("retrieve", "plan")
     graph.add_conditional_edges("fan_out", send_branches, ["branch"])
     graph.add_edge("branch", "evaluate")
     graph.add_edge("finalize", END)

@@ -125,18 +125,36 @@ def branch_messages(
     round_: int,
     done: list[StepResult],
     may_ask: bool = True,
+    sources: str = "",
 ):
     current = plan[step]
-    lines = [f"Task: {text}"]
+    lines = [f"Sources:\n{sources}\n", f"Task: {text}"] if sources else [f"Task: {text}"]
     if len(plan) > 1:
         lines.append(f"Step {step + 1} of {len(plan)}: {current['title']}")
         lines.append(current["instruction"])
         for result in done:
             lines.append(f"Result of step {result['step'] + 1}: {result['text']}")
     lines.append(f"Attempt {round_}. {style}")
+    if sources:
+        lines.append(CITE_INSTRUCTION)
     return [
         {"role": "system", "content": f"{system}\n\n{ASK_INSTRUCTION}" if may_ask else system},
         {"role": "user", "content": "\n".join(lines)},
+    ]
+
+
+CITE_INSTRUCTION = (
+    "Answer from the sources above: the short answer first, then the explanation. Cite the "
+    "source of each claim by its number, like [2]; quote only words that are in that source. "
+    "If the sources do not hold the answer, say so."
+)
+
+
+def follow_up_messages(text: str, system: str, sources: str, instruction: str):
+    """The branch's question to itself: does it need to search again, and for what?"""
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Sources:\n{sources}\n\nTask: {text}\n\n{instruction}"},
     ]
 
 

@@ -379,6 +379,16 @@ class TaskManager:
             self.store.update_task(task_id, agent=event["agent"])
         elif kind == "plan":
             self.store.update_task(task_id, plan=event["steps"])
+        elif kind == "citations":
+            for source in event["sources"]:
+                self.store.record_citation(
+                    task_id,
+                    source["n"],
+                    passage_id=source["passage_id"],
+                    title=source["title"],
+                    source=source["source"],
+                    text=source["text"],
+                )
         elif kind in ("branch_started", "branch_done", "evaluation", "selected"):
             ident = (event["step"], event["round"], event["branch_id"])
             row = handle.branches.setdefault(

@@ -7,7 +7,7 @@ exactly the log of a run that was never interrupted."""
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 def add_usage(old: dict[str, int] | None, new: dict[str, int] | None) -> dict[str, int]:
@@ -15,6 +15,20 @@ def add_usage(old: dict[str, int] | None, new: dict[str, int] | None) -> dict[st
     for key, value in (new or {}).items():
         total[key] = total.get(key, 0) + value
     return total
+
+
+def add_sources(
+    old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The task's sources: new passages appended, each passage once (by its `key`), so their
+    numbers never change once given."""
+    merged = list(old or [])
+    seen = {s["key"] for s in merged}
+    for source in new or []:
+        if source["key"] not in seen:
+            seen.add(source["key"])
+            merged.append(source)
+    return merged
 
 
 class Step(TypedDict):
@@ -30,6 +44,7 @@ class Candidate(TypedDict):
     temperature: float
     style: str
     text: str
+    source_keys: NotRequired[list[str]]  # the passages its [n] count in (researcher)
 
 
 class Evaluation(TypedDict):
@@ -46,6 +61,7 @@ class StepResult(TypedDict):
     branch_id: str
     score: float
     text: str
+    source_keys: NotRequired[list[str]]
 
 
 class TaskState(TypedDict, total=False):
@@ -61,6 +77,7 @@ class TaskState(TypedDict, total=False):
     candidates: Annotated[list[Candidate], operator.add]
     evaluations: Annotated[list[Evaluation], operator.add]
     results: Annotated[list[StepResult], operator.add]
+    sources: Annotated[list[dict[str, Any]], add_sources]  # the researcher's passages, numbered
     replan_reason: str
     failed: bool
     answer: str
@@ -79,3 +96,5 @@ class BranchInput(TypedDict):
     temperature: float
     style: str
     results: list[StepResult]
+    sources: list[dict[str, Any]]  # the task's passages so far, [1] first
+    follow_up: bool  # may search again with a query written from what was found

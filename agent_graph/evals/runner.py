@@ -26,6 +26,7 @@ from myninja.errors import UsageError
 from skills.research.retrievers import RETRIEVER_NAMES, rank_texts
 
 from . import reader
+from .chart import run_label, write_chart
 from .datasets import EvalPassage, EvalQuestion, passage_key, write_passages
 from .metrics import REPORTED, aggregate, score
 
@@ -345,7 +346,10 @@ async def run_eval(
             "db": str(store.path),
             "report": str(out / "report.md"),
         }
-        (out / "report.md").write_text(_report(summary, command, store), encoding="utf-8")
+        others = _other_runs(summary, store)
+        chart = _write_chart(summary, others, out / "chart.png")
+        summary["chart"] = str(chart) if chart else None
+        (out / "report.md").write_text(_report(summary, command, others), encoding="utf-8")
         return summary
     finally:
         store.close()
@@ -357,7 +361,47 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def _report(summary: dict[str, Any], command: str, store: EvalStore) -> str:
+# The chart's runs: this one and the latest others; more bars than this are unreadable at
+# the chart's size (and tab10 has ten colours).
+MAX_CHART_RUNS = 10
+
+
+def _other_runs(summary: dict[str, Any], store: EvalStore) -> list[dict[str, Any]]:
+    """The folder's other runs, oldest first: run_id, settings and their aggregate figures."""
+    return [
+        {**run, "figures": aggregate(store.rows(run["run_id"]))}
+        for run in store.runs()
+        if run["run_id"] != summary["run_id"]
+    ]
+
+
+def _write_chart(summary: dict[str, Any], others: list[dict[str, Any]], path: Path) -> Path | None:
+    """chart.png: this run first, then the latest other runs; None without matplotlib."""
+    # The summary names dataset, mode, corpus, retriever, reader_k and model as settings do.
+    shown = [{"run_id": summary["run_id"], "settings": summary, "figures": summary}]
+    shown += others[-(MAX_CHART_RUNS - 1) :]
+    # A folder shared by --out may hold several datasets: then say which one each run answered.
+    mixed = len({run["settings"].get("dataset") for run in shown}) > 1
+    labels = [
+        (f"{run['settings'].get('dataset')} · " if mixed else "") + run_label(run["settings"])
+        for run in shown
+    ]
+    # Runs that differ only in what the label leaves out (reply cap, prompts) are told apart by
+    # their run id, as in the report's tables.
+    labels = [
+        f"{label} [{run['run_id']}]" if labels.count(label) > 1 else label
+        for label, run in zip(labels, shown, strict=True)
+    ]
+    labels[0] += " (this run)"
+    runs = [
+        (label, {name: run["figures"][name] for name in REPORTED.values()})
+        for label, run in zip(labels, shown, strict=True)
+    ]
+    title = f"runs in {path.parent.name} (%)"
+    return write_chart(runs, path, title if mixed else f"{summary['dataset']}: {title}")
+
+
+def _report(summary: dict[str, Any], command: str, others: list[dict[str, Any]]) -> str:
     names = list(REPORTED.values())
     lines = [
         f"# Evaluation: {summary['dataset']} ({summary['mode']})",
@@ -372,6 +416,7 @@ def _report(summary: dict[str, Any], command: str, store: EvalStore) -> str:
             else ""
         ),
         f"- written: {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        *([] if summary.get("chart") else ["- chart: install myninja[eval] for chart.png"]),
         "",
         "Percentages; – where a metric does not apply (no retrieval, nothing cited).",
         "",
@@ -379,7 +424,8 @@ def _report(summary: dict[str, Any], command: str, store: EvalStore) -> str:
         "|" + "---:|" * (len(names) + 1),
         "| " + " | ".join([str(summary["count"]), *(_percent(summary[n]) for n in names)]) + " |",
     ]
-    others = [run for run in store.runs() if run["run_id"] != summary["run_id"]]
+    if summary.get("chart"):
+        lines += ["", "![runs compared](chart.png)"]
     if others:
         lines += [
             "",
@@ -389,7 +435,7 @@ def _report(summary: dict[str, Any], command: str, store: EvalStore) -> str:
             "|---|---|---|" + "---:|" * (len(names) + 1),
         ]
         for run in others:
-            figures = aggregate(store.rows(run["run_id"]))
+            figures = run["figures"]
             settings = run["settings"]
             model = settings.get("model_label") or settings.get("model") or "-"
             lines.append(

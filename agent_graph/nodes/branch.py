@@ -6,6 +6,7 @@ answers. Branches differ in temperature and in the angle their prompt asks for."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -24,6 +25,14 @@ from agent_graph.prompts import (
     NO_ASKING,
     answer_message,
     branch_messages,
+    follow_up_messages,
+)
+from agent_graph.research import (
+    FOLLOW_UP_INSTRUCTION,
+    FOLLOW_UP_K,
+    follow_up_query,
+    search_corpora,
+    sources_block,
 )
 from agent_graph.state import BranchInput, Candidate, TaskState
 from backends.base import ChatRequest, ToolCall
@@ -48,6 +57,10 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
                 temperature=temperature if branches > 1 else 0.2,
                 style=style,
                 results=done,
+                sources=list(state.get("sources") or []),
+                # The first of several branches answers from what the task found; the others
+                # (or a lone branch) may search again first, so the judge weighs both.
+                follow_up=i > 0 or branches == 1,
             )
         )
     return inputs
@@ -81,6 +94,13 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     style_hint = next(hint for name, _, hint in BRANCH_STYLES if name == inp["style"])
     who = persona(inp["agent"])
     may_ask = who.may_ask if settings.may_ask is None else settings.may_ask
+    events: list[dict[str, Any]] = []
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    sources: list[dict[str, Any]] = list(inp.get("sources") or [])
+    extra: list[dict[str, Any]] = []
+    if sources and inp.get("follow_up") and ctx.config.research.follow_up:
+        extra = await _follow_up(inp, ctx, who.system_prompt, sources, events, usage)
+        sources += extra
     messages: list[dict[str, Any]] = branch_messages(
         inp["text"],
         who.system_prompt,
@@ -90,13 +110,12 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         inp["round"],
         inp["results"],
         may_ask,
+        sources_block(sources) if sources else "",
     )
     # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
     # protocol carries it (small models given a tool list tend to echo it instead of working).
     skill_tools = ctx.tools(inp["agent"])
     tools = [*skill_tools, ASK_USER_TOOL] if skill_tools else None
-    events: list[dict[str, Any]] = []
-    usage = {"prompt_tokens": 0, "completion_tokens": 0}
     text, error = "", None
     try:
         for tool_round in range(ctx.config.graph.max_tool_rounds + 1):
@@ -153,6 +172,8 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         style=inp["style"],
         text=text,
     )
+    if sources:
+        candidate["source_keys"] = [source["key"] for source in sources]
     if error:
         candidate["error"] = error  # type: ignore[typeddict-unknown-key]
     events.append(
@@ -165,7 +186,55 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
             error=error,
         )
     )
-    return {"candidates": [candidate], "events": events, "usage": usage}
+    update: dict[str, Any] = {"candidates": [candidate], "events": events, "usage": usage}
+    if extra:
+        update["sources"] = extra
+    return update
+
+
+async def _follow_up(
+    inp: BranchInput,
+    ctx: GraphContext,
+    system: str,
+    sources: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    usage: dict[str, int],
+) -> list[dict[str, Any]]:
+    """The second hop: the branch writes a query from what the first hop found, and up to
+    FOLLOW_UP_K passages it has not seen are added. A failed call or search adds nothing."""
+    backend, _, model = ctx.agent_backend(inp["agent"])
+    request = ChatRequest(
+        follow_up_messages(inp["text"], system, sources_block(sources), FOLLOW_UP_INSTRUCTION),
+        model=model,
+        temperature=inp["temperature"],
+        max_tokens=48,
+    )
+    try:
+        result = await backend.chat(request)
+    except BackendError:
+        return []
+    usage["prompt_tokens"] += result.usage.prompt_tokens
+    usage["completion_tokens"] += result.usage.completion_tokens
+    query = follow_up_query(result.text, inp["text"])
+    if query is None:
+        return []
+    settings = ctx.config.research
+    found, notes = await asyncio.to_thread(
+        search_corpora, query, settings, FOLLOW_UP_K + len(sources)
+    )
+    seen = {source["key"] for source in sources}
+    extra = [s for s in found if s["key"] not in seen][:FOLLOW_UP_K]
+    events.append(
+        make_event(
+            "retrieved",
+            query=query,
+            hop=2,
+            branch_id=inp["branch_id"],
+            passages=extra,
+            notes=notes,
+        )
+    )
+    return extra
 
 
 def _words(text: str) -> set[str]:

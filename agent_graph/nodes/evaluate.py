@@ -124,6 +124,8 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
             text=chosen["text"],
         )
     ]
+    if "source_keys" in chosen:
+        update["results"][0]["source_keys"] = chosen["source_keys"]
     if step + 1 < len(state["plan"]):
         update["step"] = step + 1
         return Command(update=update, goto="fan_out")

@@ -1,4 +1,10 @@
-"""finalize: the answer (composed when the plan had several steps) and the task_done event."""
+"""finalize: the answer (composed when the plan had several steps) and the task_done event.
+
+A researcher's answer is checked against the passages retrieved for the task before anyone
+sees it as final: every [n] must name one of them and every quoted span must occur in the one
+it cites (skills/research/citations.py). A failing answer gets one repair round; what is still
+unsupported is dropped, and the `citations` event says what and why. The cited passages are
+renumbered 1..k and listed under the answer."""
 
 from __future__ import annotations
 
@@ -12,9 +18,23 @@ from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
 from agent_graph.prompts import compose_messages
+from agent_graph.research import (
+    NOT_FOUND,
+    source_passages,
+    sources_block,
+    to_task_numbers,
+)
 from agent_graph.state import TaskState, add_usage
 from backends.base import ChatRequest
 from myninja.errors import BackendError
+from skills.research.citations import (
+    check_citations,
+    cited_numbers,
+    drop_unsupported,
+    render_sources,
+    renumber,
+    repair_prompt,
+)
 
 
 async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -25,10 +45,22 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
     ]
     best_effort = any(e["best_effort"] for e in selected)
     usage: dict[str, int] = {}
+    sources = list(state.get("sources") or [])
+    if sources:
+        # Every result into the task's numbering, so one source list serves the answer.
+        numbers = {source["key"]: n for n, source in enumerate(sources, 1)}
+        results = [
+            {**r, "text": to_task_numbers(r["text"], r.get("source_keys") or [], numbers)}
+            for r in results
+        ]
     if len(results) == 1:
         answer = results[0]["text"]
     else:
-        answer, usage = await _compose(ctx, state, results)
+        answer, usage = await _compose(ctx, state, results, sources)
+    events: list[dict[str, Any]] = []
+    if sources:
+        answer, checked = await _checked(ctx, state, answer, sources, usage)
+        events.append(checked)
     total = add_usage(state.get("usage"), usage)
     total["total_tokens"] = total.get("prompt_tokens", 0) + total.get("completion_tokens", 0)
     started = state["events"][0]["ts"] if state.get("events") else time.time()
@@ -42,17 +74,107 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
         best_effort=best_effort,
         agent=state.get("agent"),
     )
-    return {"answer": answer, "usage": usage, "events": [answered, done]}
+    return {"answer": answer, "usage": usage, "events": [*events, answered, done]}
 
 
-async def _compose(ctx: GraphContext, state: TaskState, results: list) -> tuple[str, dict]:
+async def _checked(
+    ctx: GraphContext,
+    state: TaskState,
+    answer: str,
+    sources: list[dict[str, Any]],
+    usage: dict[str, int],
+) -> tuple[str, dict[str, Any]]:
+    """The answer with only supported citations and its source list, and the `citations`
+    event that records what was checked, repaired and dropped."""
+    passages = source_passages(sources)
+    report = check_citations(answer, passages)
+    repaired = False
+    if not report.ok:
+        fixed = await _repair(ctx, state, answer, sources, repair_prompt(report), usage)
+        if fixed:
+            fixed_report = check_citations(fixed, passages)
+            # Better only if it has fewer problems and still cites: a "repair" that drops
+            # every mark has no problems left and nothing supported either.
+            better = len(fixed_report.problems) < len(report.problems)
+            if better and cited_numbers(fixed):
+                answer, report, repaired = fixed, fixed_report, True
+    answer, dropped = drop_unsupported(answer, report)
+    answer, cited = renumber(answer.strip(), passages)
+    if not answer.strip():
+        answer = NOT_FOUND
+    if cited:
+        answer = (
+            f"{answer}\n\n**Sources**\n\n"
+            + "\n".join(f"{line}  " for line in render_sources(cited).splitlines()).rstrip()
+        )
+    event = make_event(
+        "citations",
+        sources=[
+            {
+                "n": p.n,
+                "passage_id": p.passage_id,
+                "title": p.title,
+                "source": p.source,
+                "text": p.text,
+            }
+            for p in cited.values()
+        ],
+        dropped=dropped,
+        repaired=repaired,
+    )
+    return answer, event
+
+
+async def _repair(
+    ctx: GraphContext,
+    state: TaskState,
+    answer: str,
+    sources: list[dict[str, Any]],
+    instruction: str,
+    usage: dict[str, int],
+) -> str:
+    """The one repair round: the answer, its sources and what is wrong, back to the model."""
+    agent = state["agent"] or ctx.config.default_agent
+    backend, settings, model = ctx.agent_backend(agent)
+    request = ChatRequest(
+        [
+            {"role": "system", "content": persona(agent).system_prompt},
+            {
+                "role": "user",
+                "content": f"Sources:\n{sources_block(sources)}\n\nTask: {state['text']}",
+            },
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": instruction},
+        ],
+        model=model,
+        temperature=0.0,
+        max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,
+    )
+    try:
+        result = await backend.chat(request)
+    except BackendError:
+        return ""
+    usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + result.usage.prompt_tokens
+    usage["completion_tokens"] = usage.get("completion_tokens", 0) + result.usage.completion_tokens
+    return result.text.strip()
+
+
+async def _compose(
+    ctx: GraphContext, state: TaskState, results: list, sources: list[dict[str, Any]]
+) -> tuple[str, dict]:
     agent = state["agent"] or ctx.config.default_agent
     backend, settings, model = ctx.agent_backend(agent)
     write = get_stream_writer()
     parts: list[str] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    messages = compose_messages(state["text"], persona(agent).system_prompt, results, state["plan"])
+    if sources:
+        messages[-1]["content"] = (
+            f"Sources:\n{sources_block(sources)}\n\n{messages[-1]['content']}\n\n"
+            "Keep the [n] citations of the work below."
+        )
     request = ChatRequest(
-        compose_messages(state["text"], persona(agent).system_prompt, results, state["plan"]),
+        messages,
         model=model,
         temperature=0.2,
         max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,

@@ -1,0 +1,178 @@
+"""The researcher's sources: what is searched for a task, how passages are shown to the model,
+and how the final answer's citations are checked against them.
+
+A task's sources are one list, numbered in the order passages were first found: the first hop
+(the task searched in every configured corpus, and the pages its URLs name) and then each
+branch's follow-up hop. A branch cites in its own numbering (the shared passages, then its
+own follow-ups), so finalize maps each kept result into the task's numbering before the
+citation checker (skills/research/citations.py) sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from myninja.config import ResearchConfig
+from myninja.errors import MyninjaError
+from skills.research.citations import SourcePassage
+from skills.research.passages import Passage
+
+SourceRecord = dict[str, Any]  # key, id, title, source, text, origin
+SOURCE_WORDS = 120  # words of a passage shown to the model: ten fit a 4k context with the task
+FOLLOW_UP_K = 3  # new passages a follow-up query may add
+PAGE_PASSAGES = 3  # passages of a fetched page kept, the best for the task first
+
+
+def record(passage: Passage, origin: str) -> SourceRecord:
+    """A passage as the task keeps it. `key` tells passages apart across corpora and pages
+    (a passage id is unique only within its own file)."""
+    return {
+        "key": f"{passage.source}#{passage.id}",
+        "id": passage.id,
+        "title": passage.title,
+        "source": passage.source,
+        "text": passage.text,
+        "origin": origin,
+    }
+
+
+def _corpus_names(settings: ResearchConfig) -> list[str]:
+    if settings.corpora is not None:
+        return list(settings.corpora)
+    from skills.research.corpus import list_corpora
+
+    return [info.name for info in list_corpora()]
+
+
+def search_corpora(
+    query: str, settings: ResearchConfig, k: int
+) -> tuple[list[SourceRecord], list[str]]:
+    """The k best passages for `query` over every configured corpus (rankings of several
+    corpora fused by reciprocal rank), and notes on what could not be searched. Blocking: run
+    it in a thread."""
+    from skills.research.corpus import Corpus
+    from skills.research.retrievers import make_retriever, rrf
+
+    notes: list[str] = []
+    rankings: list[list[SourceRecord]] = []
+    names = _corpus_names(settings)
+    if not names:
+        notes.append("no local corpus to search (add one with `myninja index add NAME PATH`)")
+    for name in names:
+        try:
+            with Corpus.open(name) as corpus:
+                retriever = make_retriever(corpus, settings.retriever)
+                hits = retriever.search(query, k)
+        except MyninjaError as exc:
+            notes.append(f"corpus {name!r} was not searched: {exc.one_line()}")
+            continue
+        rankings.append([record(hit.passage, f"corpus:{name}") for hit in hits])
+    if len(rankings) == 1:
+        return rankings[0][:k], notes
+    by_key = {s["key"]: s for ranking in rankings for s in ranking}
+    fused = rrf([[s["key"] for s in ranking] for ranking in rankings])
+    return [by_key[key] for key, _ in fused[:k]], notes  # type: ignore[index]
+
+
+async def fetch_named_pages(
+    text: str, query: str, settings: ResearchConfig
+) -> tuple[list[SourceRecord], list[str]]:
+    """Passages of the pages the task names by URL (the best few of each for `query`), and a
+    note per page that could not be read."""
+    from skills.research.fetch import FetchError, fetch_page, find_urls, page_passages
+    from skills.research.retrievers import rank_texts
+
+    found: list[SourceRecord] = []
+    notes: list[str] = []
+    for url in find_urls(text):
+        try:
+            page = await fetch_page(
+                url, max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s
+            )
+        except FetchError as exc:
+            notes.append(exc.one_line())
+            continue
+        passages = page_passages(page)
+        order = await asyncio.to_thread(rank_texts, query, [(p.title, p.text) for p in passages])
+        found += [record(passages[i], "url") for i in order[:PAGE_PASSAGES]]
+    return found, notes
+
+
+_URL = re.compile(r"<?https?://\S+")
+
+
+def search_text(task: str) -> str:
+    """What the first hop searches for: the task without the URLs it names."""
+    return " ".join(_URL.sub(" ", task).split())
+
+
+def clip(text: str, words: int = SOURCE_WORDS) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+def sources_block(sources: Sequence[SourceRecord]) -> str:
+    """The numbered passages as the model reads them."""
+    lines = []
+    for n, source in enumerate(sources, 1):
+        title = source["title"] or source["source"]
+        lines.append(f"[{n}] {title}: {clip(source['text'])}")
+    return "\n\n".join(lines)
+
+
+FOLLOW_UP_INSTRUCTION = (
+    "Before answering, check the passages above. If a fact the task needs is missing from them "
+    "(often the second fact of a two-part question, about something a passage names), reply "
+    "with one line: SEARCH: <a short search query for that fact>. If the passages already hold "
+    "what is needed, reply with one line: SEARCH: NONE"
+)
+
+
+_SEARCH_LINE = re.compile(r"^[*_`\s]*search[*_`\s]*:[*_`\s]*(.*)$", re.IGNORECASE)
+
+
+def follow_up_query(reply: str, task: str) -> str | None:
+    """The query a branch asked for, or None (NONE, nothing usable, or the task again)."""
+    for line in reply.splitlines():
+        found = _SEARCH_LINE.match(line.strip())
+        if found is None:
+            continue
+        query = found.group(1).strip().strip("*_`\"'").strip()
+        if not query or query.upper().startswith("NONE"):
+            return None
+        if " ".join(query.lower().split()) == " ".join(task.lower().split()):
+            return None
+        return query[:200]
+    return None
+
+
+# -- from a branch's numbering to the task's ---------------------------------------------------
+
+_MARK = re.compile(r"\[(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\](?![(:])")
+
+
+def to_task_numbers(text: str, keys: Sequence[str], numbers: dict[str, int]) -> str:
+    """`text` with each [n] (n counting in `keys`, a branch's own order) rewritten to the task's
+    number for that passage. A number the branch was never shown becomes [0], which names no
+    passage, so the checker reports it rather than letting it point at someone else's."""
+
+    def one(n: int) -> int:
+        return numbers.get(keys[n - 1], 0) if 1 <= n <= len(keys) else 0
+
+    def rewrite(match: re.Match[str]) -> str:
+        return re.sub(r"\d+", lambda m: str(one(int(m.group(0)))), match.group(0))
+
+    return _MARK.sub(rewrite, text)
+
+
+def source_passages(sources: Sequence[SourceRecord]) -> dict[int, SourcePassage]:
+    return {
+        n: SourcePassage(n, s["id"], s["title"], s["source"], s["text"])
+        for n, s in enumerate(sources, 1)
+    }
+
+
+NOT_FOUND = "I could not find the answer in the sources I searched."
