@@ -86,9 +86,10 @@ def _table(summary: dict[str, Any]) -> str:
     for name in REPORTED.values():
         value = summary[name]
         lines.append(f"  {name:<20} {'–' if value is None else f'{value:6.2f}'}")
+    chart = summary.get("chart")  # None when matplotlib (the eval extra) is missing
     lines.append(
         f"answered {summary['answered']}, already done {summary['skipped']}; "
-        f"report {summary['report']}"
+        f"report {summary['report']}" + (f", chart {chart}" if chart else "")
     )
     return "\n".join(lines)
 
