@@ -5,6 +5,7 @@ the summary line, or the report as JSON with `--json`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -143,13 +144,23 @@ def index_list(as_json: bool) -> None:
     type=click.Choice(RETRIEVER_NAMES),
     default="auto",
     show_default=True,
-    help="auto: hybrid (BM25 + MiniLM, fused by rank) with the dense extra, else bm25.",
+    help="auto: hybrid (BM25 + MiniLM, fused by rank) with the dense extra, else bm25. "
+    "colbert: the ColBERT index of [research.colbert], searched instead of NAME.",
 )
 @json_option
 def index_search(name: str, query: str, k: int, retriever: str, as_json: bool) -> None:
     """The K passages of corpus NAME that best match QUERY."""
-    with Corpus.open(name) as corpus:
-        hits = make_retriever(corpus, retriever).search(query, k)
+    if retriever == "colbert":
+        # ColBERT searches its own index (a server's or colbert-ai's), never a local corpus:
+        # NAME need not exist.
+        from myninja.config import load_config
+        from skills.research.colbert import make_colbert_retriever
+
+        with contextlib.closing(make_colbert_retriever(load_config().research.colbert)) as colbert:
+            hits = colbert.search(query, k)
+    else:
+        with Corpus.open(name) as corpus:
+            hits = make_retriever(corpus, retriever).search(query, k)
     if as_json:
         click.echo(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return

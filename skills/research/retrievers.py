@@ -1,9 +1,11 @@
 """Retrievers: one small interface over the ways a corpus can be searched.
 
 The researcher asks a `Retriever` for the top k passages and never learns how they were found,
-so BM25, MiniLM vectors (skills/research/dense.py, the `dense` extra) and the two fused by
-reciprocal-rank fusion are interchangeable. `make_retriever` picks one by name; "auto" is hybrid
-where the dense extra is installed and BM25 elsewhere.
+so BM25, MiniLM vectors (skills/research/dense.py, the `dense` extra), the two fused by
+reciprocal-rank fusion, and ColBERTv2 (skills/research/colbert.py: a remote endpoint or a local
+colbert-ai index, searched instead of the corpus) are interchangeable. `make_retriever` picks one
+by name; "auto" is hybrid where the dense extra is installed and BM25 elsewhere, never ColBERT,
+which is used only when asked for by name and configured in `[research.colbert]`.
 
 Queries are text from people and from models, so they never reach FTS5's MATCH as written:
 each word is quoted as an FTS5 string and the words are ORed, so quotes, `NEAR(`, `*`, `^`,
@@ -25,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .passages import Passage
 
 if TYPE_CHECKING:
+    from myninja.config import ColbertConfig
+
     from .corpus import Corpus
 
 # What FTS5's unicode61 tokenizer keeps as a token: letters and digits. Everything else is a
@@ -121,7 +125,7 @@ RRF_K0 = 60  # the constant of Cormack et al. (2009): damps the weight of the ve
 FUSION_DEPTH = 20  # hits taken from each retriever before fusing: deeper lists let a
 # passage ranked low by both outscore one ranked high by one (HotpotQA recall@10 fell from 0.90
 # at 20 to 0.86 at 50 on the dev files, benchmarks/retrieval.py)
-RETRIEVER_NAMES = ("auto", "bm25", "dense", "hybrid")
+RETRIEVER_NAMES = ("auto", "bm25", "dense", "hybrid", "colbert")
 
 
 def rrf(rankings: Sequence[Sequence[Hashable]], k0: int = RRF_K0) -> list[tuple[Hashable, float]]:
@@ -161,11 +165,23 @@ class HybridRetriever:
         return [Hit(by_id[pid].passage, score) for pid, score in fused]  # type: ignore[index]
 
 
-def make_retriever(corpus: Corpus, name: str = "auto") -> Retriever:
+def make_retriever(
+    corpus: Corpus, name: str = "auto", colbert: ColbertConfig | None = None
+) -> Retriever:
     """The retriever called `name` over `corpus`: "bm25", "dense", "hybrid", or "auto" (hybrid
-    when the dense extra is installed, else bm25). Dense and hybrid without the extra raise."""
+    when the dense extra is installed, else bm25). Dense and hybrid without the extra raise.
+    "colbert" searches the ColBERT index `colbert` describes (default: the config file's
+    `[research.colbert]`), not `corpus`; unconfigured, it raises with how to configure it."""
     if name not in RETRIEVER_NAMES:
         raise ValueError(f"unknown retriever {name!r}; choose from {', '.join(RETRIEVER_NAMES)}")
+    if name == "colbert":
+        from .colbert import make_colbert_retriever
+
+        if colbert is None:
+            from myninja.config import load_config
+
+            colbert = load_config().research.colbert
+        return make_colbert_retriever(colbert)
     if name == "bm25":
         return BM25Retriever(corpus)
     from . import dense
