@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from contextlib import closing
 from typing import Any
 
 from myninja.config import ResearchConfig
@@ -57,6 +58,8 @@ def search_corpora(
     from skills.research.retrievers import make_retriever, rrf
 
     notes: list[str] = []
+    if settings.retriever == "colbert":
+        return _search_colbert(query, settings, k, notes)
     rankings: list[list[SourceRecord]] = []
     names = _corpus_names(settings)
     if not names:
@@ -75,6 +78,21 @@ def search_corpora(
     by_key = {s["key"]: s for ranking in rankings for s in ranking}
     fused = rrf([[s["key"] for s in ranking] for ranking in rankings])
     return [by_key[key] for key, _ in fused[:k]], notes  # type: ignore[index]
+
+
+def _search_colbert(
+    query: str, settings: ResearchConfig, k: int, notes: list[str]
+) -> tuple[list[SourceRecord], list[str]]:
+    """ColBERT searches its own index (a server, or a colbert-ai index), once per query."""
+    from skills.research.colbert import make_colbert_retriever
+
+    try:
+        with closing(make_colbert_retriever(settings.colbert)) as retriever:
+            hits = retriever.search(query, k)
+    except MyninjaError as exc:
+        notes.append(f"ColBERT was not searched: {exc.one_line()}")
+        return [], notes
+    return [record(hit.passage, "colbert") for hit in hits], notes
 
 
 async def fetch_named_pages(

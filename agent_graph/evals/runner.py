@@ -265,8 +265,17 @@ def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[Ev
     from skills.research.corpus import Corpus
     from skills.research.retrievers import make_retriever
 
-    corpus = Corpus.open(str(settings.corpus))
-    retriever = make_retriever(corpus, settings.retriever)
+    corpus: Any
+    if settings.retriever == "colbert":
+        # ColBERT searches its own index (a server or a colbert-ai index), never a local corpus;
+        # the corpus name only labels the run.
+        from myninja.config import load_config
+        from skills.research.colbert import make_colbert_retriever
+
+        corpus = retriever = make_colbert_retriever(load_config().research.colbert)
+    else:
+        corpus = Corpus.open(str(settings.corpus))
+        retriever = make_retriever(corpus, settings.retriever)
 
     def search(query: str, k: int) -> list[EvalPassage]:
         passages = [hit.passage for hit in retriever.search(query, k)]

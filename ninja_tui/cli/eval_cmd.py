@@ -164,7 +164,11 @@ def eval_command(
     )
     settings.model_label = model_name(config, settings)
     questions = load_questions(dataset, data, limit)
-    if mode == "corpus" and corpus:
+    if mode == "corpus" and retriever == "colbert":
+        from skills.research.colbert import make_colbert_retriever
+
+        make_colbert_retriever(config.research.colbert).close()  # configured, or one line
+    elif mode == "corpus" and corpus:
         # The whole file's passages, not only the first --limit questions': a retriever that
         # searched only the asked questions' passages would have an easier job.
         pooled = pool_corpus(corpus, load_questions(dataset, data) if limit else questions)

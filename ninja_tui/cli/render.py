@@ -48,6 +48,23 @@ class EventPrinter:
         elif kind == "plan":
             steps = "; ".join(f"{i}. {s['title']}" for i, s in enumerate(event["steps"], 1))
             self._note(f"plan (attempt {event['round']}): {steps}")
+        elif kind == "retrieved":
+            found = len(event["passages"])
+            if event["hop"] == 1:
+                self._note(f"sources: {found} passage{'s' * (found != 1)} found")
+            else:
+                self._note(
+                    f"{event['branch_id']} searched again for “{event['query']}”: {found} new"
+                )
+            for note in event["notes"]:
+                self._note(note)
+        elif kind == "citations":
+            dropped = len(event["dropped"])
+            repaired = ", repaired once" if event["repaired"] else ""
+            gone = (
+                f", {dropped} unsupported sentence{'s' * (dropped != 1)} dropped" if dropped else ""
+            )
+            self._note(f"citations checked: {len(event['sources'])} sources cited{repaired}{gone}")
         elif kind == "evaluation":
             self._note(f"{event['branch_id']} scored {event['score']:g}")
         elif kind == "replan":

@@ -26,6 +26,9 @@ def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
         label.append(f"  {branch['score']:g}/10", style="bold")
     elif not branch.get("done"):
         label.append(f"  working… {tokens} tok" if tokens else "  working…", style="yellow")
+    if branch.get("search"):
+        query, found = branch["search"]
+        label.append(f"  searched “{query}” +{found}", style="dim")
     if branch.get("kept"):
         label.append("  ✓ kept", style="green")
     return label
@@ -50,7 +53,19 @@ def plan_rounds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             branches[event["branch_id"]]["score"] = event["score"]
         elif kind == "selected" and event["branch_id"] in branches:
             branches[event["branch_id"]]["kept"] = True
+        elif kind == "retrieved" and event.get("branch_id") in branches:
+            branches[event["branch_id"]]["search"] = (event["query"], len(event["passages"]))
     return rounds
+
+
+def search_summary(events: list[dict[str, Any]]) -> str | None:
+    """What the first hop found, for the researcher's tasks; None for other agents."""
+    first = next((e for e in events if e["type"] == "retrieved" and e["hop"] == 1), None)
+    if first is None:
+        return None
+    found = len(first["passages"])
+    notes = "".join(f"; {note}" for note in first["notes"])
+    return f"searched: {found} passage{'s' * (found != 1)}{notes}"
 
 
 def header_text(task: dict[str, Any]) -> Text:
@@ -149,6 +164,9 @@ class TaskView(VerticalScroll):
         tree.clear()
         rounds = plan_rounds(events)
         tree.display = bool(rounds)
+        searched = search_summary(events)
+        if searched:
+            tree.root.add_leaf(Text(searched, style="dim"))
         for plan in rounds:
             node = tree.root.add(f"plan, attempt {plan['round']}", expand=True)
             for number, step in enumerate(plan["steps"], 1):

@@ -3,12 +3,13 @@ follow-up hop, and the citation checker in finalize, on a scripted backend."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -262,3 +263,56 @@ async def test_a_page_the_task_names_is_fetched_read_first_and_cited_by_url(
         assert task["answer"].startswith(
             f"Narva, since 1994 [1].\n\n**Sources**\n\n[1] Zorblat history — {site}/history.html"
         )
+
+
+class _Colbert(BaseHTTPRequestHandler):
+    """A ColBERT endpoint in DSPy's format: every query gets the same two passages."""
+
+    queries: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        from urllib.parse import parse_qs, urlparse
+
+        params = parse_qs(urlparse(self.path).query)
+        self.queries.append(params["query"][0])
+        topk = [
+            {"pid": 7, "rank": 1, "score": 20.5, "text": f"Mira Quell | {CHILDHOOD}"},
+            {"pid": 9, "rank": 2, "score": 11.0, "text": f"Tartu | {OTHER}"},
+        ][: int(params["k"][0])]
+        body = json.dumps({"topk": topk}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
+    tmp_path: Path, notes: Path
+) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Colbert)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_port}/api/search"
+    research = {"retriever": "colbert", "colbert": {"url": url}}
+    config = Config.model_validate({"graph": {"branches": 1}, "research": research})
+    scripted = ScriptedBackend(
+        "embedded",
+        [Rule(**r) for r in (PLAN_ONE_STEP, FOLLOW_UP, branch(DIRECT, "Tallinn [1]."))],
+    )
+    try:
+        async with TaskManager.open(
+            config, tmp_path / "data", backends={"embedded": scripted}
+        ) as manager:
+            task = await run_to_rest(manager, await manager.submit("@researcher Quell town?"))
+            first, again = of_type(manager, task["id"], "retrieved")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    # The lone branch searched again: two queries, each sent once (not once per corpus).
+    assert _Colbert.queries == ["Quell town?", "Mira Quell childhood"]
+    assert [p["title"] for p in first["passages"]] == ["Mira Quell", "Tartu"]
+    assert again["passages"] == []  # nothing it had not seen
+    assert task["answer"].startswith(f"Tallinn [1].\n\n**Sources**\n\n[1] Mira Quell — {url}")

@@ -94,6 +94,7 @@ def test_eval_with_a_new_corpus_name_pools_the_files_passages(myninja_home: Path
         (("--data", NQ), "choose one of --contexts, --corpus NAME, --closed-book"),
         (("--data", NQ, "--contexts", "--closed-book"), "(got --contexts and --closed-book)"),
         (("--data", NQ, "--corpus", "../up"), "corpus name"),
+        (("--data", NQ, "--corpus", "x", "--retriever", "colbert"), "colbert retriever is not"),
         (("--data", HOTPOT, "--contexts"), "not an NQ-open row"),
     ],
 )
