@@ -16,9 +16,11 @@ from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
 from agent_graph.prompts import JUDGE_SCHEMA, judge_messages
+from agent_graph.research import source_passages
 from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
 from agent_graph.structured import StructuredOutputError, structured_call
 from myninja.errors import BackendError
+from skills.research.citations import check_citations
 
 
 async def _judge(
@@ -55,6 +57,23 @@ async def _judge(
     return Evaluation(**base, score=float(verdict["score"]), reasons=verdict["reasons"].strip())
 
 
+def _cited_fairly(state: TaskState, candidate: Candidate, verdict: Evaluation) -> Evaluation:
+    """The judge's score less one point per sentence whose citations the code finds false
+    (a mark naming no passage the branch was shown, a quote not in the passage it cites):
+    a small judge cannot check that, and a researcher must not win with it."""
+    keys = candidate.get("source_keys")
+    if not keys or verdict["score"] <= 1:
+        return verdict
+    by_key = {source["key"]: source for source in state.get("sources") or []}
+    shown = [by_key[key] for key in keys if key in by_key]
+    faulty = len(check_citations(candidate["text"], source_passages(shown)).by_sentence())
+    if not faulty:
+        return verdict
+    score = max(1.0, verdict["score"] - faulty)
+    note = f" Citation check: {faulty} sentence{'s' * (faulty != 1)} not supported."
+    return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
+
+
 async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     ctx = runtime.context
     settings = ctx.config.graph
@@ -69,7 +88,11 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     verdicts = await asyncio.gather(*(_judge(ctx, state, c, usage) for c in distinct.values()))
     by_text = dict(zip(distinct, verdicts, strict=True))
     evaluations = [
-        Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]})
+        _cited_fairly(
+            state,
+            c,
+            Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]}),
+        )
         for c in candidates
     ]
     events = [make_event("evaluation", **e) for e in evaluations]

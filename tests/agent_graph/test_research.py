@@ -316,3 +316,25 @@ async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
     assert [p["title"] for p in first["passages"]] == ["Mira Quell", "Tartu"]
     assert again["passages"] == []  # nothing it had not seen
     assert task["answer"].startswith(f"Tallinn [1].\n\n**Sources**\n\n[1] Mira Quell — {url}")
+
+
+async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(
+    open_manager: Open, notes: Path
+) -> None:
+    invented = 'Tallinn [1]. She loved "the sea breeze" [1]. Her father was a pilot [6].'
+    honest = "Tallinn [1]."
+    rules = [
+        PLAN_ONE_STEP,
+        {"match": r"SEARCH: <a short", "reply": "SEARCH: NONE"},
+        judge("Tallinn \\[1\\]\\. She loved", 9),
+        judge("Tallinn \\[1\\]\\.\n", 8),
+        branch(DIRECT, invented),
+        branch(CAREFUL, honest),
+    ]
+    async with open_manager(rules, branches=2) as (manager, _):
+        task = await run_to_rest(manager, await manager.submit("@researcher Quell childhood?"))
+        scores = {e["branch_id"]: e for e in of_type(manager, task["id"], "evaluation")}
+        assert scores["s1r1b1"]["score"] == 7  # 9, less two faulty sentences
+        assert scores["s1r1b1"]["reasons"].endswith("Citation check: 2 sentences not supported.")
+        assert scores["s1r1b2"]["score"] == 8
+        assert task["answer"].startswith("Tallinn [1].\n\n**Sources**")
