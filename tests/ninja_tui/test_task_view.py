@@ -1,0 +1,32 @@
+"""What the plan tree says about a researcher's searches, from the events alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja_tui.widgets.task_view import branch_label, plan_rounds, search_summary
+
+
+def ev(kind: str, **data: Any) -> dict[str, Any]:
+    return {"type": kind, **data}
+
+
+EVENTS = [
+    ev("retrieved", query="q", hop=1, branch_id=None, passages=[{}, {}, {}], notes=["x failed"]),
+    ev("plan", steps=[{"title": "Answer", "instruction": "."}], round=1),
+    ev("branch_started", step=0, round=1, branch_id="s1r1b1", agent="researcher", temperature=0.2),
+    ev("branch_started", step=0, round=1, branch_id="s1r1b2", agent="researcher", temperature=0.6),
+    ev("retrieved", query="Mira Quell", hop=2, branch_id="s1r1b2", passages=[{}], notes=[]),
+]
+
+
+def test_the_first_search_is_summed_up_with_its_notes() -> None:
+    assert search_summary(EVENTS) == "searched: 3 passages; x failed"
+    assert search_summary(EVENTS[1:]) is None  # no researcher search: nothing to say
+
+
+def test_a_branch_that_searched_again_says_for_what() -> None:
+    (plan,) = plan_rounds(EVENTS)
+    first, second = plan["steps"][0]["branches"]
+    assert "searched" not in branch_label(first, 0).plain
+    assert "searched “Mira Quell” +1" in branch_label(second, 0).plain
