@@ -4,10 +4,9 @@ follow-up hop, and the citation checker in finalize, on a scripted backend."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ from myninja.config import Config
 from skills.research.corpus import Corpus
 from tests.agent_graph.scripts import CAREFUL, DIRECT, PLAN_ONE_STEP, branch, judge
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest
+from tests.local_http import serving
 
 FOUNDER = "Zorblat Inc. was founded in 1987 by the engineer Mira Quell in a garage."
 CHILDHOOD = "Mira Quell spent her childhood in Tallinn, where her parents ran a bakery."
@@ -236,12 +236,8 @@ class _Pages(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Pages) as url:
+        yield url
 
 
 async def test_a_page_the_task_names_is_fetched_read_first_and_cited_by_url(
@@ -293,24 +289,19 @@ class _Colbert(BaseHTTPRequestHandler):
 async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
     tmp_path: Path, notes: Path
 ) -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Colbert)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_port}/api/search"
-    research = {"retriever": "colbert", "colbert": {"url": url}}
-    config = Config.model_validate({"graph": {"branches": 1}, "research": research})
     scripted = ScriptedBackend(
         "embedded",
         [Rule(**r) for r in (PLAN_ONE_STEP, FOLLOW_UP, branch(DIRECT, "Tallinn [1]."))],
     )
-    try:
+    with serving(_Colbert) as base:
+        url = f"{base}/api/search"
+        research = {"retriever": "colbert", "colbert": {"url": url}}
+        config = Config.model_validate({"graph": {"branches": 1}, "research": research})
         async with TaskManager.open(
             config, tmp_path / "data", backends={"embedded": scripted}
         ) as manager:
             task = await run_to_rest(manager, await manager.submit("@researcher Quell town?"))
             first, again = of_type(manager, task["id"], "retrieved")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     # The lone branch searched again: two queries, each sent once (not once per corpus).
     assert _Colbert.queries == ["Quell town?", "Mira Quell childhood"]
     assert [p["title"] for p in first["passages"]] == ["Mira Quell", "Tartu"]

@@ -5,11 +5,10 @@ real socket, and httpx is the real client."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from skills.research.fetch import (
     page_passages,
 )
 from skills.research.passages import MAX_WORDS
+from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,14 +146,8 @@ class Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """(base URL, requests seen) of a server on a free port for this module's tests."""
     seen: list[tuple[str, str]] = []
-    handler = type("RecordingHandler", (Handler,), {"seen": seen})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True  # the slow-drip handler must not hold the test run
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", seen
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(type("RecordingHandler", (Handler,), {"seen": seen})) as url:
+        yield url, seen
 
 
 # -- find_urls --------------------------------------------------------------------------------
