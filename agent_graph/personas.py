@@ -15,6 +15,9 @@ class Persona:
     # Whether its branches are told they may ask the person (`ASK:`). Off where a task carries
     # all it needs: small models then ask needlessly ("how should I test it?").
     may_ask: bool = True
+    # Most plan steps its tasks get (None: the config's). 1 means no planner call at all: the
+    # task is the one step.
+    max_steps: int | None = None
 
 
 _COMMON = (
@@ -30,6 +33,9 @@ PERSONAS: dict[str, Persona] = {
         "then the explanation. When numbered sources are given, cite them as [1], [2]; "
         "without sources write no citation marks, and never invent a source.",
         may_ask=False,
+        # A question is one step: its second hop is a branch's follow-up search, and a
+        # small planner splits questions into steps that lose the question.
+        max_steps=1,
     ),
     "coder": Persona(
         "coder",

@@ -30,8 +30,10 @@ PAGE_PASSAGES = 3  # passages of a fetched page kept, the best for the task firs
 def record(passage: Passage, origin: str) -> SourceRecord:
     """A passage as the task keeps it. `key` tells passages apart across corpora and pages
     (a passage id is unique only within its own file)."""
+    # Local files' passage ids already start with their path ("notes.md#3").
+    scoped = passage.id.startswith(passage.source)
     return {
-        "key": f"{passage.source}#{passage.id}",
+        "key": passage.id if scoped else f"{passage.source}#{passage.id}",
         "id": passage.id,
         "title": passage.title,
         "source": passage.source,

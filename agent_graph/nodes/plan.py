@@ -21,6 +21,8 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     settings = ctx.config.graph
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
+    if persona(agent).max_steps == 1:
+        return _one_step(state["text"], round_)
     past: list[dict[str, Any]] = []
     if settings.use_past_tasks and ctx.store is not None:
         past = [
@@ -67,6 +69,14 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
         "events": [event],
         "usage": usage,
     }
+    return Command(update=update, goto="fan_out")
+
+
+def _one_step(text: str, round_: int) -> Command:
+    """The plan of an agent whose tasks are one step: the task itself, with no model call."""
+    steps = [{"title": "Answer", "instruction": text}]
+    event = make_event("plan", steps=steps, round=round_, examples=[])
+    update = {"plan": steps, "round": round_, "step": 0, "examples": [], "events": [event]}
     return Command(update=update, goto="fan_out")
 
 

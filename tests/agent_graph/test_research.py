@@ -17,7 +17,7 @@ from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from skills.research.corpus import Corpus
-from tests.agent_graph.scripts import CAREFUL, DIRECT, PLAN_ONE_STEP, branch, judge
+from tests.agent_graph.scripts import CAREFUL, DIRECT, branch, judge
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest
 from tests.local_http import serving
 
@@ -70,7 +70,6 @@ async def test_branches_read_the_passages_search_again_and_the_answer_lists_its_
         'Tallinn. Zorblat was founded by Mira Quell [1], who spent her "childhood in Tallinn" [2].'
     )
     rules = [
-        PLAN_ONE_STEP,
         FOLLOW_UP,
         judge("Tallinn, I think", 4),
         judge("Tallinn. Zorblat", 9),
@@ -105,13 +104,16 @@ async def test_branches_read_the_passages_search_again_and_the_answer_lists_its_
             (2, "Quell", CHILDHOOD),
         ]
         assert manager.store.search("bakery")[0]["id"] == task_id  # found by its cited passage
+        # A question is one step, planned without a model call.
+        (plan,) = of_type(manager, task_id, "plan")
+        assert plan["steps"] == [{"title": "Answer", "instruction": TASK[len("@researcher ") :]}]
+        assert not prompts(scripted, "Task to plan")
 
 
 async def test_a_wrong_citation_gets_one_repair_round(open_manager: Open, notes: Path) -> None:
     wrong = 'Tallinn [3]. She grew up "near the sea" [1].'
     fixed = 'Tallinn [1]. She spent her "childhood in Tallinn" [1].'
     rules = [
-        PLAN_ONE_STEP,
         {"match": r"Some citations in your answer are not supported", "reply": fixed},
         branch(DIRECT, wrong),
     ]
@@ -130,7 +132,6 @@ async def test_what_the_repair_leaves_unsupported_is_dropped_and_said(
 ) -> None:
     wrong = "Tallinn [1]. Her parents were sailors [4]."
     rules = [
-        PLAN_ONE_STEP,
         {"match": r"Some citations in your answer are not supported", "reply": wrong},
         branch(DIRECT, wrong),
     ]
@@ -147,7 +148,6 @@ async def test_an_answer_with_nothing_supported_says_it_found_nothing(
     open_manager: Open, notes: Path
 ) -> None:
     rules = [
-        PLAN_ONE_STEP,
         # A repair that gives up every citation is no repair: the answer is checked as it was.
         {"match": r"Some citations in your answer are not supported", "reply": "It was Paris."},
         branch(DIRECT, "It was Paris [5]."),
@@ -162,7 +162,7 @@ async def test_only_cited_sources_are_listed_numbered_by_first_use(
     open_manager: Open, notes: Path
 ) -> None:
     # Hop 1 for "Estonia bakery town" finds two passages; the answer cites only the second.
-    rules = [PLAN_ONE_STEP, branch(DIRECT, "It is in Estonia [2].")]
+    rules = [branch(DIRECT, "It is in Estonia [2].")]
     async with open_manager(rules, branches=1) as (manager, _):
         task = await run_to_rest(manager, await manager.submit("@researcher Estonia bakery town"))
         (found,) = of_type(manager, task["id"], "retrieved")
@@ -177,7 +177,7 @@ async def test_only_cited_sources_are_listed_numbered_by_first_use(
 async def test_without_a_corpus_the_researcher_answers_and_the_trace_says_why(
     open_manager: Open,
 ) -> None:
-    rules = [PLAN_ONE_STEP, branch(DIRECT, "Tallinn.")]
+    rules = [branch(DIRECT, "Tallinn.")]
     async with open_manager(rules, branches=1) as (manager, scripted):
         task = await run_to_rest(manager, await manager.submit("@researcher Quell childhood?"))
         assert task["answer"] == "Tallinn."
@@ -243,7 +243,7 @@ def site() -> Iterator[str]:
 async def test_a_page_the_task_names_is_fetched_read_first_and_cited_by_url(
     open_manager: Open, notes: Path, site: str
 ) -> None:
-    rules = [PLAN_ONE_STEP, branch(DIRECT, "Narva, since 1994 [1].")]
+    rules = [branch(DIRECT, "Narva, since 1994 [1].")]
     text = f"@researcher Where did Zorblat move its workshop? See {site}/history.html and {site}/x."
     async with open_manager(rules, branches=1) as (manager, scripted):
         task = await run_to_rest(manager, await manager.submit(text))
@@ -291,7 +291,7 @@ async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
 ) -> None:
     scripted = ScriptedBackend(
         "embedded",
-        [Rule(**r) for r in (PLAN_ONE_STEP, FOLLOW_UP, branch(DIRECT, "Tallinn [1]."))],
+        [Rule(**r) for r in (FOLLOW_UP, branch(DIRECT, "Tallinn [1]."))],
     )
     with serving(_Colbert) as base:
         url = f"{base}/api/search"
@@ -315,7 +315,6 @@ async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(
     invented = 'Tallinn [1]. She loved "the sea breeze" [1]. Her father was a pilot [6].'
     honest = "Tallinn [1]."
     rules = [
-        PLAN_ONE_STEP,
         {"match": r"SEARCH: <a short", "reply": "SEARCH: NONE"},
         judge("Tallinn \\[1\\]\\. She loved", 9),
         judge("Tallinn \\[1\\]\\.\n", 8),

@@ -31,7 +31,6 @@ def test_ask_the_researcher_prints_the_answer_with_its_sources(
     scripted_config(
         myninja_home,
         [
-            {"match": "Task to plan", "json": {"steps": [{"title": "A", "instruction": "Answer"}]}},
             {"match": "SEARCH: <a short", "reply": "SEARCH: NONE"},
             {"match": "Candidate:", "json": {"score": 8, "reasons": "cited"}},
             {"match": "Attempt 1", "reply": 'It opened in 1911 [1], "212 metres long" [1].'},
