@@ -33,7 +33,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "question": ("question_id", "text", "choices", "key", "step", "branch_id"),
     "question_answered": ("question_id", "answer"),
     "retrieved": ("query", "hop", "branch_id", "passages", "notes"),
-    "citations": ("sources", "dropped", "repaired"),
+    "citations": ("sources", "dropped", "repaired", "attributed"),
     "answer": ("text",),
     "task_done": ("answer", "usage", "timings"),
     "task_failed": ("error", "error_type", "exit_code", "partial_text"),

@@ -2,9 +2,10 @@
 
 A researcher's answer is checked against the passages retrieved for the task before anyone
 sees it as final: every [n] must name one of them and every quoted span must occur in the one
-it cites (skills/research/citations.py). A failing answer gets one repair round; what is still
-unsupported is dropped, and the `citations` event says what and why. The cited passages are
-renumbered 1..k and listed under the answer."""
+it cites (skills/research/citations.py); a sentence written from a passage without a mark gets
+one when most of its words are that passage's. A failing answer gets one repair round; what is
+still unsupported is dropped, and the `citations` event says what and why. The cited passages
+are renumbered 1..k and listed under the answer."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from agent_graph.state import TaskState, add_usage
 from backends.base import ChatRequest
 from myninja.errors import BackendError
 from skills.research.citations import (
+    attribute_uncited,
     check_citations,
     cited_numbers,
     drop_unsupported,
@@ -87,6 +89,7 @@ async def _checked(
     """The answer with only supported citations and its source list, and the `citations`
     event that records what was checked, repaired and dropped."""
     passages = source_passages(sources)
+    answer, attributed = attribute_uncited(answer, passages)
     report = check_citations(answer, passages)
     repaired = False
     if not report.ok:
@@ -121,6 +124,7 @@ async def _checked(
         ],
         dropped=dropped,
         repaired=repaired,
+        attributed=attributed,
     )
     return answer, event
 

@@ -1,11 +1,14 @@
 """Citations checked by code, not by a model's word.
 
-An answer cites retrieved passages as `[1]`, `[1, 3]` or `[1][3]`. `check_citations` splits it
+An answer cites retrieved passages as `[1]`, `[1, 3]` or `[1][3]`. A sentence written from a
+passage without a mark gets one from `attribute_uncited` when most of its words are that
+passage's. `check_citations` splits it
 into sentences (a Markdown bullet or heading line is its own sentence; fenced code is skipped)
 and reports every mark that names no passage retrieved for this task, and every quoted span
 that occurs in none of the passages its sentence cites (in none of all passages when the
 sentence cites none). The researcher then runs, in this order:
 
+0. `attribute_uncited`, for what a small model wrote from the passages and did not cite;
 1. `check_citations`; if not `ok`, one repair round with `repair_prompt(report)`;
 2. `check_citations` again, and `drop_unsupported` for what is still wrong (its trace entries go
    into the task's trace, so a reader sees what was dropped and why);
@@ -318,6 +321,53 @@ def repair_prompt(report: CitationReport) -> str:
         "explanation with [n] marks), with every other sentence unchanged and no source list."
     )
     return "\n".join(lines)
+
+
+# -- attributing what was left uncited ------------------------------------------------------
+
+ATTRIBUTE_SHARE = 0.6  # of a sentence's content words that one passage must hold
+ATTRIBUTE_MIN_WORDS = 3  # fewer content words than this say too little to match on
+_STEM = 5  # words match on their first five letters: "checks", "checked", "checking"
+
+
+def _content_words(text: str) -> set[str]:
+    from .retrievers import STOP_WORDS
+
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
+    return {w[:_STEM] for w in words if w not in STOP_WORDS and (len(w) > 2 or w.isdigit())}
+
+
+def attribute_uncited(
+    answer: str,
+    sources: dict[int, SourcePassage],
+    share: float = ATTRIBUTE_SHARE,
+    min_words: int = ATTRIBUTE_MIN_WORDS,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The answer with a mark added to each sentence that has none but whose content words
+    one passage mostly holds (the passage holding the most; `share` of them at least), and a
+    trace entry per mark added. Small models often write from the passages without citing
+    them; this cites what the words show, and nothing the words do not."""
+    passages = {n: _content_words(p.text + " " + p.title) for n, p in sources.items()}
+    edits: list[tuple[int, str]] = []
+    trace: list[dict[str, Any]] = []
+    for sentence in _parse(answer)[1]:
+        if sentence.marks or sentence.quotes:  # a quote is the checker's to place
+            continue
+        text = answer[sentence.start : sentence.end]
+        words = _content_words(text)
+        if len(words) < min_words or not passages:
+            continue
+        best = max(passages, key=lambda n: (len(words & passages[n]), -n))
+        held = len(words & passages[best]) / len(words)
+        if held < share:
+            continue
+        stop = len(text.rstrip(".!?…\"'”’)"))
+        at = sentence.start + (stop if stop and text[stop:].strip() else len(text))
+        edits.append((at, f" [{best}]"))
+        trace.append({"action": "attributed", "sentence": text, "n": best, "share": round(held, 2)})
+    for at, mark in sorted(edits, reverse=True):
+        answer = answer[:at] + mark + answer[at:]
+    return answer, trace
 
 
 # -- dropping and renumbering -----------------------------------------------------------------

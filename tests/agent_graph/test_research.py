@@ -328,3 +328,20 @@ async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(
         assert scores["s1r1b1"]["reasons"].endswith("Citation check: 2 sentences not supported.")
         assert scores["s1r1b2"]["score"] == 8
         assert task["answer"].startswith("Tallinn [1].\n\n**Sources**")
+
+
+async def test_a_sentence_written_from_a_passage_without_a_mark_is_cited_by_its_words(
+    open_manager: Open, notes: Path
+) -> None:
+    uncited = "Mira Quell spent her childhood in Tallinn, where her parents ran a bakery. Nice!"
+    rules = [branch(DIRECT, uncited)]
+    async with open_manager(rules, branches=1) as (manager, _):
+        task = await run_to_rest(manager, await manager.submit("@researcher Quell childhood?"))
+        (found,) = of_type(manager, task["id"], "retrieved")
+        n = 1 + [p["text"] for p in found["passages"]].index(CHILDHOOD)
+        (checked,) = of_type(manager, task["id"], "citations")
+        assert [(a["n"], a["share"]) for a in checked["attributed"]] == [(n, 1.0)]
+        assert task["answer"].startswith(
+            "Mira Quell spent her childhood in Tallinn, where her parents ran a bakery [1]. Nice!"
+            "\n\n**Sources**\n\n[1] Quell"
+        )

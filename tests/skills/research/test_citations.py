@@ -10,6 +10,7 @@ from skills.research.citations import (
     QUOTE_NOT_FOUND,
     UNKNOWN_SOURCE,
     SourcePassage,
+    attribute_uncited,
     check_citations,
     cited_numbers,
     drop_unsupported,
@@ -238,3 +239,47 @@ def test_tables_and_numbered_lists(sources) -> None:
     text, _ = drop_unsupported(answer, check_citations(answer, sources))
     # The continuation line is the item's next sentence, so only "Bad [5]." goes.
     assert text == "1. Tower [1].\n2. Wrapped on. Good [2].\n"
+
+
+# -- attribute_uncited ------------------------------------------------------------------------
+
+
+def test_an_uncited_sentence_written_from_a_passage_gets_its_mark(sources) -> None:
+    answer = (
+        "Paris is the most populous city of France, with 2.1 million residents. "
+        "The Louvre is the world's most-visited art museum [3]."
+    )
+    marked, trace = attribute_uncited(answer, sources)
+    assert marked == (
+        "Paris is the most populous city of France, with 2.1 million residents [2]. "
+        "The Louvre is the world's most-visited art museum [3]."
+    )
+    assert trace == [
+        {
+            "action": "attributed",
+            "sentence": "Paris is the most populous city of France, with 2.1 million residents.",
+            "n": 2,
+            "share": 1.0,
+        }
+    ]
+    assert check_citations(marked, sources).ok
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Paris has many bakeries and a busy metro.",  # a little of a passage is not enough
+        "It is in Paris.",  # too few words to go on
+        'The tower is "a wrought-iron lattice tower" on the Champ de Mars in Paris.',  # a quote
+        "The Eiffel Tower is in Paris, France [2].",  # cited already, even if wrongly
+        "```\nParis is the capital and most populous city of France\n```",  # code
+    ],
+)
+def test_what_the_words_do_not_show_gets_no_mark(sources, answer: str) -> None:
+    assert attribute_uncited(answer, sources) == (answer, [])
+
+
+def test_a_sentence_goes_to_the_passage_holding_most_of_its_words(sources) -> None:
+    answer = "Gustave Eiffel's company designed and built the lattice tower in Paris, France!"
+    marked, trace = attribute_uncited(answer, sources)
+    assert marked.endswith("in Paris, France [1]!") and trace[0]["n"] == 1
