@@ -141,6 +141,26 @@ class ColbertConfig(_Strict):
     timeout_s: float = Field(10.0, gt=0, description="Per request to the remote endpoint")
 
 
+class WebConfig(_Strict):
+    """Web search for the researcher: a provider, how much of it is read, and for how long what
+    was fetched is reused. Off until a provider is chosen."""
+
+    provider: Literal["none", "searxng", "brave", "tavily"] = Field(
+        "none", description="none | searxng (self-hosted, no key) | brave | tavily (API keys)"
+    )
+    url: str | None = Field(
+        None, description="SearXNG's base URL (its JSON API must be enabled); others: default"
+    )
+    key_name: str | None = Field(None, description="Key store entry; default: the provider name")
+    results: int = Field(8, ge=1, le=50, description="Search results asked for per query")
+    pages: int = Field(3, ge=0, le=10, description="Result pages fetched and read per query")
+    max_age_s: float = Field(86_400.0, ge=0, description="Reuse cached results and pages this long")
+    timeout_s: float = Field(10.0, gt=0, description="Per search request")
+    max_retries: int = Field(2, ge=0, le=6, description="Retries of a failed search request")
+    requests_per_s: float = Field(1.0, gt=0, description="Most search requests a second")
+    respect_robots: bool = Field(True, description="Skip pages robots.txt forbids us")
+
+
 class ResearchConfig(_Strict):
     """Where the researcher looks, and how much it reads."""
 
@@ -158,6 +178,7 @@ class ResearchConfig(_Strict):
     fetch_max_bytes: int = Field(2_000_000, ge=1024, description="Largest page read")
     fetch_timeout_s: float = Field(15.0, gt=0, description="Longest a page may take")
     colbert: ColbertConfig = Field(default_factory=ColbertConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
 
 class TuiConfig(_Strict):
