@@ -103,7 +103,7 @@ async def fetch_named_pages(
     """Passages of the pages the task names by URL (the best few of each for `query`), and a
     note per page that could not be read."""
     from skills.research.fetch import FetchError, fetch_page, find_urls, page_passages
-    from skills.research.retrievers import rank_texts
+    from skills.research.retrievers import rank_passages
 
     found: list[SourceRecord] = []
     notes: list[str] = []
@@ -116,7 +116,7 @@ async def fetch_named_pages(
             notes.append(exc.one_line())
             continue
         passages = page_passages(page)
-        order = await asyncio.to_thread(rank_texts, query, [(p.title, p.text) for p in passages])
+        order = await asyncio.to_thread(rank_passages, query, passages, settings.retriever)
         found += [record(passages[i], "url") for i in order[:PAGE_PASSAGES]]
     return found, notes
 
