@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SourcePassage:
     title: str
     source: str  # a path or URL
     text: str
+    published: str | None = None  # a web page's date, where it gives one
 
 
 # Problem kinds.
@@ -484,13 +486,18 @@ def renumber(
 
 def render_sources(sources: dict[int, SourcePassage], used: Iterable[int] | None = None) -> str:
     """The numbered source list shown under an answer, one line per source in `used` (default:
-    all, by number): `[n] title — source (passage id)`."""
+    all, by number): `[n] title — path (passage id)`, and for a web page `[n] title — domain,
+    date — URL (#k)`, so a reader sees whose page and how recent before opening it."""
     numbers = sorted(sources) if used is None else [n for n in used if n in sources]
     lines = []
     for n in numbers:
         passage = sources[n]
-        where = " — ".join(part for part in (passage.title, passage.source) if part)
-        lines.append(
-            f"[{n}] {where} ({passage.passage_id})" if passage.passage_id else f"[{n}] {where}"
-        )
+        host = urlsplit(passage.source).hostname if "://" in passage.source else None
+        origin = ", ".join(part for part in (host, passage.published) if part)
+        where = " — ".join(part for part in (passage.title, origin, passage.source) if part)
+        # A passage id that starts with its file or URL says only which passage of it.
+        ident = passage.passage_id
+        if ident and passage.source and ident.startswith(passage.source):
+            ident = ident[len(passage.source) :]
+        lines.append(f"[{n}] {where} ({ident})" if ident else f"[{n}] {where}")
     return "\n".join(lines)

@@ -257,7 +257,8 @@ async def test_a_page_the_task_names_is_fetched_read_first_and_cited_by_url(
         shown = prompts(scripted, DIRECT)[0]
         assert shown.index("[1] Zorblat history: ") < shown.index("Inc. moved") < shown.index("[2]")
         assert task["answer"].startswith(
-            f"Narva, since 1994 [1].\n\n**Sources**\n\n[1] Zorblat history — {site}/history.html"
+            "Narva, since 1994 [1].\n\n**Sources**\n\n"
+            f"[1] Zorblat history — 127.0.0.1 — {site}/history.html"
         )
 
 
@@ -306,7 +307,9 @@ async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
     assert _Colbert.queries == ["Quell town?", "Mira Quell childhood"]
     assert [p["title"] for p in first["passages"]] == ["Mira Quell", "Tartu"]
     assert again["passages"] == []  # nothing it had not seen
-    assert task["answer"].startswith(f"Tallinn [1].\n\n**Sources**\n\n[1] Mira Quell — {url}")
+    assert task["answer"].startswith(
+        f"Tallinn [1].\n\n**Sources**\n\n[1] Mira Quell — 127.0.0.1 — {url}"
+    )
 
 
 async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(

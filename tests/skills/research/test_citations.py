@@ -283,3 +283,14 @@ def test_a_sentence_goes_to_the_passage_holding_most_of_its_words(sources) -> No
     answer = "Gustave Eiffel's company designed and built the lattice tower in Paris, France!"
     marked, trace = attribute_uncited(answer, sources)
     assert marked.endswith("in Paris, France [1]!") and trace[0]["n"] == 1
+
+
+def test_a_web_source_shows_its_domain_and_date() -> None:
+    page = SourcePassage(
+        1, "https://news.example.org/a#2", "Otters", "https://news.example.org/a", "x", "2024-05-01"
+    )
+    local = SourcePassage(2, "/notes/o.md#0", "Otter notes", "/notes/o.md", "y")
+    assert render_sources({1: page, 2: local}) == (
+        "[1] Otters — news.example.org, 2024-05-01 — https://news.example.org/a (#2)\n"
+        "[2] Otter notes — /notes/o.md (#0)"
+    )
