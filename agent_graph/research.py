@@ -27,7 +27,7 @@ FOLLOW_UP_K = 3  # new passages a follow-up query may add
 PAGE_PASSAGES = 3  # passages of a fetched page kept, the best for the task first
 
 
-def record(passage: Passage, origin: str) -> SourceRecord:
+def record(passage: Passage, origin: str, published: str | None = None) -> SourceRecord:
     """A passage as the task keeps it. `key` tells passages apart across corpora and pages
     (a passage id is unique only within its own file)."""
     # Local files' passage ids already start with their path ("notes.md#3").
@@ -39,6 +39,7 @@ def record(passage: Passage, origin: str) -> SourceRecord:
         "source": passage.source,
         "text": passage.text,
         "origin": origin,
+        "published": published,
     }
 
 
@@ -190,7 +191,7 @@ def to_task_numbers(text: str, keys: Sequence[str], numbers: dict[str, int]) -> 
 
 def source_passages(sources: Sequence[SourceRecord]) -> dict[int, SourcePassage]:
     return {
-        n: SourcePassage(n, s["id"], s["title"], s["source"], s["text"])
+        n: SourcePassage(n, s["id"], s["title"], s["source"], s["text"], s.get("published"))
         for n, s in enumerate(sources, 1)
     }
 

@@ -119,6 +119,7 @@ async def _checked(
                 "title": p.title,
                 "source": p.source,
                 "text": p.text,
+                "published": p.published,
             }
             for p in cited.values()
         ],
