@@ -1,12 +1,14 @@
 """Fetching pages a task names: against a real HTTP server on 127.0.0.1 (http.server in a
 thread), so redirects, status codes, charsets, sizes and a slow-drip body are real bytes on a
-real socket, and httpx is the real client."""
+real socket, and httpx is the real client. robots.txt variants each get a server of their own
+(an origin of their own), and the PDFs are written byte by byte here."""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 
@@ -18,6 +20,7 @@ from skills.research.fetch import (
     MAX_URLS,
     FetchedPage,
     FetchError,
+    RobotsCache,
     fetch_page,
     find_urls,
     page_passages,
@@ -71,11 +74,71 @@ LINKS_PAGE = (
     "</ul></body></html>"
 )
 LATIN1_TEXT = "Café crème à la façon de Zoë, ½ prix."
+DATED_ARTICLE = ARTICLE.replace(
+    "<title>River otters return</title>",
+    '<title>River otters return</title><link rel="canonical" href="/a?ref=1#top">'
+    '<meta property="article:published_time" content="2024-03-05T09:30:00Z">',
+)
+TIMED_ARTICLE = ARTICLE.replace(
+    "<h1>River otters return</h1>",
+    '<h1>River otters return</h1><p>Published <time datetime="2023-11-20">20 November 2023'
+    "</time></p>",
+)
+
+
+def pdf(pages: list[bytes], info: bytes | None = None) -> bytes:
+    """A minimal valid PDF, written by hand: one page per content stream in `pages`, text in
+    Helvetica (a standard font, so nothing is embedded), an /Info dictionary if given. The
+    xref table holds each object's real byte offset, as a strict reader wants."""
+    n = len(pages)
+    font = 3 + 2 * n
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n))
+        + b"] /Count %d >>" % n,
+    ]
+    for i, content in enumerate(pages):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+            b" /Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (font, 4 + 2 * i)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    if info is not None:
+        objects.append(info)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    trailer = b"<< /Size %d /Root 1 0 R" % (len(objects) + 1)
+    if info is not None:
+        trailer += b" /Info %d 0 R" % len(objects)
+    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n" % xref + b"%%EOF\n"
+    return bytes(out)
+
+
+PDF_PAGE_1 = b"BT /F1 12 Tf 72 712 Td (Otters hold hands) Tj ET"
+PDF_PAGE_2 = b"BT /F1 12 Tf 72 712 Td (while they sleep on the water.) Tj ET"
+TEXT_PDF = pdf(
+    [PDF_PAGE_1, PDF_PAGE_2],
+    info=b"<< /Title (Otter behaviour) /CreationDate (D:20240305120000Z) >>",
+)
+UNTITLED_PDF = pdf([PDF_PAGE_1])
+# A filled rectangle and nothing else: what a scanned page is to a text extractor.
+IMAGE_ONLY_PDF = pdf([b"0 0 1 rg 72 72 200 200 re f"])
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # a body without Content-Length ends when the socket closes
     seen: list[tuple[str, str]]  # (path, user agent) of every request, set on the class
+    # robots.txt's (status, body); None: 404. A status of 0 drops the connection, -1 answers
+    # after 2 s.
+    robots: tuple[int, bytes] | None = None
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output clean
         pass
@@ -98,8 +161,26 @@ class Handler(BaseHTTPRequestHandler):
         self.seen.append((self.path, self.headers.get("User-Agent", "")))
         path = self.path
         html = "text/html; charset=utf-8"
-        if path == "/article":
+        if path == "/robots.txt" and self.robots is not None:
+            status, body = self.robots
+            if status == 0:
+                self.close_connection = True  # no response at all: the client sees a disconnect
+                return
+            if status == -1:
+                time.sleep(2)
+                status = 200
+            try:
+                self.send(status, body, "text/plain")
+            except OSError:  # the client gave up waiting, as it should
+                pass
+        elif path in ("/article", "/private/article"):
             self.send(200, ARTICLE.encode(), html)
+        elif path == "/to-private":
+            self.redirect("/private/article")
+        elif path == "/dated":
+            self.send(200, DATED_ARTICLE.encode(), html)
+        elif path == "/timed":
+            self.send(200, TIMED_ARTICLE.encode(), html)
         elif path == "/long":
             self.send(200, LONG_ARTICLE.encode(), html)
         elif path == "/links":  # all links, no prose: trafilatura keeps nothing of it
@@ -132,8 +213,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, b"a " * 600_000, "text/plain")
         elif path == "/big-unannounced":  # no Content-Length: only counting can stop it
             self.send(200, b"a " * 600_000, "text/plain", length=False)
-        elif path == "/pdf":
+        elif path == "/broken.pdf":
             self.send(200, b"%PDF-1.4 fake", "application/pdf")
+        elif path == "/papers/otters.pdf":
+            self.send(200, TEXT_PDF, "application/pdf")
+        elif path == "/papers/field%20notes.pdf":
+            self.send(200, UNTITLED_PDF, "application/pdf")
+        elif path == "/scan.pdf":
+            self.send(200, IMAGE_ONLY_PDF, "application/pdf")
+        elif path == "/bucket/otters":  # object stores send PDFs as bare bytes
+            self.send(200, TEXT_PDF, "application/octet-stream")
+        elif path == "/bucket/blob":
+            self.send(200, b"\x00\x01 not a document", "application/octet-stream")
+        elif path == "/image.png":
+            self.send(200, b"\x89PNG\r\n\x1a\n", "image/png")
         elif path == "/latin1":
             self.send(200, LATIN1_TEXT.encode("latin-1"), "text/plain; charset=ISO-8859-1")
         elif path == "/notes.md":
@@ -148,6 +241,27 @@ def server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
     seen: list[tuple[str, str]] = []
     with serving(type("RecordingHandler", (Handler,), {"seen": seen})) as url:
         yield url, seen
+
+
+Site = Callable[[tuple[int, bytes] | None], tuple[str, list[tuple[str, str]]]]
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """Starts a server (its own origin, so its own robots.txt) with the given robots.txt
+    answer; returns (base URL, requests seen)."""
+    with ExitStack() as stack:
+
+        def start(robots: tuple[int, bytes] | None) -> tuple[str, list[tuple[str, str]]]:
+            seen: list[tuple[str, str]] = []
+            handler = type("RobotsHandler", (Handler,), {"seen": seen, "robots": robots})
+            return stack.enter_context(serving(handler)), seen
+
+        yield start
+
+
+def paths(seen: list[tuple[str, str]]) -> list[str]:
+    return [path for path, _ in seen]
 
 
 # -- find_urls --------------------------------------------------------------------------------
@@ -240,8 +354,9 @@ async def test_too_many_redirects_are_refused(server) -> None:
     with pytest.raises(FetchError, match="more than 5 redirects") as info:
         await fetch_page(f"{base}/hop/7")
     assert f"{base}/hop/7" in str(info.value)
-    # The first request and five redirects followed; the sixth is not.
-    assert len(seen) - before == 6
+    # The first request and five redirects followed; the sixth is not. (robots.txt is read
+    # or not depending on which test ran first: not counted.)
+    assert len([p for p in paths(seen[before:]) if p != "/robots.txt"]) == 6
 
 
 async def test_a_redirect_to_a_file_url_is_refused(server) -> None:
@@ -284,12 +399,6 @@ async def test_a_page_bigger_than_max_bytes_is_refused(server, path: str) -> Non
     assert len(page.text.split()) == 600_000
 
 
-async def test_a_pdf_is_refused_naming_its_type(server) -> None:
-    base, _ = server
-    with pytest.raises(FetchError, match="application/pdf"):
-        await fetch_page(f"{base}/pdf")
-
-
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:alert(1)", "http:///nohost"]
 )
@@ -315,6 +424,186 @@ async def test_a_refused_connection_is_one_line(server) -> None:
     with pytest.raises(FetchError, match="connection failed") as info:
         await fetch_page(f"http://127.0.0.1:{port}/")
     assert "\n" not in info.value.one_line()
+
+
+# -- fetch_page: other types ------------------------------------------------------------------
+
+
+async def test_a_pdf_is_read_page_by_page_with_its_title_and_date(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/papers/otters.pdf")
+    assert page.content_type == "application/pdf"
+    # Each page's text, pages a paragraph apart so the chunker can cut between them.
+    assert page.text == "Otters hold hands\n\nwhile they sleep on the water."
+    assert page.title == "Otter behaviour"
+    assert page.published == "2024-03-05"
+    assert page.canonical_url is None
+    [passage] = page_passages(page)
+    assert passage.source == f"{base}/papers/otters.pdf"
+    assert "Otters hold hands" in passage.text
+
+
+async def test_a_pdf_without_metadata_is_titled_by_its_file_name(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/papers/field%20notes.pdf")
+    assert page.text == "Otters hold hands"
+    assert page.title == "field notes.pdf"
+    assert page.published is None
+
+
+async def test_a_pdf_with_no_text_is_refused_as_needing_ocr(server) -> None:
+    base, _ = server
+    with pytest.raises(FetchError, match="the PDF has no text") as info:
+        await fetch_page(f"{base}/scan.pdf")
+    assert f"{base}/scan.pdf" in info.value.one_line()
+
+
+async def test_a_broken_pdf_is_one_error_naming_the_url(server) -> None:
+    base, _ = server
+    with pytest.raises(FetchError, match="not a readable PDF") as info:
+        await fetch_page(f"{base}/broken.pdf")
+    assert f"{base}/broken.pdf" in info.value.one_line()
+    assert "\n" not in info.value.one_line()
+
+
+async def test_bare_bytes_are_read_only_when_they_are_a_pdf(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/bucket/otters")
+    assert page.content_type == "application/pdf"
+    assert page.title == "Otter behaviour"
+    with pytest.raises(FetchError, match="unsupported content type 'application/octet-stream'"):
+        await fetch_page(f"{base}/bucket/blob")
+
+
+async def test_other_types_are_still_refused_naming_their_type(server) -> None:
+    base, _ = server
+    with pytest.raises(FetchError, match="unsupported content type 'image/png'") as info:
+        await fetch_page(f"{base}/image.png")
+    assert "PDF" in (info.value.hint or "")
+
+
+# -- fetch_page: metadata ---------------------------------------------------------------------
+
+
+async def test_an_html_page_keeps_its_published_date_and_canonical_url(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/dated")
+    assert page.published == "2024-03-05"
+    # Relative in the page, absolute here; the fragment names a place in it, not the page.
+    assert page.canonical_url == f"{base}/a?ref=1"
+    assert MAIN_PARAGRAPHS[0] in page.text
+
+
+async def test_a_time_element_dates_a_page_that_names_no_canonical_url(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/timed")
+    assert page.published == "2023-11-20"
+    assert page.canonical_url is None
+
+
+async def test_plain_text_has_no_date_or_canonical_url(server) -> None:
+    base, _ = server
+    page = await fetch_page(f"{base}/notes.md")
+    assert page.published is None
+    assert page.canonical_url is None
+
+
+# -- fetch_page: robots.txt -------------------------------------------------------------------
+
+ROBOTS = (200, b"User-agent: *\nDisallow: /private/\n")
+
+
+async def test_robots_txt_forbids_a_path_and_allows_the_rest(site: Site) -> None:
+    base, seen = site(ROBOTS)
+    robots = RobotsCache()
+    with pytest.raises(FetchError) as info:
+        await fetch_page(f"{base}/private/article", robots=robots)
+    assert info.value.one_line().startswith(f"cannot fetch {base}/private/article: ")
+    assert "robots.txt forbids it" in info.value.one_line()
+    page = await fetch_page(f"{base}/article", robots=robots)
+    assert MAIN_PARAGRAPHS[0] in page.text
+    # The forbidden page was never asked for; robots.txt was read once for the origin.
+    assert paths(seen) == ["/robots.txt", "/article"]
+    assert all(agent.startswith("myninja/") for _, agent in seen)
+
+
+async def test_rules_for_our_own_token_apply(site: Site) -> None:
+    base, seen = site(
+        (200, b"User-agent: myninja\nDisallow: /article\n\nUser-agent: *\nAllow: /\n")
+    )
+    with pytest.raises(FetchError, match=r"robots\.txt forbids it"):
+        await fetch_page(f"{base}/article", robots=RobotsCache())
+    assert "/article" not in paths(seen)
+
+
+async def test_a_redirect_into_a_forbidden_path_is_refused_before_following_it(
+    site: Site,
+) -> None:
+    base, seen = site(ROBOTS)
+    with pytest.raises(FetchError) as info:
+        await fetch_page(f"{base}/to-private", robots=RobotsCache())
+    message = info.value.one_line()
+    assert f"(redirected to {base}/private/article)" in message
+    assert "robots.txt forbids it" in message
+    assert paths(seen) == ["/robots.txt", "/to-private"]
+
+
+async def test_respect_robots_false_fetches_a_forbidden_page_without_reading_robots(
+    site: Site,
+) -> None:
+    base, seen = site(ROBOTS)
+    page = await fetch_page(f"{base}/private/article", respect_robots=False)
+    assert MAIN_PARAGRAPHS[0] in page.text
+    assert paths(seen) == ["/private/article"]
+
+
+@pytest.mark.parametrize(
+    "robots",
+    [None, (404, b"Disallow: /"), (410, b""), (500, b"Disallow: /"), (0, b"")],
+    ids=["missing", "404-with-body", "gone", "server-error", "dropped"],
+)
+async def test_a_missing_or_unreachable_robots_txt_allows_everything(
+    site: Site, robots: tuple[int, bytes] | None
+) -> None:
+    base, seen = site(robots)
+    page = await fetch_page(f"{base}/private/article", robots=RobotsCache())
+    assert MAIN_PARAGRAPHS[0] in page.text
+    assert paths(seen)[-1] == "/private/article"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_robots_txt_we_may_not_read_forbids_everything(site: Site, status: int) -> None:
+    base, seen = site((status, b""))
+    with pytest.raises(FetchError, match=r"robots\.txt forbids it"):
+        await fetch_page(f"{base}/article", robots=RobotsCache())
+    assert paths(seen) == ["/robots.txt"]
+
+
+async def test_a_slow_robots_txt_is_given_up_on_and_allows(site: Site) -> None:
+    # It would answer "Disallow: /" after 2 s; we wait 0.3 s for it.
+    base, _ = site((-1, b"User-agent: *\nDisallow: /\n"))
+    started = time.monotonic()
+    page = await fetch_page(f"{base}/article", robots=RobotsCache(timeout_s=0.3))
+    assert MAIN_PARAGRAPHS[0] in page.text
+    assert time.monotonic() - started < 1.5  # loose: the point is we did not wait 2 s
+
+
+async def test_robots_txt_is_read_again_once_its_entry_is_stale(site: Site) -> None:
+    base, seen = site(ROBOTS)
+    for robots in (RobotsCache(), RobotsCache(ttl_s=0)):
+        before = len(seen)
+        await fetch_page(f"{base}/article", robots=robots)
+        await fetch_page(f"{base}/article", robots=robots)
+        reads = paths(seen[before:]).count("/robots.txt")
+        assert reads == (1 if robots.ttl_s is None else 2)
+
+
+async def test_a_robots_cache_keeps_at_most_max_origins(site: Site) -> None:
+    robots = RobotsCache(max_origins=2)
+    bases = [site(None)[0] for _ in range(3)]
+    for base in bases:
+        await fetch_page(f"{base}/article", robots=robots)
+    assert len(robots) == 2
 
 
 # -- page_passages ----------------------------------------------------------------------------
