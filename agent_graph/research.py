@@ -11,12 +11,13 @@ citation checker (skills/research/citations.py) sees it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Sequence
 from contextlib import closing
 from typing import Any
 
-from myninja.config import ResearchConfig
+from myninja.config import Config, ResearchConfig
 from myninja.errors import MyninjaError
 from skills.research.citations import SourcePassage
 from skills.research.passages import Passage
@@ -111,15 +112,116 @@ async def fetch_named_pages(
     for url in find_urls(text):
         try:
             page = await fetch_page(
-                url, max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s
+                url,
+                max_bytes=settings.fetch_max_bytes,
+                timeout_s=settings.fetch_timeout_s,
+                respect_robots=settings.web.respect_robots,
             )
         except FetchError as exc:
             notes.append(exc.one_line())
             continue
         passages = page_passages(page)
         order = await asyncio.to_thread(rank_passages, query, passages, settings.retriever)
-        found += [record(passages[i], "url") for i in order[:PAGE_PASSAGES]]
+        found += [record(passages[i], "url", page.published) for i in order[:PAGE_PASSAGES]]
     return found, notes
+
+
+async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRecord], list[str]]:
+    """The k best passages of the web pages a search for `query` finds: the provider's results
+    (cached in web.db), the top pages fetched (cached; robots.txt respected), cut into passages
+    and ranked as a corpus ranks its own. Notes say what failed. Raises WebUnavailable when
+    no search could be made (no provider, a missing key, no network): the researcher then
+    works from local corpora and says so once."""
+    from skills.research.fetch import FetchError, page_passages
+    from skills.research.retrievers import rank_passages
+    from skills.research.web_cache import WebCache, fetch_cached
+    from skills.research.web_search import SearchResult, make_provider
+
+    web = config.research.web
+    try:
+        provider = make_provider(config)
+    except MyninjaError as exc:
+        raise WebUnavailable(exc.one_line()) from None
+    if provider is None:
+        raise WebUnavailable("")
+    notes: list[str] = []
+    try:
+        with WebCache() as cache:
+            found = cache.get_search(provider.name, query, web.results, web.max_age_s)
+            if found is None:
+                try:
+                    results = await provider.search(query, web.results)
+                except MyninjaError as exc:
+                    raise WebUnavailable(exc.one_line()) from None
+                cache.put_search(
+                    provider.name, query, web.results, [dataclasses.asdict(r) for r in results]
+                )
+            else:
+                results = [SearchResult(**r) for r in found]
+            fetched = await asyncio.gather(
+                *(
+                    fetch_cached(
+                        result.url,
+                        cache,
+                        max_age_s=web.max_age_s,
+                        max_bytes=config.research.fetch_max_bytes,
+                        timeout_s=config.research.fetch_timeout_s,
+                        respect_robots=web.respect_robots,
+                    )
+                    for result in results[: web.pages]
+                ),
+                return_exceptions=True,
+            )
+    finally:
+        await provider.aclose()
+    passages: list[tuple[Passage, str | None]] = []
+    for result, outcome in zip(results, fetched, strict=False):
+        if isinstance(outcome, FetchError):
+            notes.append(outcome.one_line())
+        elif isinstance(outcome, BaseException):
+            notes.append(f"cannot fetch {result.url}: {type(outcome).__name__}")
+        else:
+            page, _ = outcome
+            date = page.published or result.published
+            passages += [(p, date) for p in page_passages(page)]
+    if not passages:
+        return [], notes
+    order = await asyncio.to_thread(
+        rank_passages, query, [p for p, _ in passages], config.research.retriever
+    )
+    return [record(passages[i][0], "web", passages[i][1]) for i in order[:k]], notes
+
+
+class WebUnavailable(Exception):
+    """No web search could be made; the message (empty when web search is off) says why."""
+
+
+async def gather(
+    query: str, config: Config, k: int, web: bool = True
+) -> tuple[list[SourceRecord], list[str], bool]:
+    """The k best passages for `query` from the local corpora and, when `web`, the web (the two
+    rankings fused by reciprocal rank), notes on what failed, and whether the web could be
+    searched (a caller stops asking it after the first failure)."""
+    from skills.research.retrievers import rrf
+
+    local, notes = await asyncio.to_thread(search_corpora, query, config.research, k)
+    online: list[SourceRecord] = []
+    if web:
+        try:
+            online, web_notes = await search_web(query, config, k)
+            notes += web_notes
+        except WebUnavailable as exc:
+            web = False
+            if str(exc):
+                notes.append(f"no web search ({exc}); answering from local sources")
+    if not online:
+        return local, notes, web
+    if not local:
+        notes = [n for n in notes if not n.startswith("no local corpus")]
+        return online, notes, web
+    by_key = {s["key"]: s for s in local + online}
+    fused = rrf([[s["key"] for s in online], [s["key"] for s in local]])
+    return [by_key[key] for key, _ in fused[:k]], notes, web  # type: ignore[index]
 
 
 _URL = re.compile(r"<?https?://\S+")

@@ -78,6 +78,7 @@ class TaskState(TypedDict, total=False):
     evaluations: Annotated[list[Evaluation], operator.add]
     results: Annotated[list[StepResult], operator.add]
     sources: Annotated[list[dict[str, Any]], add_sources]  # the researcher's passages, numbered
+    web: bool  # whether the web could be searched (after one failure it is not asked again)
     replan_reason: str
     failed: bool
     answer: str
@@ -98,3 +99,4 @@ class BranchInput(TypedDict):
     results: list[StepResult]
     sources: list[dict[str, Any]]  # the task's passages so far, [1] first
     follow_up: bool  # may search again with a query written from what was found
+    web: bool  # the follow-up may search the web too

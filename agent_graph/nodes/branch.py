@@ -6,7 +6,6 @@ answers. Branches differ in temperature and in the angle their prompt asks for."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -31,7 +30,7 @@ from agent_graph.research import (
     FOLLOW_UP_INSTRUCTION,
     FOLLOW_UP_K,
     follow_up_query,
-    search_corpora,
+    gather,
     sources_block,
 )
 from agent_graph.state import BranchInput, Candidate, TaskState
@@ -61,6 +60,7 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
                 # The first of several branches answers from what the task found; the others
                 # (or a lone branch) may search again first, so the judge weighs both.
                 follow_up=i > 0 or branches == 1,
+                web=bool(state.get("web")),
             )
         )
     return inputs
@@ -218,9 +218,8 @@ async def _follow_up(
     query = follow_up_query(result.text, inp["text"])
     if query is None:
         return []
-    settings = ctx.config.research
-    found, notes = await asyncio.to_thread(
-        search_corpora, query, settings, FOLLOW_UP_K + len(sources)
+    found, notes, _ = await gather(
+        query, ctx.config, FOLLOW_UP_K + len(sources), web=bool(inp.get("web"))
     )
     seen = {source["key"] for source in sources}
     extra = [s for s in found if s["key"] not in seen][:FOLLOW_UP_K]

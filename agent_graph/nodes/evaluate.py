@@ -45,6 +45,7 @@ async def _judge(
                 candidate["text"],
                 persona("judge").system_prompt,
                 len(state["plan"]) > 1,
+                cited=bool(candidate.get("source_keys")),
             ),
             JUDGE_SCHEMA,
             retries=1,

@@ -1,18 +1,18 @@
 """retrieve: the researcher's first hop, before it plans. The task is searched in every configured
-corpus and the pages it names by URL are fetched; the passages found become the task's
+corpus and on the web (where a search provider is configured), and the pages it names by URL
+are fetched; the passages found become the task's
 numbered sources, which every branch reads and the answer's citations must point at. Other
 agents pass straight through."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
-from agent_graph.research import fetch_named_pages, search_corpora, search_text
+from agent_graph.research import fetch_named_pages, gather, search_text
 from agent_graph.state import TaskState
 
 RESEARCHER = "researcher"
@@ -28,7 +28,7 @@ async def retrieve(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
     notes: list[str] = []
     if settings.fetch_urls:
         pages, notes = await fetch_named_pages(state["text"], query, settings)
-    found, corpus_notes = await asyncio.to_thread(search_corpora, query, settings, settings.k)
+    found, more_notes, web = await gather(query, ctx.config, settings.k)
     # Pages the person named come first: they asked about them.
     sources = (pages + found)[: max(settings.k, len(pages))]
     event = make_event(
@@ -37,6 +37,6 @@ async def retrieve(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
         hop=1,
         branch_id=None,
         passages=sources,
-        notes=notes + corpus_notes,
+        notes=notes + more_notes,
     )
-    return {"sources": sources, "events": [event]}
+    return {"sources": sources, "web": web, "events": [event]}
