@@ -17,7 +17,7 @@ def _store() -> KeyStore:
 
 @click.group()
 def keys() -> None:
-    """Manage API keys for gateway backends."""
+    """Manage API keys for gateway backends and web search providers."""
 
 
 @keys.command("set")
