@@ -410,6 +410,15 @@ def _write_chart(summary: dict[str, Any], others: list[dict[str, Any]], path: Pa
     return write_chart(runs, path, title if mixed else f"{summary['dataset']}: {title}")
 
 
+def _passages_read(summary: dict[str, Any]) -> str:
+    if summary["mode"] == "closed-book":
+        return "none (closed book)"
+    if summary["reader_k"] is None:
+        return "all of its own"
+    own = " of its own, the best by BM25" if summary["mode"] == "contexts" else ""
+    return f"{summary['reader_k']}{own}"
+
+
 def _report(summary: dict[str, Any], command: str, others: list[dict[str, Any]]) -> str:
     names = list(REPORTED.values())
     lines = [
@@ -418,7 +427,7 @@ def _report(summary: dict[str, Any], command: str, others: list[dict[str, Any]])
         f"- command: `{command}`" if command else "- command: (library call)",
         f"- model: {summary['model']} on backend {summary['backend']}",
         f"- run: {summary['run_id']}, {summary['count']} questions, "
-        f"passages read: {summary['reader_k'] or 'all of its own'}"
+        f"passages read: {_passages_read(summary)}"
         + (
             f", corpus {summary['corpus']} by {summary['retriever']}, k={summary['k']}"
             if summary["mode"] == "corpus"

@@ -105,6 +105,7 @@ def test_closed_book_sends_no_passages(tmp_path: Path) -> None:
     messages = scripted.calls[0].messages
     assert "Passages" not in json.dumps(messages)
     assert messages[-1]["content"].startswith("Question: when is the next deadpool movie")
+    assert "passages read: none (closed book)" in (tmp_path / "report.md").read_text()
 
 
 def test_corpus_mode_retrieves_from_the_pooled_index(tmp_path: Path) -> None:
@@ -137,6 +138,7 @@ def test_contexts_cut_to_reader_k_keep_the_paragraphs_that_match_the_question(
     first_two = question.passages[:2]
     assert not any(p.id in question.supporting_ids for p in first_two)
     assert any(p.id in question.supporting_ids for p in fed)
+    assert "passages read: 2 of its own, the best by BM25" in (tmp_path / "report.md").read_text()
 
 
 def test_a_new_corpus_name_pools_the_questions_passages_once(tmp_path: Path) -> None:
