@@ -185,6 +185,29 @@ class TuiConfig(_Strict):
     theme: str = Field("textual-dark", description="A Textual theme name")
 
 
+class McpServerConfig(_Strict):
+    """An MCP server whose tools become a skill: a command run over stdio, or a streamable
+    HTTP endpoint."""
+
+    command: str | None = Field(None, description="The server's command (stdio transport)")
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables")
+    cwd: str | None = None
+    url: str | None = Field(None, description="A streamable HTTP endpoint, e.g. http://host/mcp")
+    permissions: list[Literal["network", "read_files", "write_files", "run_code"]] = Field(
+        default_factory=lambda: ["run_code"],
+        description="What its tools may do, asked of the person before first use",
+    )
+    agents: list[str] = Field(default_factory=list, description="Agents offered it; default all")
+    timeout_s: float = Field(30.0, gt=0, description="Per tool call")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("an MCP server needs exactly one of command (stdio) or url (HTTP)")
+        return self
+
+
 class Config(_Strict):
     default_agent: AgentName = "advisor"
     backends: dict[str, BackendConfig] = Field(
@@ -202,6 +225,9 @@ class Config(_Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     research: ResearchConfig = Field(default_factory=ResearchConfig)
+    mcp: dict[str, McpServerConfig] = Field(
+        default_factory=dict, description="MCP servers, by the skill name their tools go under"
+    )
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
 
     @model_validator(mode="after")
