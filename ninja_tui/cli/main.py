@@ -28,6 +28,7 @@ COMMANDS = {
     "config": "ninja_tui.cli.config_cmd:config",
     "keys": "ninja_tui.cli.keys_cmd:keys",
     "backends": "ninja_tui.cli.backends_cmd:backends",
+    "skills": "ninja_tui.cli.skills_cmd:skills",
     "serve": "ninja_tui.cli.serve_cmd:serve",
     "worker": "ninja_tui.cli.worker_cmd:worker",
 }
