@@ -1,0 +1,37 @@
+"""An example myninja skill: a weather forecast from a small table, so it needs no network."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from skills.api import Skill, ToolError, tool
+
+FORECASTS = {
+    "oslo": ["snow, -3 °C", "cloudy, -1 °C", "clear, -6 °C"],
+    "lisbon": ["sunny, 18 °C", "sunny, 19 °C", "showers, 16 °C"],
+    "tokyo": ["rain, 12 °C", "cloudy, 14 °C", "sunny, 15 °C"],
+}
+
+
+@tool
+def forecast(city: str, days: Annotated[int, Field(ge=1, le=3)] = 1) -> list[str]:
+    """The weather forecast for a city, one line per day.
+
+    Args:
+        city: The city's name, e.g. "Oslo".
+        days: How many days ahead, from 1 to 3.
+    """
+    lines = FORECASTS.get(city.strip().casefold())
+    if lines is None:
+        raise ToolError(f"no forecast for {city!r}; known cities: {', '.join(FORECASTS)}")
+    return [f"day {n}: {line}" for n, line in enumerate(lines[:days], 1)]
+
+
+skill = Skill(
+    name="weather",
+    description="Weather forecasts for a few cities (canned, for the example)",
+    tools=[forecast],
+    agents=("advisor", "scheduler"),
+)

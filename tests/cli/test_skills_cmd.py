@@ -1,0 +1,124 @@
+"""`myninja skills list/info` through the real console script, with plugins found the way an
+installed package is found: a dist-info folder on the path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_myninja
+
+
+def fake_install(site: Path, dist: str, version: str, entry: str, module: str = "") -> None:
+    """What pip leaves behind, reduced to what entry-point discovery reads."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[myninja.skills]\n{entry}\n")
+    if module:
+        name, source = module.split("\n", 1)
+        (site / f"{name}.py").write_text(source)
+
+
+def test_list_json_has_the_builtins() -> None:
+    done = run_myninja("skills", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    files = next(row for row in rows if row["name"] == "files")
+    assert files == {
+        "name": "files",
+        "description": "Read and search files under the directories the person allowed",
+        "tools": ["read_file", "search_files"],
+        "permissions": ["read_files"],
+        "source": "builtin",
+        "agents": [],
+        "personas": [],
+    }
+
+
+def test_list_text_and_info() -> None:
+    listed = run_myninja("skills", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.startswith("files ")
+    assert "needs read_files; tools read_file, search_files; for every agent" in listed.stdout
+    info = run_myninja("skills", "info", "files")
+    assert info.returncode == 0
+    assert "tool read_file (needs read_files)" in info.stdout
+    assert '"first_line": {' in info.stdout
+
+
+def test_info_json_gives_each_tool_its_schema() -> None:
+    done = run_myninja("skills", "info", "files", "--json")
+    info = json.loads(done.stdout)
+    assert [t["name"] for t in info["tools"]] == ["read_file", "search_files"]
+    read = info["tools"][0]
+    assert read["permissions"] == ["read_files"]
+    assert read["parameters"]["required"] == ["path"]
+    assert read["parameters"]["properties"]["first_line"]["default"] == 1
+    assert info["node"] is False
+
+
+def test_unknown_skill_is_one_line_exit_2() -> None:
+    done = run_myninja("skills", "info", "nope")
+    assert done.returncode == 2
+    assert done.stderr.startswith("myninja: error: no skill named 'nope' (skills: files")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_broken_plugin_is_one_warning_line_and_the_rest_still_lists(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_install(site, "myninja-skill-broken", "0.3.1", "broken = broken_plugin:skill",
+                 "broken_plugin\nraise ImportError('needs libfoo')\n")  # fmt: skip
+    fake_install(site, "myninja-skill-echo", "1.0", "echo = echo_plugin:skill",
+                 "echo_plugin\nfrom skills.api import Skill, tool\n"
+                 "@tool\ndef echo(text: str) -> str:\n    '''Echo.'''\n    return text\n"
+                 "skill = Skill('echo', 'Echoes', tools=[echo])\n")  # fmt: skip
+    done = run_myninja("skills", "list", "--json", env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "myninja: warning: skill plugin 'broken' (myninja-skill-broken 0.3.1) skipped: "
+        "ImportError: needs libfoo\n"
+    )
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert rows["echo"]["source"] == "myninja-skill-echo 1.0"
+    assert rows["echo"]["tools"] == ["echo"]
+
+
+@pytest.mark.slow
+def test_the_example_plugin_is_discovered_after_pip_install(tmp_path: Path) -> None:
+    # A copy, so the build's leftovers (build/, *.egg-info) never land in the repository.
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "examples" / "myninja-skill-weather", source)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(source)],
+        check=True, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )  # fmt: skip
+    env = {"PYTHONPATH": str(target)}
+    listed = run_myninja("skills", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr == ""
+    weather = next(row for row in json.loads(listed.stdout) if row["name"] == "weather")
+    assert weather["source"] == "myninja-skill-weather 0.1.0"
+    assert weather["tools"] == ["forecast"]
+    assert weather["permissions"] == []
+    assert weather["agents"] == ["advisor", "scheduler"]
+    info = json.loads(run_myninja("skills", "info", "weather", "--json", env=env).stdout)
+    params = info["tools"][0]["parameters"]
+    assert params["required"] == ["city"]
+    assert params["properties"]["days"] == {
+        "default": 1,
+        "description": "How many days ahead, from 1 to 3.",
+        "maximum": 3,
+        "minimum": 1,
+        "type": "integer",
+    }
