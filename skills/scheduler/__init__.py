@@ -1,0 +1,25 @@
+"""The scheduler's calendar logic, as plain typed functions: read ICS calendars
+(`calendars`), find times that suit everyone across time zones (`slots`), and draft the
+invitation (`invite`). Nothing here sends anything."""
+
+from skills.scheduler.calendars import (
+    Busy,
+    CalendarError,
+    busy_intervals,
+    load_calendar,
+    parse_calendar,
+)
+from skills.scheduler.invite import draft_invite
+from skills.scheduler.slots import Slot, WorkingHours, find_slots
+
+__all__ = [
+    "Busy",
+    "CalendarError",
+    "Slot",
+    "WorkingHours",
+    "busy_intervals",
+    "draft_invite",
+    "find_slots",
+    "load_calendar",
+    "parse_calendar",
+]
