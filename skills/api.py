@@ -13,7 +13,7 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -460,8 +460,9 @@ class Skill:
 
     name: str
     description: str
-    tools: Iterable[Tool | Callable[..., Any]] = ()
-    agents: Iterable[str] = ()
+    # Tools; a bare function is taken as `@tool` would take it.
+    tools: Sequence[Tool] = ()
+    agents: Sequence[str] = ()
     personas: Mapping[str, PersonaSpec] = field(default_factory=dict)
     # An async callable a graph may add as a node of its own; carried, not yet wired.
     node: Callable[..., Awaitable[Any]] | None = None
@@ -473,7 +474,6 @@ class Skill:
             raise SkillError(f"skill name {self.name!r} must match [a-z][a-z0-9_-]*")
         if not isinstance(self.description, str) or not self.description.strip():
             raise SkillError(f"skill {self.name!r} has no description")
-        # A bare function is taken as @tool would take it.
         tools = tuple(t if isinstance(t, Tool) else _as_tool(self.name, t) for t in self.tools)
         seen: set[str] = set()
         for t in tools:

@@ -180,6 +180,8 @@ class _NotASkill(Exception):
 
 def _skills_of(ep: importlib.metadata.EntryPoint) -> list[Skill]:
     obj = ep.load()
+    if isinstance(obj, Tool):  # callable, but calling it would run the tool
+        raise _NotASkill(f"{ep.value} is a Tool; name the Skill that holds it")
     if not isinstance(obj, Skill) and callable(obj):
         obj = obj()
     items = list(obj) if isinstance(obj, list | tuple) else [obj]

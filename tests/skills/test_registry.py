@@ -99,7 +99,8 @@ def test_a_plugin_with_a_bad_definition_or_a_raising_factory_is_skipped(plugins)
     )
     raising = plugins("raising", "def skill():\n    raise RuntimeError('boom\\nsecond line')\n")
     exiting = plugins("exiting", "import sys\nsys.exit(3)\n")
-    registry = load_skills(Config(), entry_points=[bad_name, untyped, raising, exiting])
+    a_tool = plugins("atool", GOOD, attr="shout")
+    registry = load_skills(Config(), entry_points=[bad_name, untyped, raising, exiting, a_tool])
     assert list(registry.skills) == BUILTIN_NAMES
     assert registry.warnings == [
         f"skill plugin 'badname' (entry point {bad_name.value}) skipped: "
@@ -108,6 +109,8 @@ def test_a_plugin_with_a_bad_definition_or_a_raising_factory_is_skipped(plugins)
         "SkillError: tool 'f': parameter 'x' has no type hint",
         f"skill plugin 'raising' (entry point {raising.value}) skipped: RuntimeError: boom",
         f"skill plugin 'exiting' (entry point {exiting.value}) skipped: SystemExit: 3",
+        f"skill plugin 'atool' (entry point {a_tool.value}) skipped: "
+        f"{a_tool.value} is a Tool; name the Skill that holds it",
     ]
 
 
