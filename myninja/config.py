@@ -185,6 +185,9 @@ class TuiConfig(_Strict):
     theme: str = Field("textual-dark", description="A Textual theme name")
 
 
+PermissionName = Literal["network", "read_files", "write_files", "run_code"]
+
+
 class McpServerConfig(_Strict):
     """An MCP server whose tools become a skill: a command run over stdio, or a streamable
     HTTP endpoint."""
@@ -194,7 +197,7 @@ class McpServerConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables")
     cwd: str | None = None
     url: str | None = Field(None, description="A streamable HTTP endpoint, e.g. http://host/mcp")
-    permissions: list[Literal["network", "read_files", "write_files", "run_code"]] = Field(
+    permissions: list[PermissionName] = Field(
         default_factory=lambda: ["run_code"],
         description="What its tools may do, asked of the person before first use",
     )
@@ -206,6 +209,19 @@ class McpServerConfig(_Strict):
         if bool(self.command) == bool(self.url):
             raise ValueError("an MCP server needs exactly one of command (stdio) or url (HTTP)")
         return self
+
+
+class SkillsConfig(_Strict):
+    """What skills may touch. A permission granted here ("always" in the app's question) is
+    never asked for again; others are asked once per task."""
+
+    allowed_dirs: list[str] = Field(
+        default_factory=list, description="Folders the files skill may read (and search)"
+    )
+    grants: dict[str, list[PermissionName]] = Field(
+        default_factory=dict, description="Permissions given for good, by skill name"
+    )
+    disabled: list[str] = Field(default_factory=list, description="Skills not loaded")
 
 
 class Config(_Strict):
@@ -225,6 +241,7 @@ class Config(_Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     research: ResearchConfig = Field(default_factory=ResearchConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
     mcp: dict[str, McpServerConfig] = Field(
         default_factory=dict, description="MCP servers, by the skill name their tools go under"
     )

@@ -174,4 +174,7 @@ skill = Skill(
     name="files",
     description="Read and search files under the directories the person allowed",
     tools=[read_file, search_files],
+    # Offered where reading the person's files is the work; a small model offered tools it
+    # has no use for tends to call them instead of answering.
+    agents=("coder", "writer"),
 )

@@ -37,7 +37,7 @@ def test_list_json_has_the_builtins() -> None:
         "tools": ["read_file", "search_files"],
         "permissions": ["read_files"],
         "source": "builtin",
-        "agents": [],
+        "agents": ["coder", "writer"],
         "personas": [],
     }
 
@@ -46,7 +46,7 @@ def test_list_text_and_info() -> None:
     listed = run_myninja("skills", "list")
     assert listed.returncode == 0
     assert listed.stdout.startswith("files ")
-    assert "needs read_files; tools read_file, search_files; for every agent" in listed.stdout
+    assert "needs read_files; tools read_file, search_files; for coder, writer" in listed.stdout
     info = run_myninja("skills", "info", "files")
     assert info.returncode == 0
     assert "tool read_file (needs read_files)" in info.stdout
