@@ -5,7 +5,6 @@ resumed task must pick up today's config and connections, not yesterday's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,8 @@ from myninja.config import AgentConfig, Config
 
 if TYPE_CHECKING:
     from agent_graph.history import HistoryStore
+    from agent_graph.permissions import Grants
+    from skills.registry import SkillRegistry
 
 
 class BackendPool:
@@ -41,7 +42,16 @@ class GraphContext:
     store: HistoryStore | None = None
     backend_override: str | None = None  # `--backend` for this task: every agent uses it
     model_override: str | None = None
-    tools: Callable[[str], list[dict[str, Any]]] = field(default=lambda agent: [])
+    skills: SkillRegistry | None = None
+    grants: Grants | None = None
+    allow: set[str] = field(default_factory=set)  # permissions given for this task
+    task_id: str = ""
+
+    def tools(self, agent: str) -> list[dict[str, Any]]:
+        """The tools an agent's branches are offered, in the OpenAI format."""
+        if self.skills is None:
+            return []
+        return [tool.to_openai() for tool in self.skills.tools_for(agent, self.config)]
 
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""

@@ -35,6 +35,7 @@ from agent_graph.events import answer_command, make_event, question_key
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
 from agent_graph.nodes.route import split_mention
+from agent_graph.permissions import PERMISSION_WORDS
 from backends.base import Backend
 from myninja import paths
 from myninja.config import Config
@@ -152,7 +153,36 @@ class TaskManager:
         self._listeners: dict[str, list[Listener]] = {}
         self._any_listeners: list[Listener] = []
         self.retired_pools: list[BackendPool] = []
+        self.retired_mcp: list[Any] = []
         self._notifying: set[asyncio.Task[None]] = set()  # notify_command runs in flight
+        self._load_skills(config)
+
+    def _load_skills(self, config: Config) -> None:
+        from agent_graph.permissions import Grants
+        from skills.mcp_bridge import McpPool
+        from skills.registry import load_skills
+
+        self.skills = load_skills(config)
+        self.grants = Grants(config)
+        self.mcp = McpPool(config.mcp)
+        self._mcp_listed = not config.mcp  # MCP servers are asked for their tools on first use
+        self._mcp_lock = asyncio.Lock()
+
+    async def _list_mcp_tools(self) -> None:
+        """Add the configured MCP servers' tools as skills, once (it starts their processes)."""
+        async with self._mcp_lock:
+            if self._mcp_listed:
+                return
+            from skills.mcp_bridge import mcp_skills
+
+            found, warnings = await mcp_skills(self.config.mcp, self.mcp)
+            for skill in found:
+                why = self.skills.add(skill, f"mcp:{skill.name}")
+                if why:
+                    self.skills.warn(f"MCP server {skill.name!r} skipped: {why}")
+            for warning in warnings:
+                self.skills.warn(warning)
+            self._mcp_listed = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -181,14 +211,18 @@ class TaskManager:
                 await manager.shutdown()
                 for used in (*manager.retired_pools, manager.backends):
                     await used.aclose()
+                for mcp in (*manager.retired_mcp, manager.mcp):
+                    await mcp.aclose()
                 store.close()
 
     def reconfigure(self, config: Config) -> None:
         """Use `config` for tasks started from now on; running ones keep the backends they
         have (their pool is closed with the manager)."""
         self.retired_pools.append(self.backends)
+        self.retired_mcp.append(self.mcp)
         self.config = config
         self.backends = BackendPool(config)
+        self._load_skills(config)
 
     # Listening ----------------------------------------------------------------------------
     def listen(self, task_id: str | None, listener: Listener) -> Callable[[], None]:
@@ -226,6 +260,7 @@ class TaskManager:
         model: str | None = None,
         task_id: str | None = None,
         start: bool = True,
+        allow: list[str] | None = None,
     ) -> str:
         mention, body = split_mention(text)
         agent = agent or mention
@@ -234,10 +269,16 @@ class TaskManager:
         if backend and backend not in self.config.backends:
             known = ", ".join(sorted(self.config.backends))
             raise UsageError(f"unknown backend {backend!r}", hint=f"configured: {known}")
+        unknown = sorted(set(allow or ()) - set(PERMISSION_WORDS))
+        if unknown:
+            raise UsageError(
+                f"unknown permission {unknown[0]!r}", hint=f"one of: {', '.join(PERMISSION_WORDS)}"
+            )
         fresh = task_id is None
         task_id = task_id or new_task_id()
         self.store.create_task(task_id, body, agent=agent, status="queued", owner=self.owner)
-        self.store.update_task(task_id, options={"backend": backend, "model": model})
+        options = {"backend": backend, "model": model, "allow": sorted(set(allow or ()))}
+        self.store.update_task(task_id, options=options)
         self._handles.setdefault(task_id, TaskHandle(task_id)).fresh = fresh
         if start:
             self._start(task_id)
@@ -252,6 +293,10 @@ class TaskManager:
             self.store,
             backend_override=options.get("backend"),
             model_override=options.get("model"),
+            skills=self.skills,
+            grants=self.grants,
+            allow=set(options.get("allow") or ()),
+            task_id=task_id,
         )
 
     def _input(self, task_id: str) -> dict[str, Any]:
@@ -293,6 +338,8 @@ class TaskManager:
         ctx = self._context(task_id)
         self.store.update_task(task_id, status="running", owner=self.owner)
         try:
+            if not self._mcp_listed:
+                await self._list_mcp_tools()
             if handle.fresh:  # a new id: nothing to ask the checkpointer for
                 handle.fresh = False
                 snapshot = NO_CHECKPOINT

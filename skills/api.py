@@ -468,6 +468,9 @@ class Skill:
     node: Callable[..., Awaitable[Any]] | None = None
     # Declared on top of what the tools need (e.g. a node that fetches pages).
     permissions: Iterable[Permission | str] = frozenset()
+    # Whether its tools can do anything under a config (the files skill with no allowed
+    # folder cannot): tools that could only fail are not offered.
+    available: Callable[[Config], bool] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not SKILL_NAME.fullmatch(self.name):

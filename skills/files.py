@@ -177,4 +177,5 @@ skill = Skill(
     # Offered where reading the person's files is the work; a small model offered tools it
     # has no use for tends to call them instead of answering.
     agents=("coder", "writer"),
+    available=lambda config: bool(config.skills.allowed_dirs),
 )

@@ -191,3 +191,42 @@ class McpPool:
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}
         await asyncio.gather(*(c.close() for c in connections))
+
+
+async def mcp_skills(
+    servers: dict[str, McpServerConfig], pool: McpPool
+) -> tuple[list[Any], list[str]]:
+    """A skill per configured server, its tools calling through `pool`; and one warning per
+    server that could not be listed (the others still load)."""
+    from skills.api import Skill, SkillError, Tool, ToolError
+
+    skills: list[Any] = []
+    warnings: list[str] = []
+
+    def handler(server: str, name: str) -> Any:
+        async def call(arguments: dict[str, Any], context: Any) -> str:
+            try:
+                return await pool.call(server, name, arguments)
+            except McpError as exc:
+                raise ToolError(exc.one_line()) from None
+
+        return call
+
+    for server, cfg in servers.items():
+        try:
+            specs = await list_tools(server, cfg)
+            tools = [
+                Tool.from_schema(
+                    spec.name,
+                    spec.description or f"{spec.name} (MCP server {server})",
+                    spec.input_schema or {"type": "object", "properties": {}},
+                    handler(server, spec.name),
+                    permissions=cfg.permissions,
+                )
+                for spec in specs
+            ]
+            description = f"Tools of the MCP server {server}"
+            skills.append(Skill(server, description, tools=tools, agents=cfg.agents))
+        except (McpError, SkillError) as exc:
+            warnings.append(f"MCP server {server!r} skipped: {exc.one_line()}")
+    return skills, warnings

@@ -59,11 +59,16 @@ class SkillRegistry:
         self.warnings.append(message)
         log.warning(message)
 
-    def tools_for(self, agent: str) -> list[Tool]:
+    def tools_for(self, agent: str, config: Config | None = None) -> list[Tool]:
         """The tools an agent's branches are offered: those of every skill meant for it (or for
-        every agent), then any its persona names."""
+        every agent), then any its persona names; with `config`, only skills available under
+        it."""
         tools = [
-            t for s in self.skills.values() if not s.agents or agent in s.agents for t in s.tools
+            t
+            for s in self.skills.values()
+            if (not s.agents or agent in s.agents)
+            and (config is None or s.available is None or s.available(config))
+            for t in s.tools
         ]
         for s in self.skills.values():
             persona = s.personas.get(agent)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
+from agent_graph import permissions
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
@@ -36,6 +38,7 @@ from agent_graph.research import (
 from agent_graph.state import BranchInput, Candidate, TaskState
 from backends.base import ChatRequest, ToolCall
 from myninja.errors import BackendError
+from skills.api import Permission, ToolContext, ToolError
 
 
 def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
@@ -145,7 +148,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 continue
             if question is not None:
                 call = ToolCall(f"ask_{tool_round}", "ask_user", json.dumps({"question": question}))
-                answer = await _use_tool(inp, call, events)
+                answer = await _use_tool(inp, ctx, call, events)
                 messages += [{"role": "assistant", "content": text}, answer_message(answer)]
                 continue
             if not calls:
@@ -158,7 +161,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 }
             )
             for call in calls:
-                result = await _use_tool(inp, call, events)
+                result = await _use_tool(inp, ctx, call, events)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
     except BackendError as exc:
         error = exc.one_line()
@@ -267,7 +270,9 @@ def _asked_in_text(text: str) -> str | None:
     return None
 
 
-async def _use_tool(inp: BranchInput, call: ToolCall, events: list[dict[str, Any]]) -> str:
+async def _use_tool(
+    inp: BranchInput, ctx: GraphContext, call: ToolCall, events: list[dict[str, Any]]
+) -> str:
     try:
         arguments = call.parsed_arguments()
     except ValueError:
@@ -295,6 +300,8 @@ async def _use_tool(inp: BranchInput, call: ToolCall, events: list[dict[str, Any
             }
         )
         result = str(answer)
+    elif ctx.skills is not None:
+        result, error = await _run_skill_tool(inp, ctx, call.name, arguments)
     else:
         error = f"no tool named {call.name!r} is available"
     events.append(
@@ -308,3 +315,37 @@ async def _use_tool(inp: BranchInput, call: ToolCall, events: list[dict[str, Any
         )
     )
     return json.dumps({"error": error}) if error else result
+
+
+async def _run_skill_tool(
+    inp: BranchInput, ctx: GraphContext, name: str, arguments: dict[str, Any]
+) -> tuple[str, str | None]:
+    """(result, error) of a skill's tool, run only with every permission it needs: those not
+    granted yet are asked of the person first (the permission gate)."""
+    assert ctx.skills is not None
+    try:
+        skill, tool = ctx.skills.tool(name, agent=inp["agent"])
+    except ToolError as exc:
+        return "", str(exc)
+    granted = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
+    missing = {str(p) for p in tool.permissions} - granted
+    if missing:
+        ask = permissions.question(skill.name, tool.name, missing)
+        answer = interrupt({**ask, "step": inp["step"], "branch_id": inp["branch_id"]})
+        choice = permissions.decision(str(answer))
+        if choice == permissions.DENY:
+            return "", f"the person did not allow the {skill.name} skill to do that"
+        if choice == permissions.ALWAYS and ctx.grants is not None:
+            ctx.grants.always(skill.name, missing)
+        ctx.allow |= missing  # the rest of this task need not ask again
+        granted |= missing
+    context = ToolContext(
+        task_id=ctx.task_id or inp["task_id"],
+        config=ctx.config,
+        allowed_dirs=[Path(d) for d in ctx.config.skills.allowed_dirs],  # files.py expands
+        granted=frozenset(Permission(p) for p in granted),
+    )
+    try:
+        return await tool.call(arguments, context), None
+    except ToolError as exc:
+        return "", str(exc)
