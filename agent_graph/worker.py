@@ -89,6 +89,7 @@ class Worker:
                 agent=request.get("agent"),
                 backend=request.get("backend"),
                 model=request.get("model"),
+                allow=request.get("allow"),
             )
             await _send(writer, {"ok": True, "task_id": task_id})
         elif op == "answer":

@@ -35,6 +35,14 @@ model_option = click.option("--model", help="A model name, overriding the agents
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the event stream as JSON lines."
 )
+PERMISSIONS = ("network", "read_files", "write_files", "run_code")
+allow_option = click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    type=click.Choice(PERMISSIONS),
+    help="Give the task's skills this permission without asking (repeatable).",
+)
 answers_option = click.option(
     "--answers",
     "answers_file",
@@ -50,6 +58,7 @@ answers_option = click.option(
 @model_option
 @json_option
 @answers_option
+@allow_option
 def ask(
     text: str,
     agent: str | None,
@@ -57,15 +66,19 @@ def ask(
     model: str | None,
     as_json: bool,
     answers_file: Path | None,
+    allow: tuple[str, ...],
 ) -> int:
     """Work a task in the foreground and print the answer. TEXT '-' reads stdin.
 
     A leading @agent in TEXT picks the agent, like --agent. If the task needs something only
-    you know, the question is printed as JSON with the command that answers it (exit 3)."""
+    you know, or a skill needs a permission --allow did not give, the question is printed as
+    JSON with the command that answers it (exit 3)."""
     text = read_text(text)
     config = load_config()
     answers = PresetAnswers(answers_file)
-    return asyncio.run(_ask(config, text, agent, backend_name, model, as_json, answers))
+    return asyncio.run(
+        _ask(config, text, agent, backend_name, model, as_json, answers, list(allow))
+    )
 
 
 async def _ask(
@@ -76,12 +89,15 @@ async def _ask(
     model: str | None,
     as_json: bool,
     answers: PresetAnswers,
+    allow: list[str],
 ) -> int:
     from agent_graph.runtime import TaskManager
 
     printer = EventPrinter(as_json)
     async with TaskManager.open(config) as manager:
-        task_id = await manager.submit(text, agent=agent, backend=backend, model=model, start=False)
+        task_id = await manager.submit(
+            text, agent=agent, backend=backend, model=model, start=False, allow=allow
+        )
         manager.listen(task_id, printer.show)
         manager.start(task_id)
         return await drive_here(manager, task_id, printer, answers)

@@ -12,6 +12,7 @@ from myninja import paths
 from myninja.config import load_config
 from ninja_tui.cli.ask import (
     agent_option,
+    allow_option,
     backend_option,
     json_option,
     model_option,
@@ -27,6 +28,7 @@ from ninja_tui.cli.render import EventPrinter
 @backend_option
 @model_option
 @json_option
+@allow_option
 @click.option("--detach", "-d", is_flag=True, help="Print the task id and return at once.")
 def run(
     text: str,
@@ -34,18 +36,21 @@ def run(
     backend_name: str | None,
     model: str | None,
     as_json: bool,
+    allow: tuple[str, ...],
     detach: bool,
 ) -> int:
     """Run a task in the background worker; it goes on after this command exits."""
     text = read_text(text)
     load_config()  # a broken config is reported here, not in the worker's log
-    return asyncio.run(_run(text, agent, backend_name, model, as_json, detach))
+    return asyncio.run(_run(text, agent, backend_name, model, as_json, detach, list(allow)))
 
 
-async def _run(text, agent, backend, model, as_json, detach) -> int:  # type: ignore[no-untyped-def]
+async def _run(text, agent, backend, model, as_json, detach, allow) -> int:  # type: ignore[no-untyped-def]
     client = WorkerClient(paths.data_dir())
     await client.ensure()
-    reply = await client.request("submit", text=text, agent=agent, backend=backend, model=model)
+    reply = await client.request(
+        "submit", text=text, agent=agent, backend=backend, model=model, allow=allow
+    )
     task_id = reply["task_id"]
     if detach:
         click.echo(json.dumps({"task_id": task_id}) if as_json else task_id)

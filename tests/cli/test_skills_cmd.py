@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_myninja
+from tests.conftest import REPO, run_myninja, scripted_config
 
 
 def fake_install(site: Path, dist: str, version: str, entry: str, module: str = "") -> None:
@@ -122,3 +122,35 @@ def test_the_example_plugin_is_discovered_after_pip_install(tmp_path: Path) -> N
         "minimum": 1,
         "type": "integer",
     }
+
+
+def test_ask_exits_3_with_the_permission_question_unless_allowed(
+    myninja_home: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "otters.txt").write_text("Otters hold hands.\n")
+    scripted_config(
+        myninja_home,
+        [
+            {"match": "Task to plan", "json": {"steps": [{"title": "Read", "instruction": "."}]}},
+            {"match": "Candidate:", "json": {"score": 9, "reasons": "ok"}},
+            {"match": "tool: Otters hold hands", "reply": "They hold hands."},
+            {
+                "match": "Attempt 1",
+                "tool_calls": [{"name": "read_file", "arguments": {"path": "otters.txt"}}],
+            },
+        ],
+    )
+    with (myninja_home / "config.toml").open("a") as config:
+        config.write(f'[graph]\nbranches = 1\n[skills]\nallowed_dirs = ["{notes}"]\n')
+    asked = run_myninja("ask", "@coder What do my notes say?")
+    assert asked.returncode == 3, asked.stderr
+    question = json.loads(asked.stdout.splitlines()[-1])
+    assert question["question"].startswith("Allow the files skill to read your files?")
+    assert question["choices"] == ["allow once", "always allow", "deny"]
+    allowed = run_myninja("ask", "@coder What do my notes say?", "--allow", "read_files")
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.strip() == "They hold hands."
+    wrong = run_myninja("ask", "@coder x", "--allow", "root")
+    assert wrong.returncode == 2 and "Invalid value for '--allow'" in wrong.stderr
