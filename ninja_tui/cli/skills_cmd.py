@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
+from typing import Any
 
 import click
 
-from myninja.config import load_config
+from myninja.config import Config, load_config
 from skills.registry import SkillRegistry, load_skills
 
 
 def _registry() -> SkillRegistry:
-    registry = load_skills(load_config())
+    config = load_config()
+    registry = load_skills(config)
+    if config.mcp:
+        _add_mcp_skills(registry, config)
     # A skipped plugin is one line on stderr, so stdout stays clean for --json.
     for warning in registry.warnings:
         click.echo(f"myninja: warning: {warning}", err=True)
     return registry
+
+
+def _add_mcp_skills(registry: SkillRegistry, config: Config) -> None:
+    """The configured MCP servers' tools, asked of each server (which is started and stopped)."""
+    from skills.mcp_bridge import McpPool, mcp_skills
+
+    async def listed() -> tuple[list[Any], list[str]]:
+        pool = McpPool(config.mcp)
+        try:
+            return await mcp_skills(config.mcp, pool)
+        finally:
+            await pool.aclose()
+
+    found, warnings = asyncio.run(listed())
+    for skill in found:
+        why = registry.add(skill, f"mcp:{skill.name}")
+        if why:
+            warnings.append(f"MCP server {skill.name!r} skipped: {why}")
+    registry.warnings.extend(warnings)
 
 
 def _joined(items: list[str], empty: str) -> str:

@@ -154,3 +154,23 @@ def test_ask_exits_3_with_the_permission_question_unless_allowed(
     assert allowed.stdout.strip() == "They hold hands."
     wrong = run_myninja("ask", "@coder x", "--allow", "root")
     assert wrong.returncode == 2 and "Invalid value for '--allow'" in wrong.stderr
+
+
+def test_skills_list_includes_the_configured_mcp_servers(
+    myninja_home: Path, tmp_path: Path
+) -> None:
+    from tests.skills.test_mcp_bridge import SERVER
+
+    script = tmp_path / "calc_server.py"
+    script.write_text(SERVER)
+    (myninja_home / "config.toml").write_text(
+        f'[mcp.calc]\ncommand = "{sys.executable}"\nargs = ["{script}"]\n'
+        f'[mcp.broken]\ncommand = "{tmp_path / "missing"}"\n'
+    )
+    done = run_myninja("skills", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    calc = next(row for row in json.loads(done.stdout) if row["name"] == "calc")
+    assert calc["source"] == "mcp:calc" and calc["permissions"] == ["run_code"]
+    assert sorted(calc["tools"]) == ["add", "fail", "whoami"]
+    (warning,) = done.stderr.strip().splitlines()
+    assert warning.startswith("myninja: warning: MCP server 'broken' skipped: MCP server 'broken'")
