@@ -1,4 +1,5 @@
-"""`myninja eval`: answer a question set with the researcher's reader and score it.
+"""`myninja eval`: answer a question set with the researcher's reader and score it, or solve
+HumanEval problems (single shot, or through the coder agent) and check them in the sandbox.
 
 A progress bar is shown only to a person watching (stderr is a terminal); `--json` prints the
 summary as JSON. Re-running the same command skips the questions already answered."""
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from agent_graph.context import BackendPool
+from agent_graph.evals import humaneval
 from agent_graph.evals.datasets import DATASETS, load_questions
 from agent_graph.evals.metrics import REPORTED
 from agent_graph.evals.runner import (
@@ -28,8 +31,8 @@ from agent_graph.evals.runner import (
     pool_corpus,
     run_eval,
 )
-from myninja.config import load_config
-from myninja.errors import UsageError
+from myninja.config import Config, load_config
+from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
 
 DEFAULT_MAX_TOKENS = 64  # a short answer and its citations; the researcher's cap if it sets one
 
@@ -95,7 +98,7 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 @click.command("eval")
-@click.argument("dataset", type=click.Choice(DATASETS))
+@click.argument("dataset", type=click.Choice((*DATASETS, humaneval.DATASET)))
 @click.option(
     "--data",
     "data",
@@ -109,6 +112,12 @@ def _table(summary: dict[str, Any]) -> str:
     help="Retrieve from this corpus (see `myninja index`); a new name pools the file's passages.",
 )
 @click.option("--closed-book", is_flag=True, help="No passages: the model alone.")
+@click.option(
+    "--single-shot", is_flag=True, help="humaneval: one model call per problem (the default)."
+)
+@click.option(
+    "--agent", "through_agent", is_flag=True, help="humaneval: the coder agent works each problem."
+)
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="bm25", show_default=True)
 @click.option(
     "--k", type=click.IntRange(1, 100), default=10, show_default=True, help="Passages retrieved."
@@ -135,6 +144,8 @@ def eval_command(
     contexts: bool,
     corpus: str | None,
     closed_book: bool,
+    single_shot: bool,
+    through_agent: bool,
     retriever: str,
     k: int,
     reader_k: int | None,
@@ -146,7 +157,15 @@ def eval_command(
     as_json: bool,
     out: Path | None,
 ) -> None:
-    """Score the researcher's answers on DATASET (hotpotqa, nq-open) from --data FILE."""
+    """Score the researcher's answers on DATASET (hotpotqa, nq-open) from --data FILE, or the
+    coder's pass@1 on humaneval (--single-shot or --agent)."""
+    if dataset == humaneval.DATASET:
+        _refuse_options(_QA_ONLY, dataset)
+        _eval_humaneval(
+            data, limit, single_shot, through_agent, backend_name, model, max_tokens, as_json, out
+        )
+        return
+    _refuse_options(_HUMANEVAL_ONLY, dataset)
     mode = _mode(contexts, corpus, closed_book)
     config = load_config()
     researcher = config.agent("researcher")
@@ -198,3 +217,127 @@ def eval_command(
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         click.echo(_table(summary))
+
+
+# -- humaneval --------------------------------------------------------------------------------
+
+_QA_ONLY = ("contexts", "corpus", "closed_book", "retriever", "k", "reader_k", "concurrency")
+_HUMANEVAL_ONLY = ("single_shot", "through_agent")
+# What the agent may do without asking: nobody is there to answer during an evaluation.
+AGENT_ALLOW = ["run_code", "write_files"]
+
+
+def _refuse_options(names: tuple[str, ...], dataset: str) -> None:
+    """A usage error for an option given on the command line that `dataset` has no use for."""
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        ):
+            raise UsageError(f"{param.opts[0]} does not apply to {dataset}")
+
+
+def _humaneval_table(summary: dict[str, Any]) -> str:
+    def number(value: float | None) -> str:
+        return "–" if value is None else f"{value:6.2f}"
+
+    return "\n".join(
+        [
+            f"humaneval ({summary['mode']}), {summary['model']}: {summary['count']} problems",
+            f"  {'pass@1':<20} {number(summary['pass_at_1'])}",
+            f"  {'seconds/problem':<20} {number(summary['seconds_per_problem'])}",
+            f"answered {summary['answered']}, already done {summary['skipped']}; "
+            f"report {summary['report']}",
+        ]
+    )
+
+
+def _eval_humaneval(
+    data: Path,
+    limit: int | None,
+    single_shot: bool,
+    through_agent: bool,
+    backend_name: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    if single_shot and through_agent:
+        raise UsageError("choose one of --single-shot, --agent")
+    if through_agent and max_tokens:
+        raise UsageError("--max-tokens does not apply to --agent (the coder's config sets it)")
+    mode = "agent" if through_agent else "single-shot"
+    config = load_config()
+    coder = config.agent("coder")
+    settings = humaneval.HumanEvalSettings(
+        mode=mode,
+        backend=backend_name or coder.backend,
+        model=model or coder.model,
+        max_tokens=None if through_agent else (max_tokens or humaneval.MAX_TOKENS),
+    )
+    settings.model_label = humaneval.model_label(config, settings.backend, settings.model)
+    problems = humaneval.load_problems(data, limit)
+    command = "myninja " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    folder = out or humaneval.default_out()
+
+    async def go() -> dict[str, Any]:
+        with _progress_bar(sys.stderr.isatty() and not as_json) as progress:
+            if through_agent:
+                return await _humaneval_through_agent(
+                    config, problems, settings, backend_name, model, folder, progress, command
+                )
+            pool = BackendPool(config)
+            try:
+                return await humaneval.run_humaneval(
+                    problems,
+                    settings,
+                    out=folder,
+                    backend=pool.get(settings.backend),
+                    progress=progress,
+                    command=command,
+                )
+            finally:
+                await pool.aclose()
+
+    summary = asyncio.run(go())
+    click.echo(
+        json.dumps(summary, ensure_ascii=False, indent=2) if as_json else _humaneval_table(summary)
+    )
+
+
+async def _humaneval_through_agent(
+    config: Config,
+    problems: list[humaneval.Problem],
+    settings: humaneval.HumanEvalSettings,
+    backend_name: str | None,
+    model: str | None,
+    out: Path,
+    progress: Progress | None,
+    command: str,
+) -> dict[str, Any]:
+    """Each problem as a task for the coder agent, run to its end in this process (as `ask`
+    does); the tasks stay in the history, so `myninja tasks show ID` has each transcript."""
+    from agent_graph.runtime import TaskManager
+
+    async with TaskManager.open(config) as manager:
+
+        async def submit(text: str) -> str:
+            task_id = await manager.submit(
+                f"@coder {text}", backend=backend_name, model=model, allow=AGENT_ALLOW
+            )
+            await manager.wait(task_id)
+            task = manager.store.get_task(task_id) or {}
+            if task.get("status") == "waiting":
+                # A question nobody is there to answer: the problem counts as not solved.
+                await manager.cancel(task_id)
+            failed = [e for e in manager.store.events(task_id) if e.get("type") == "task_failed"]
+            if failed and failed[-1].get("exit_code") == EXIT_UNREACHABLE:
+                # Not the agent's failure: stop, so a re-run retries instead of scoring 0.
+                raise BackendUnreachable(str(failed[-1].get("error") or "backend unreachable"))
+            return str(task.get("answer") or "")
+
+        return await humaneval.run_humaneval(
+            problems, settings, out=out, submit=submit, progress=progress, command=command
+        )
