@@ -130,7 +130,7 @@ def _code_in_prose(reply: str, entry_point: str) -> str:
     ]
     for start in dict.fromkeys(starts[:1] + entry[:1]):
         for end in range(len(lines), start, -1):
-            chunk = "\n".join(lines[start:end])
+            chunk = "\n".join(lines[start:end]).rstrip()
             if _parse(chunk) is not None:
                 return chunk + "\n"
     return reply
