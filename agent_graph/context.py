@@ -49,9 +49,16 @@ class GraphContext:
 
     def tools(self, agent: str) -> list[dict[str, Any]]:
         """The tools an agent's branches are offered, in the OpenAI format."""
-        if self.skills is None:
+        if self.skills is None or not self.offers_tools(agent):
             return []
         return [tool.to_openai() for tool in self.skills.tools_for(agent, self.config)]
+
+    def offers_tools(self, agent: str) -> bool:
+        settings = self.config.agent(agent)
+        if settings.tools is not None:
+            return settings.tools
+        backend = self.config.backends.get(self.backend_override or settings.backend)
+        return getattr(backend, "type", "") != "embedded"
 
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""

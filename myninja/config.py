@@ -94,6 +94,11 @@ class AgentConfig(_Strict):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
     may_ask: bool | None = Field(None, description="May ask the person; default: the persona's")
+    tools: bool | None = Field(
+        None,
+        description="Offer its branches the skills' tools; default: yes, except on the embedded "
+        "backend, whose small models call tools poorly",
+    )
 
 
 class KeysConfig(_Strict):

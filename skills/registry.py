@@ -19,9 +19,12 @@ from skills.api import Skill, Tool, ToolError
 
 GROUP = "myninja.skills"
 # "module:attribute" of each built-in skill, loaded like a plugin's entry point: a Skill, or a
-# function returning one or a list. Add yours here (coder, scheduler, writer, advisor, ...).
+# function returning one or a list.
 BUILTINS: list[str] = [
     "skills.files:skill",
+    "skills.scheduler.skill:skill",
+    "skills.writer:skill",
+    "skills.advisor:skill",
 ]
 BUILTIN = "builtin"
 

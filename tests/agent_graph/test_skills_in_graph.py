@@ -45,7 +45,10 @@ def open_skills(tmp_path: Path) -> Open:
         rules: list[dict[str, Any]], **config: Any
     ) -> AsyncIterator[tuple[TaskManager, ScriptedBackend]]:
         scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
-        settings = Config.model_validate({"graph": {"branches": 1}, **config})
+        # The scripted backend stands in for the embedded one, which is offered no tools
+        # unless an agent says so.
+        agents = {name: {"tools": True} for name in ("coder", "advisor")}
+        settings = Config.model_validate({"graph": {"branches": 1}, "agents": agents, **config})
         async with TaskManager.open(
             settings, tmp_path / "data", backends={"embedded": scripted}
         ) as manager:

@@ -143,7 +143,10 @@ def test_ask_exits_3_with_the_permission_question_unless_allowed(
         ],
     )
     with (myninja_home / "config.toml").open("a") as config:
-        config.write(f'[graph]\nbranches = 1\n[skills]\nallowed_dirs = ["{notes}"]\n')
+        config.write(
+            f'[graph]\nbranches = 1\n[agents.coder]\ntools = true\n'
+            f'[skills]\nallowed_dirs = ["{notes}"]\n'
+        )
     asked = run_myninja("ask", "@coder What do my notes say?")
     assert asked.returncode == 3, asked.stderr
     question = json.loads(asked.stdout.splitlines()[-1])

@@ -151,7 +151,7 @@ def test_a_factory_may_return_several_skills(plugins) -> None:  # type: ignore[n
     assert names(registry.tools_for("sailor")) == [*everyone, "forecast", "tide"]
     skill, found = registry.tool("tide")
     assert (skill.name, found.name) == ("tides", "tide")
-    with pytest.raises(ToolError, match=r"no tool named 'tide' \(tools: forecast\)"):
+    with pytest.raises(ToolError, match=r"no tool named 'tide' \(tools: .*forecast\)"):
         registry.tool("tide", agent="advisor")
     with pytest.raises(ToolError, match="no tool named 'nope'"):
         registry.tool("nope")
