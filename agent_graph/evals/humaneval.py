@@ -120,6 +120,15 @@ def _defines(code: str, name: str) -> bool:
     )
 
 
+def _parsing_prefix(lines: list[str]) -> str | None:
+    """The most leading lines that parse (trailing blank lines dropped), or None."""
+    for end in range(len(lines), 0, -1):
+        chunk = "\n".join(lines[:end]).rstrip()
+        if chunk and _parse(chunk) is not None:
+            return chunk + "\n"
+    return None
+
+
 def _code_in_prose(reply: str, entry_point: str) -> str:
     """The longest stretch of lines that parses, from the first line that starts code (or the
     entry point's def) to wherever the prose after it begins."""
@@ -129,11 +138,18 @@ def _code_in_prose(reply: str, entry_point: str) -> str:
         i for i in starts if re.match(rf"(?:async\s+)?def\s+{re.escape(entry_point)}\b", lines[i])
     ]
     for start in dict.fromkeys(starts[:1] + entry[:1]):
-        for end in range(len(lines), start, -1):
-            chunk = "\n".join(lines[start:end]).rstrip()
-            if _parse(chunk) is not None:
-                return chunk + "\n"
+        found = _parsing_prefix(lines[start:])
+        if found is not None:
+            return found
     return reply
+
+
+def _whole(block: str) -> str:
+    """A block as Python: as it is if it parses or is an indented body; else, as a reply cut
+    at max_tokens ends mid-line, the most leading lines that parse."""
+    if _parse(block) is not None or block[:1].isspace():
+        return block
+    return _parsing_prefix(block.splitlines()) or block
 
 
 def extract_code(reply: str, entry_point: str) -> str:
@@ -141,7 +157,9 @@ def extract_code(reply: str, entry_point: str) -> str:
     definitions in the other blocks (else the first block that parses, else the first block);
     without fences, the code among the prose; a reply that is only code, as it is."""
     blocks = [
-        body for tag, body in _FENCE.findall(reply) if tag.lower() in _PYTHON_TAGS and body.strip()
+        _whole(body)
+        for tag, body in _FENCE.findall(reply)
+        if tag.lower() in _PYTHON_TAGS and body.strip()
     ]
     parsing = [block for block in blocks if _parse(block) is not None]
     for block in blocks:
@@ -150,7 +168,6 @@ def extract_code(reply: str, entry_point: str) -> str:
             # call them; this block comes last, so its own definitions win.
             others = [_definitions_only(b) for b in parsing if b is not block]
             return "\n\n".join([*filter(None, others), block])
-
     if parsing or blocks:
         return (parsing or blocks)[0]
     if _parse(reply) is not None:
@@ -166,7 +183,13 @@ _KEPT = (
     ast.ClassDef,
     ast.Assign,
     ast.AnnAssign,
+    ast.Try,  # try: import x / except ImportError: ...
+    ast.If,  # but not the __main__ guard, below
 )
+
+
+def _main_guard(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
 
 
 def _definitions_only(code: str) -> str:
@@ -179,7 +202,7 @@ def _definitions_only(code: str) -> str:
     lines = code.splitlines()
     kept: list[str] = []
     for node in tree.body:
-        if not isinstance(node, _KEPT):
+        if not isinstance(node, _KEPT) or _main_guard(node):
             continue
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         kept.append("\n".join(lines[first - 1 : node.end_lineno]))

@@ -20,7 +20,7 @@ from agent_graph.evals.humaneval import (
 )
 from backends.scripted import Rule, ScriptedBackend
 from myninja.errors import UsageError
-from tests.conftest import run_myninja, scripted_config
+from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja, scripted_config
 
 DATA = "tests/fixtures/humaneval-dev3.jsonl"
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "humaneval-dev3.jsonl"
@@ -103,6 +103,11 @@ def test_picks_the_block_that_defines_the_entry_point_after_helper_blocks() -> N
 def test_an_unclosed_fence_runs_to_the_end_of_the_reply() -> None:
     reply = "```python\ndef add(x, y):\n    return x + y"
     assert extract_code(reply, "add") == "def add(x, y):\n    return x + y"
+
+
+def test_a_reply_cut_mid_line_keeps_the_lines_that_parse() -> None:
+    reply = "```python\ndef add(x, y):\n    return x + y\n\nprint(add(1, 2), 'the su"
+    assert extract_code(reply, "add") == "def add(x, y):\n    return x + y\n"
 
 
 def test_the_program_keeps_the_prompts_imports_and_drops_examples(
@@ -228,6 +233,27 @@ def test_the_cli_prints_pass_at_1(myninja_home: Path, problems: list[Problem]) -
     summary = json.loads(again.stdout)
     assert summary["count"] == 2 and summary["pass_at_1"] == 100.0 and summary["answered"] == 0
     assert summary["out"] == str(myninja_home / "data" / "evals" / "humaneval")
+
+
+@pytest.mark.slow
+def test_single_shot_on_the_tiny_model(myninja_home: Path) -> None:
+    # The real embedded backend once: whatever a 135M model writes is cut out, checked and
+    # kept. Its pass@1 is not the point; 48 tokens keep it short on two cores.
+    tiny = {
+        "MYNINJA_BACKENDS__EMBEDDED__MODEL": TINY_MODEL,
+        "MYNINJA_BACKENDS__EMBEDDED__THREADS": str(TINY_THREADS),
+    }
+    args = ("eval", "humaneval", "--data", DATA, "--limit", "1", "--max-tokens", "48", "--json")
+    done = run_myninja(*args, env=tiny)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["model"] == TINY_MODEL and summary["count"] == 1
+    assert summary["pass_at_1"] in (0.0, 100.0)
+    with sqlite3.connect(Path(summary["db"])) as db:
+        ((reply, program, detail),) = db.execute(
+            "SELECT reply, program, detail FROM humaneval_results"
+        ).fetchall()
+    assert reply and program.startswith("from typing import List") and detail
 
 
 @pytest.mark.parametrize(
