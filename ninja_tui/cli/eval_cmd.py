@@ -129,14 +129,19 @@ def _table(summary: dict[str, Any]) -> str:
 )
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option("--backend", "backend_name", help="A configured backend (default: the researcher's).")
-@click.option("--model", help="A model name, overriding the researcher's.")
+@click.option(
+    "--backend",
+    "backend_name",
+    help="A configured backend (default: the researcher's; humaneval: the coder's).",
+)
+@click.option("--model", help="A model name, overriding the researcher's (humaneval: coder's).")
 @click.option("--max-tokens", type=click.IntRange(8), help="Reply cap per question.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for eval.db and report.md [default: <data dir>/evals/<dataset>-<mode>].",
+    help="Folder for eval.db and report.md [default: <data dir>/evals/<dataset>-<mode>; "
+    "humaneval: <data dir>/evals/humaneval, both modes].",
 )
 def eval_command(
     dataset: str,
