@@ -22,6 +22,7 @@ GROUP = "myninja.skills"
 # function returning one or a list.
 BUILTINS: list[str] = [
     "skills.files:skill",
+    "skills.coder.skill:skill",
     "skills.scheduler.skill:skill",
     "skills.writer:skill",
     "skills.advisor:skill",
