@@ -43,6 +43,9 @@ PERSONAS: dict[str, Persona] = {
         f"{_COMMON} You are the coder. Answer with working code in fenced blocks, then one "
         "or two sentences on how to run or test it.",
         may_ask=False,
+        # A small planner splits a function into steps whose last answer is prose, and the code
+        # is lost; the coder iterates on its tests within one step instead.
+        max_steps=1,
     ),
     "advisor": Persona(
         "advisor",
