@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import re
-import sqlite3
 import tempfile
 import textwrap
 import time
@@ -32,6 +31,8 @@ from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError
 from skills.coder.sandbox import SandboxLimits, run_python
+
+from .runner import EvalStore
 
 DATASET = "humaneval"
 MODES = ("single-shot", "agent")
@@ -336,59 +337,15 @@ CREATE TABLE IF NOT EXISTS humaneval_results (
 """
 
 
-class HumanEvalStore:
+def open_store(path: Path) -> EvalStore:
     """The HumanEval tables of `<out>/eval.db`: runs, and one row per checked problem."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def start(self, run_id: str, settings: HumanEvalSettings) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO humaneval_runs(run_id, settings, created_at) VALUES (?, ?, ?)",
-            (run_id, json.dumps(asdict(settings)), time.time()),
-        )
-
-    def done_ids(self, run_id: str) -> set[str]:
-        rows = self.db.execute("SELECT task_id FROM humaneval_results WHERE run_id = ?", (run_id,))
-        return {row[0] for row in rows}
-
-    def add(self, run_id: str, row: dict[str, Any]) -> None:
-        columns = ["run_id", *row]
-        self.db.execute(
-            f"INSERT OR REPLACE INTO humaneval_results({', '.join(columns)})"
-            f" VALUES ({', '.join('?' for _ in columns)})",
-            [run_id, *row.values()],
-        )
-
-    def rows(self, run_id: str, task_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        found = [
-            dict(row)
-            for row in self.db.execute(
-                "SELECT * FROM humaneval_results WHERE run_id = ? ORDER BY rowid", (run_id,)
-            )
-        ]
-        if task_ids is not None:
-            order = {task_id: n for n, task_id in enumerate(task_ids)}
-            found = sorted(
-                (r for r in found if r["task_id"] in order), key=lambda r: order[r["task_id"]]
-            )
-        return found
-
-    def runs(self) -> list[dict[str, Any]]:
-        return [
-            {"run_id": row["run_id"], "settings": json.loads(row["settings"])}
-            for row in self.db.execute(
-                "SELECT run_id, settings FROM humaneval_runs ORDER BY created_at"
-            )
-        ]
+    return EvalStore(
+        path,
+        schema=SCHEMA,
+        runs_table="humaneval_runs",
+        results_table="humaneval_results",
+        key="task_id",
+    )
 
 
 def figures(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -462,7 +419,7 @@ async def run_humaneval(
     if settings.mode == "single-shot" and backend is None:
         raise UsageError("single-shot mode needs a backend")
     run_id = settings.run_id()
-    store = HumanEvalStore(out / "eval.db")
+    store = open_store(out / "eval.db")
     started = time.monotonic()
     try:
         store.start(run_id, settings)

@@ -122,53 +122,71 @@ def model_name(config: Config, settings: EvalSettings) -> str:
 
 
 class EvalStore:
-    """`<out>/eval.db`: the runs and one row per answered question."""
+    """`<out>/eval.db`: the runs and one row per answered item, in tables named by the kind of
+    evaluation (QA questions by default; HumanEval problems keep tables of their own)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        schema: str = SCHEMA,
+        runs_table: str = "runs",
+        results_table: str = "results",
+        key: str = "question_id",
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.runs_table, self.results_table, self.key = runs_table, results_table, key
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db.executescript(schema)
 
     def close(self) -> None:
         self.db.close()
 
-    def start(self, run_id: str, settings: EvalSettings) -> None:
+    def start(self, run_id: str, settings: Any) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO runs(run_id, settings, created_at) VALUES (?, ?, ?)",
+            f"INSERT OR IGNORE INTO {self.runs_table}(run_id, settings, created_at)"
+            " VALUES (?, ?, ?)",
             (run_id, json.dumps(asdict(settings)), time.time()),
         )
 
     def done_ids(self, run_id: str) -> set[str]:
-        rows = self.db.execute("SELECT question_id FROM results WHERE run_id = ?", (run_id,))
+        rows = self.db.execute(
+            f"SELECT {self.key} FROM {self.results_table} WHERE run_id = ?", (run_id,)
+        )
         return {row[0] for row in rows}
 
     def add(self, run_id: str, row: dict[str, Any]) -> None:
         columns = ["run_id", *row]
         self.db.execute(
-            f"INSERT OR REPLACE INTO results({', '.join(columns)})"
+            f"INSERT OR REPLACE INTO {self.results_table}({', '.join(columns)})"
             f" VALUES ({', '.join('?' for _ in columns)})",
             [run_id, *row.values()],
         )
 
-    def rows(self, run_id: str, question_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def rows(self, run_id: str, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """A run's rows, in the order of `ids` when given (only those), else as answered."""
         found = [
             dict(row)
             for row in self.db.execute(
-                "SELECT * FROM results WHERE run_id = ? ORDER BY rowid", (run_id,)
+                f"SELECT * FROM {self.results_table} WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         ]
-        if question_ids is not None:
-            wanted = set(question_ids)
-            found = [row for row in found if row["question_id"] in wanted]
+        if ids is not None:
+            order = {item: n for n, item in enumerate(ids)}
+            found = sorted(
+                (r for r in found if r[self.key] in order), key=lambda r: order[r[self.key]]
+            )
         return found
 
     def runs(self) -> list[dict[str, Any]]:
         return [
             {"run_id": row["run_id"], "settings": json.loads(row["settings"])}
-            for row in self.db.execute("SELECT run_id, settings FROM runs ORDER BY created_at")
+            for row in self.db.execute(
+                f"SELECT run_id, settings FROM {self.runs_table} ORDER BY created_at"
+            )
         ]
 
 
