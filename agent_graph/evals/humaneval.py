@@ -43,7 +43,9 @@ AGENT_TASK = (
 )
 MAX_TOKENS = 512  # single shot's reply cap: a whole function, with room for its docstring
 # The tests of one problem take milliseconds; a completion that loops forever is cut here.
-CHECK_LIMITS = SandboxLimits(wall_s=10.0, cpu_s=10)
+# The CPU limit is a backstop above the wall limit, so an endless loop is reported as what it
+# is (out of time) however busy the machine is.
+CHECK_LIMITS = SandboxLimits(wall_s=10.0, cpu_s=20)
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 
 Progress = Callable[[int, int], None]  # (problems done, problems in all)
