@@ -177,6 +177,13 @@ def _marker_matches(marker: Path, target: Path, sha256: str) -> bool:
 
 
 def _write_marker(marker: Path, target: Path, sha256: str) -> None:
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"sha256": sha256, **_fingerprint(target)}))
-    os.replace(tmp, marker)
+    # A temp name of its own: two first uses at once (parallel branches) both verify and
+    # write, and a shared temp name let one writer's replace take the other's file away.
+    fd, tmp_name = tempfile.mkstemp(dir=marker.parent, prefix=f".{marker.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"sha256": sha256, **_fingerprint(target)}))
+        os.replace(tmp, marker)
+    finally:
+        tmp.unlink(missing_ok=True)
