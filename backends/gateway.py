@@ -221,7 +221,7 @@ class GatewayBackend:
                 if response.is_success:
                     return response
                 await response.aread()
-                retry_after = _retry_after(response)
+                retry_after = retry_after_seconds(response)
                 if (
                     response.status_code not in RETRY_STATUSES
                     or attempt >= self.max_retries
@@ -266,7 +266,8 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
         yield "\n".join(lines)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After in seconds, from either of its forms (seconds or an HTTP date)."""
     value = response.headers.get("retry-after")
     if not value:
         return None

@@ -16,7 +16,6 @@ carries the right CLI exit code.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import threading
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from backends.gateway import retry_after_seconds
 from backends.keys import key_store
 from myninja.errors import (
     AuthError,
@@ -253,7 +253,7 @@ class _HttpProvider:
                 if response.is_success:
                     return response
                 status = response.status_code
-                retry_after = _retry_after(response)
+                retry_after = retry_after_seconds(response)
                 if status not in RETRY_STATUSES or attempt >= self.max_retries:
                     raise self._status_error(response, attempt)
                 if retry_after is not None and retry_after > self.max_retry_after_s:
@@ -534,22 +534,6 @@ def _origin(url: str) -> str:
 
 def _tries(attempt: int) -> str:
     return f" (after {attempt + 1} tries)" if attempt else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds, from either of its forms (seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_message(response: httpx.Response) -> str:
