@@ -371,32 +371,22 @@ class SearxngProvider(_HttpProvider):
         return "enable the JSON API: add json to search.formats in SearXNG's settings.yml"
 
 
-class BraveProvider(_HttpProvider):
+class _KeyedProvider(_HttpProvider):
+    """A commercial API: an API key, and its public endpoint unless `base_url` says else."""
+
+    default_url: ClassVar[str]
+
+    def __init__(self, key: str, *, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url or self.default_url, **kwargs)
+        self._key = key
+
+
+class BraveProvider(_KeyedProvider):
     """The Brave Search API: `GET …/res/v1/web/search?q=…&count=…`, key in
     X-Subscription-Token."""
 
     name = "brave"
-
-    def __init__(
-        self,
-        key: str,
-        *,
-        base_url: str = BRAVE_URL,
-        timeout_s: float = 10.0,
-        max_retries: int = 2,
-        requests_per_s: float = 1.0,
-        client: httpx.AsyncClient | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            requests_per_s=requests_per_s,
-            client=client,
-            **kwargs,
-        )
-        self._key = key
+    default_url = BRAVE_URL
 
     def _request(self, query: str, n: int) -> httpx.Request:
         # Ask for a few more than n: duplicates are dropped after the reply.
@@ -422,33 +412,13 @@ class BraveProvider(_HttpProvider):
         ]
 
 
-class TavilyProvider(_HttpProvider):
+class TavilyProvider(_KeyedProvider):
     """Tavily's search API: `POST …/search` with JSON `{query, max_results}`, key as a Bearer
     token (the current API; the old one took `api_key` in the body)."""
 
     name = "tavily"
+    default_url = TAVILY_URL
     strip_html = False  # Tavily's content is extracted plain text: "List<int>" stays
-
-    def __init__(
-        self,
-        key: str,
-        *,
-        base_url: str = TAVILY_URL,
-        timeout_s: float = 10.0,
-        max_retries: int = 2,
-        requests_per_s: float = 1.0,
-        client: httpx.AsyncClient | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            requests_per_s=requests_per_s,
-            client=client,
-            **kwargs,
-        )
-        self._key = key
 
     def _request(self, query: str, n: int) -> httpx.Request:
         return self._client.build_request(
