@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agent_graph.research import clip
 from backends.base import Backend, ChatRequest, Usage
 
 from .datasets import EvalPassage
@@ -42,11 +43,6 @@ class Reading:
     usage: Usage = field(default_factory=Usage)
 
 
-def _clip(text: str, words: int = PASSAGE_WORDS) -> str:
-    parts = text.split()
-    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
-
-
 def build_messages(question: str, passages: Sequence[EvalPassage] | None) -> list[dict[str, str]]:
     """The chat for one question; `passages` None (or empty) is closed book."""
     if not passages:
@@ -55,7 +51,7 @@ def build_messages(question: str, passages: Sequence[EvalPassage] | None) -> lis
             {"role": "user", "content": f"Question: {question}\nAnswer:"},
         ]
     numbered = "\n\n".join(
-        f"[{n}] {p.title}: {_clip(p.text)}" if p.title else f"[{n}] {_clip(p.text)}"
+        f"[{n}] {p.title + ': ' if p.title else ''}{clip(p.text, PASSAGE_WORDS)}"
         for n, p in enumerate(passages, 1)
     )
     return [
