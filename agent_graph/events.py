@@ -26,7 +26,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "token": ("text", "branch_id"),
     "tool_call": ("branch_id", "call_id", "name", "arguments"),
     "tool_result": ("branch_id", "call_id", "name", "result", "error"),
-    "branch_done": ("step", "round", "branch_id", "text"),
+    "branch_done": ("step", "round", "branch_id", "text", "checks", "revisions"),
     "evaluation": ("step", "round", "branch_id", "score", "reasons"),
     "selected": ("step", "round", "branch_id", "score", "best_effort"),
     "replan": ("round", "reason"),

@@ -1,5 +1,6 @@
-"""The agent graph: route → retrieve → plan → fan_out → branch×N (Send) → evaluate →
-select | replan → finalize. Nodes live in nodes/, one phase each; this file only wires them."""
+"""The agent graph: route → retrieve → prepare → plan → fan_out → branch×N (Send) → evaluate →
+select | replan → finalize → deliver. Nodes live in nodes/, one phase each; this file only
+wires them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from langgraph.graph import END, START, StateGraph
 from agent_graph.context import GraphContext
 from agent_graph.nodes.branch import branch, fan_out, send_branches
 from agent_graph.nodes.evaluate import evaluate
-from agent_graph.nodes.finalize import finalize
+from agent_graph.nodes.finalize import deliver, finalize
 from agent_graph.nodes.plan import plan
+from agent_graph.nodes.prepare import prepare
 from agent_graph.nodes.retrieve import retrieve
 from agent_graph.nodes.route import route
 from agent_graph.state import TaskState
@@ -21,6 +23,8 @@ def build_graph() -> StateGraph:
     graph.add_node("route", route)
     # The researcher's first hop: corpora searched, named pages fetched, sources numbered.
     graph.add_node("retrieve", retrieve)
+    # What the agent's skills work out in code for its branches (skills' prepare hooks).
+    graph.add_node("prepare", prepare)
     # A JSON plan of steps; a malformed plan is repaired or the task fails with the reason.
     graph.add_node("plan", plan, destinations=("fan_out", END))
     # Announce the current step's branches, then send each its own input.
@@ -29,12 +33,16 @@ def build_graph() -> StateGraph:
     graph.add_node("branch", branch)
     # The judge scores the branches; keep the best, move on, or replan.
     graph.add_node("evaluate", evaluate, destinations=("plan", "fan_out", "finalize", END))
-    # The answer and task_done.
+    # The answer, its citations checked (researcher).
     graph.add_node("finalize", finalize)
+    # The skills' finish hooks (files saved), then answer and task_done.
+    graph.add_node("deliver", deliver)
     graph.add_edge(START, "route")
     graph.add_edge("route", "retrieve")
-    graph.add_edge("retrieve", "plan")
+    graph.add_edge("retrieve", "prepare")
+    graph.add_edge("prepare", "plan")
     graph.add_conditional_edges("fan_out", send_branches, ["branch"])
     graph.add_edge("branch", "evaluate")
-    graph.add_edge("finalize", END)
+    graph.add_edge("finalize", "deliver")
+    graph.add_edge("deliver", END)
     return graph

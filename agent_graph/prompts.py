@@ -126,9 +126,12 @@ def branch_messages(
     done: list[StepResult],
     may_ask: bool = True,
     sources: str = "",
+    prepared: str = "",
 ):
     current = plan[step]
     lines = [f"Sources:\n{sources}\n", f"Task: {text}"] if sources else [f"Task: {text}"]
+    if prepared:
+        lines.append(f"Worked out for you by code (use it as given):\n{prepared}\n")
     if len(plan) > 1:
         lines.append(f"Step {step + 1} of {len(plan)}: {current['title']}")
         lines.append(current["instruction"])

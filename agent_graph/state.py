@@ -45,6 +45,7 @@ class Candidate(TypedDict):
     style: str
     text: str
     source_keys: NotRequired[list[str]]  # the passages its [n] count in (researcher)
+    checks: NotRequired[list[dict[str, Any]]]  # its skills' reviews: skill, verdict, passed
 
 
 class Evaluation(TypedDict):
@@ -79,6 +80,7 @@ class TaskState(TypedDict, total=False):
     results: Annotated[list[StepResult], operator.add]
     sources: Annotated[list[dict[str, Any]], add_sources]  # the researcher's passages, numbered
     web: bool  # whether the web could be searched (after one failure it is not asked again)
+    prepared: str  # what the agent's skills computed for its branches (skills' prepare hooks)
     replan_reason: str
     failed: bool
     answer: str
@@ -100,3 +102,4 @@ class BranchInput(TypedDict):
     sources: list[dict[str, Any]]  # the task's passages so far, [1] first
     follow_up: bool  # may search again with a query written from what was found
     web: bool  # the follow-up may search the web too
+    prepared: NotRequired[str]  # what the agent's skills computed for it

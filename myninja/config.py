@@ -84,6 +84,9 @@ class GraphConfig(_Strict):
     plan_retries: int = Field(2, ge=0, le=5, description="Repairs of a malformed plan")
     max_steps: int = Field(4, ge=1, le=10, description="Most steps a plan may have")
     max_tool_rounds: int = Field(4, ge=1, le=20, description="Tool calls per branch (ReAct loop)")
+    max_revisions: int = Field(
+        2, ge=0, le=5, description="Revisions a branch may make after its skills' review fails it"
+    )
     use_past_tasks: bool = Field(True, description="Show similar past plans to the planner")
     max_tokens: int = Field(1024, ge=16, description="Reply length cap unless an agent sets one")
 
@@ -126,8 +129,9 @@ class NotifyConfig(_Strict):
     bell: bool = Field(True, description="The terminal bell")
     title: bool = Field(True, description="A marker in the terminal title while tasks wait")
     osc: Literal["off", "9", "777"] = Field(
-        "off", description="Desktop notification by escape code: OSC 9 (iTerm2, WezTerm, kitty) "
-        "or OSC 777 (rxvt, foot, Ghostty)"
+        "off",
+        description="Desktop notification by escape code: OSC 9 (iTerm2, WezTerm, kitty) "
+        "or OSC 777 (rxvt, foot, Ghostty)",
     )
     desktop: bool = Field(True, description="Run notify-send where it is installed")
     command: bool = Field(True, description="Run notify_command (from the worker)")

@@ -1,9 +1,10 @@
 """The skill contract: everything a plugin author needs, in one file.
 
-A skill is a named set of tools (typed Python functions), optionally agent personas and a graph
-node, and the permissions its tools need. `@tool` turns a function into a `Tool` whose JSON
-schema comes from its type hints and docstring; `Skill(...)` bundles tools and is what the
-entry point `myninja.skills` names. docs/plugins.md shows it in use.
+A skill is a named set of tools (typed Python functions), optionally agent personas and hooks
+into its agents' work (`prepare`, `review`, `finish`: steps the graph runs in code, for models
+that cannot call tools themselves), and the permissions its tools need. `@tool` turns a
+function into a `Tool` whose JSON schema comes from its type hints and docstring; `Skill(...)`
+bundles tools and is what the entry point `myninja.skills` names. docs/plugins.md shows it in use.
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ from myninja.config import AGENTS, Config
 from myninja.errors import MyninjaError
 
 __all__ = [
+    "Draft",
     "Permission",
     "PermissionNeeded",
     "PersonaSpec",
+    "Review",
     "Skill",
     "SkillError",
     "Tool",
     "ToolArgumentError",
     "ToolContext",
     "ToolError",
+    "UseTool",
     "tool",
 ]
 
@@ -454,6 +458,38 @@ class PersonaSpec:
     tools: tuple[str, ...] | None = None
 
 
+UseTool = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a hook is handed: the task, the answer so far, and a way to use the skill's tools.
+
+    `use(name, arguments)` runs one of this skill's tools exactly as a model's call would run:
+    through the permission gate (the person is asked for what is not granted), traced as
+    `tool_call`/`tool_result` events. It returns the tool's text, or raises ToolError (a
+    refusal, a denied permission, a failure) with a message to show."""
+
+    task: str  # the person's task, without a leading @agent
+    agent: str
+    task_id: str
+    use: UseTool
+    workspace: Path  # where this draft's files go: the task's workspace, or a branch's folder
+    text: str = ""  # the answer (empty in prepare)
+    branch_id: str | None = None  # None in prepare
+    revision: int = 0  # 0 for a branch's first answer, then 1, 2… after each review's feedback
+
+
+@dataclass(frozen=True)
+class Review:
+    """A review of one answer. `passed` None means nothing was checked; `feedback` goes back
+    to the model as a request for a revision while revisions are left."""
+
+    verdict: str  # one line the judge and the trace read, e.g. "tests: 3 passed, 1 failed"
+    passed: bool | None = None
+    feedback: str | None = None
+
+
 @dataclass
 class Skill:
     """A named set of tools, with the agents whose branches get them (empty: every agent)."""
@@ -464,9 +500,14 @@ class Skill:
     tools: Sequence[Tool] = ()
     agents: Sequence[str] = ()
     personas: Mapping[str, PersonaSpec] = field(default_factory=dict)
-    # An async callable a graph may add as a node of its own; carried, not yet wired.
-    node: Callable[..., Awaitable[Any]] | None = None
-    # Declared on top of what the tools need (e.g. a node that fetches pages).
+    # Hooks into the work of this skill's agents, each `async (Draft) -> ...`:
+    # prepare, once per task before planning: text the agent's branches are given;
+    # review, after each answer of a branch: a Review (checks run, and feedback for a revision);
+    # finish, on the chosen answer: a line added under it (where a file was saved, say).
+    prepare: Callable[[Draft], Awaitable[str | None]] | None = None
+    review: Callable[[Draft], Awaitable[Review | None]] | None = None
+    finish: Callable[[Draft], Awaitable[str | None]] | None = None
+    # Declared on top of what the tools need (e.g. a hook that fetches pages).
     permissions: Iterable[Permission | str] = frozenset()
     # Whether its tools can do anything under a config (the files skill with no allowed
     # folder cannot): tools that could only fail are not offered.
@@ -495,8 +536,10 @@ class Skill:
             if not isinstance(persona, PersonaSpec):
                 raise SkillError(f"skill {self.name!r}: persona {agent!r} is not a PersonaSpec")
         self.personas = dict(self.personas)
-        if self.node is not None and not callable(self.node):
-            raise SkillError(f"skill {self.name!r}: node must be an async callable")
+        for hook in ("prepare", "review", "finish"):
+            value = getattr(self, hook)
+            if value is not None and not inspect.iscoroutinefunction(value):
+                raise SkillError(f"skill {self.name!r}: {hook} must be an async function")
         declared = _permissions(self.permissions, f"skill {self.name!r}")
         self.permissions = declared.union(*(t.permissions for t in tools))
 

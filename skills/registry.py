@@ -35,6 +35,9 @@ log = logging.getLogger("myninja.skills")
 log.addHandler(logging.NullHandler())
 
 
+HOOKS = ("prepare", "review", "finish")
+
+
 @dataclass
 class SkillRegistry:
     """The skills this run knows, in load order, with where each came from."""
@@ -84,6 +87,17 @@ class SkillRegistry:
                 if found is not None and found[1] not in tools:
                     tools.append(found[1])
         return tools
+
+    def with_hook(self, agent: str, hook: str, config: Config | None = None) -> list[Skill]:
+        """The skills meant for `agent` (or for every agent) that have `hook` (one of HOOKS),
+        in load order; with `config`, only those available under it."""
+        return [
+            s
+            for s in self.skills.values()
+            if getattr(s, hook) is not None
+            and (not s.agents or agent in s.agents)
+            and (config is None or s.available is None or s.available(config))
+        ]
 
     def tool(self, name: str, *, agent: str | None = None) -> tuple[Skill, Tool]:
         """The skill and tool a model called by name; with `agent`, only among its tools."""
@@ -141,7 +155,7 @@ class SkillRegistry:
                 agent: {"system_prompt": p.system_prompt, "model": p.model, "tools": p.tools}
                 for agent, p in s.personas.items()
             },
-            "node": s.node is not None,
+            "hooks": [h for h in HOOKS if getattr(s, h) is not None],
         }
 
 

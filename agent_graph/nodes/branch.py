@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent_graph import permissions
+from agent_graph import skill_hooks
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
@@ -38,7 +37,7 @@ from agent_graph.research import (
 from agent_graph.state import BranchInput, Candidate, TaskState
 from backends.base import ChatRequest, ToolCall
 from myninja.errors import BackendError
-from skills.api import Permission, ToolContext, ToolError
+from skills.api import Review, ToolError
 
 
 def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
@@ -64,6 +63,7 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
                 # (or a lone branch) may search again first, so the judge weighs both.
                 follow_up=i > 0 or branches == 1,
                 web=bool(state.get("web")),
+                prepared=state.get("prepared") or "",
             )
         )
     return inputs
@@ -114,14 +114,18 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         inp["results"],
         may_ask,
         sources_block(sources) if sources else "",
+        prepared=inp.get("prepared") or "",
     )
     # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
     # protocol carries it (small models given a tool list tend to echo it instead of working).
     skill_tools = ctx.tools(inp["agent"])
     tools = [*skill_tools, ASK_USER_TOOL] if skill_tools else None
     text, error = "", None
+    checks: list[tuple[str, Review]] = []
+    revision, tool_round = 0, -1
     try:
-        for tool_round in range(ctx.config.graph.max_tool_rounds + 1):
+        while tool_round < ctx.config.graph.max_tool_rounds:
+            tool_round += 1
             offer = tool_round < ctx.config.graph.max_tool_rounds  # the last round must answer
             request = ChatRequest(
                 messages,
@@ -152,7 +156,27 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 messages += [{"role": "assistant", "content": text}, answer_message(answer)]
                 continue
             if not calls:
-                break
+                checks = await skill_hooks.review(
+                    ctx,
+                    task=inp["text"],
+                    agent=inp["agent"],
+                    task_id=inp["task_id"],
+                    step=inp["step"],
+                    branch_id=inp["branch_id"],
+                    text=text,
+                    revision=revision,
+                    events=events,
+                )
+                feedback = [r.feedback for _, r in checks if r.passed is False and r.feedback]
+                if not feedback or revision >= ctx.config.graph.max_revisions:
+                    break
+                # The skills' checks failed it: the model revises, its tool rounds anew.
+                revision, tool_round = revision + 1, -1
+                messages += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": "\n\n".join(feedback)},
+                ]
+                continue
             messages.append(
                 {
                     "role": "assistant",
@@ -179,6 +203,10 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         candidate["source_keys"] = [source["key"] for source in sources]
     if error:
         candidate["error"] = error  # type: ignore[typeddict-unknown-key]
+    if checks:
+        candidate["checks"] = [
+            {"skill": name, "verdict": r.verdict, "passed": r.passed} for name, r in checks
+        ]
     events.append(
         make_event(
             "branch_done",
@@ -187,6 +215,8 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
             branch_id=inp["branch_id"],
             text=text,
             error=error,
+            checks=candidate.get("checks") or None,
+            revisions=revision,
         )
     )
     update: dict[str, Any] = {"candidates": [candidate], "events": events, "usage": usage}
@@ -301,7 +331,21 @@ async def _use_tool(
         )
         result = str(answer)
     elif ctx.skills is not None:
-        result, error = await _run_skill_tool(inp, ctx, call.name, arguments)
+        try:
+            skill, tool = ctx.skills.tool(call.name, agent=inp["agent"])
+        except ToolError as exc:
+            error = str(exc)
+        else:
+            result, error = await skill_hooks.gated_call(
+                ctx,
+                skill,
+                tool,
+                arguments,
+                task_id=inp["task_id"],
+                step=inp["step"],
+                branch_id=inp["branch_id"],
+                workspace=skill_hooks.workspace_of(ctx, inp["task_id"], inp["branch_id"]),
+            )
     else:
         error = f"no tool named {call.name!r} is available"
     events.append(
@@ -315,37 +359,3 @@ async def _use_tool(
         )
     )
     return json.dumps({"error": error}) if error else result
-
-
-async def _run_skill_tool(
-    inp: BranchInput, ctx: GraphContext, name: str, arguments: dict[str, Any]
-) -> tuple[str, str | None]:
-    """(result, error) of a skill's tool, run only with every permission it needs: those not
-    granted yet are asked of the person first (the permission gate)."""
-    assert ctx.skills is not None
-    try:
-        skill, tool = ctx.skills.tool(name, agent=inp["agent"])
-    except ToolError as exc:
-        return "", str(exc)
-    granted = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
-    missing = {str(p) for p in tool.permissions} - granted
-    if missing:
-        ask = permissions.question(skill.name, tool.name, missing)
-        answer = interrupt({**ask, "step": inp["step"], "branch_id": inp["branch_id"]})
-        choice = permissions.decision(str(answer))
-        if choice == permissions.DENY:
-            return "", f"the person did not allow the {skill.name} skill to do that"
-        if choice == permissions.ALWAYS and ctx.grants is not None:
-            ctx.grants.always(skill.name, missing)
-        ctx.allow |= missing  # the rest of this task need not ask again
-        granted |= missing
-    context = ToolContext(
-        task_id=ctx.task_id or inp["task_id"],
-        config=ctx.config,
-        allowed_dirs=[Path(d) for d in ctx.config.skills.allowed_dirs],  # files.py expands
-        granted=frozenset(Permission(p) for p in granted),
-    )
-    try:
-        return await tool.call(arguments, context), None
-    except ToolError as exc:
-        return "", str(exc)

@@ -75,6 +75,25 @@ def _cited_fairly(state: TaskState, candidate: Candidate, verdict: Evaluation) -
     return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
 
 
+FAILED_CHECK_CAP = 3.0  # the most a branch whose own checks fail can score: below any threshold
+
+
+def _checked_by_skills(candidate: Candidate, verdict: Evaluation) -> Evaluation:
+    """The judge's score weighed with what the skills' reviews found by running things (the
+    code's tests, say): failing them caps it, passing them is worth a point. A small judge
+    reading code cannot tell whether it runs; this can."""
+    checks = candidate.get("checks") or []
+    ran = [c for c in checks if c.get("passed") is not None]
+    if not ran or verdict["score"] < 0:
+        return verdict
+    note = " Checks: " + "; ".join(f"{c['skill']}: {c['verdict']}" for c in ran) + "."
+    if any(c["passed"] is False for c in ran):
+        score = min(verdict["score"], FAILED_CHECK_CAP)
+    else:
+        score = min(10.0, verdict["score"] + 1)
+    return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
+
+
 async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     ctx = runtime.context
     settings = ctx.config.graph
@@ -89,10 +108,13 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     verdicts = await asyncio.gather(*(_judge(ctx, state, c, usage) for c in distinct.values()))
     by_text = dict(zip(distinct, verdicts, strict=True))
     evaluations = [
-        _cited_fairly(
-            state,
+        _checked_by_skills(
             c,
-            Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]}),
+            _cited_fairly(
+                state,
+                c,
+                Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]}),
+            ),
         )
         for c in candidates
     ]

@@ -1,4 +1,5 @@
-"""finalize: the answer (composed when the plan had several steps) and the task_done event.
+"""finalize: the answer (composed when the plan had several steps); deliver: the skills'
+finish hooks, then the answer and task_done events.
 
 A researcher's answer is checked against the passages retrieved for the task before anyone
 sees it as final: every [n] must name one of them and every quoted span must occur in the one
@@ -15,6 +16,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
+from agent_graph import skill_hooks
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
@@ -25,7 +27,7 @@ from agent_graph.research import (
     sources_block,
     to_task_numbers,
 )
-from agent_graph.state import TaskState, add_usage
+from agent_graph.state import TaskState
 from backends.base import ChatRequest
 from myninja.errors import BackendError
 from skills.research.citations import (
@@ -42,10 +44,6 @@ from skills.research.citations import (
 async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
     ctx = runtime.context
     results = [r for r in state["results"] if r["round"] == state["round"]]
-    selected = [
-        e for e in state["events"] if e["type"] == "selected" and e["round"] == state["round"]
-    ]
-    best_effort = any(e["best_effort"] for e in selected)
     usage: dict[str, int] = {}
     sources = list(state.get("sources") or [])
     if sources:
@@ -63,7 +61,33 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
     if sources:
         answer, checked = await _checked(ctx, state, answer, sources, usage)
         events.append(checked)
-    total = add_usage(state.get("usage"), usage)
+    return {"answer": answer, "usage": usage, "events": events}
+
+
+async def deliver(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
+    """The skills' finish hooks on the answer (a document saved, the chosen code put in the
+    workspace), their lines under it, then the `answer` and `task_done` events. A node of its
+    own: a hook that asks the person for a permission re-runs only this on resume."""
+    ctx = runtime.context
+    results = [r for r in state["results"] if r["round"] == state["round"]]
+    selected = [
+        e for e in state["events"] if e["type"] == "selected" and e["round"] == state["round"]
+    ]
+    agent = state.get("agent") or ctx.config.default_agent
+    events: list[dict[str, Any]] = []
+    answer = state.get("answer") or ""
+    lines = await skill_hooks.finish(
+        ctx,
+        task=state["text"],
+        agent=agent,
+        task_id=state["task_id"],
+        branch_id=results[-1]["branch_id"] if results else None,
+        text=answer,
+        events=events,
+    )
+    if lines:
+        answer = answer.rstrip() + "\n\n" + "\n".join(f"{line}  " for line in lines).rstrip()
+    total = dict(state.get("usage") or {})
     total["total_tokens"] = total.get("prompt_tokens", 0) + total.get("completion_tokens", 0)
     started = state["events"][0]["ts"] if state.get("events") else time.time()
     answered = make_event("answer", text=answer)
@@ -73,10 +97,10 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
         usage=total,
         timings={"total_s": round(time.time() - started, 4)},
         kept=[r["branch_id"] for r in results],
-        best_effort=best_effort,
+        best_effort=any(e["best_effort"] for e in selected),
         agent=state.get("agent"),
     )
-    return {"answer": answer, "usage": usage, "events": [*events, answered, done]}
+    return {"answer": answer, "events": [*events, answered, done]}
 
 
 async def _checked(

@@ -83,6 +83,8 @@ def skills_info(name: str, as_json: bool) -> None:
     click.echo(f"source: {info['source']}")
     click.echo(f"permissions: {_joined(info['permissions'], 'none')}")
     click.echo(f"agents: {_joined(info['agents'], 'every agent')}")
+    if info["hooks"]:
+        click.echo(f"hooks: {', '.join(info['hooks'])}")
     for agent, persona in info["personas"].items():
         click.echo(f"adds agent {agent} (model: {persona['model'] or 'the configured one'})")
     for tool in info["tools"]:

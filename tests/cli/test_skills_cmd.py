@@ -61,7 +61,7 @@ def test_info_json_gives_each_tool_its_schema() -> None:
     assert read["permissions"] == ["read_files"]
     assert read["parameters"]["required"] == ["path"]
     assert read["parameters"]["properties"]["first_line"]["default"] == 1
-    assert info["node"] is False
+    assert info["hooks"] == []
 
 
 def test_unknown_skill_is_one_line_exit_2() -> None:

@@ -1,0 +1,259 @@
+"""Running skills for a task: every tool call through the permission gate, and the skills' hooks
+(skills/api.py: prepare, review, finish) at their places in the graph.
+
+A tool runs only with every permission it declares granted to its skill: those not granted
+yet become one question through LangGraph's interrupt (allow once / always allow / deny). A
+model's call and a hook's `use` take the same path and leave the same `tool_call` /
+`tool_result` events, so the trace shows what ran whoever asked for it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import interrupt
+
+from agent_graph import permissions
+from agent_graph.context import GraphContext
+from agent_graph.events import make_event
+from skills.api import Draft, Permission, Review, Skill, Tool, ToolContext, ToolError
+
+Events = list[dict[str, Any]]
+
+
+def workspace_of(ctx: GraphContext, task_id: str, branch_id: str | None = None) -> Path:
+    """The task's workspace, or the folder of one of its branches inside it (parallel
+    branches must not write over each other's files)."""
+    root = ToolContext(task_id=task_id, config=ctx.config).workspace
+    return root / branch_id if branch_id else root
+
+
+async def gated_call(
+    ctx: GraphContext,
+    skill: Skill,
+    tool: Tool,
+    arguments: dict[str, Any],
+    *,
+    task_id: str,
+    step: int | None,
+    branch_id: str | None,
+    workspace: Path | None = None,
+) -> tuple[str, str | None]:
+    """(result, error) of one tool, run only once every permission it needs is granted."""
+    granted = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
+    missing = {str(p) for p in tool.permissions} - granted
+    if missing:
+        ask = permissions.question(skill.name, tool.name, missing)
+        answer = interrupt({**ask, "step": step, "branch_id": branch_id})
+        choice = permissions.decision(str(answer))
+        if choice == permissions.DENY:
+            return "", f"the person did not allow the {skill.name} skill to do that"
+        if choice == permissions.ALWAYS and ctx.grants is not None:
+            ctx.grants.always(skill.name, missing)
+        ctx.allow |= missing  # the rest of this task need not ask again
+        granted |= missing
+    context = ToolContext(
+        task_id=ctx.task_id or task_id,
+        config=ctx.config,
+        allowed_dirs=[Path(d) for d in ctx.config.skills.allowed_dirs],  # files.py expands
+        granted=frozenset(Permission(p) for p in granted),
+        workspace_dir=workspace,
+    )
+    try:
+        return await tool.call(arguments, context), None
+    except ToolError as exc:
+        return "", str(exc)
+
+
+def tool_events(
+    branch_id: str | None, call_id: str, name: str, arguments: Any, result: str, error: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        make_event(
+            "tool_call", branch_id=branch_id, call_id=call_id, name=name, arguments=arguments
+        ),
+        make_event(
+            "tool_result",
+            branch_id=branch_id,
+            call_id=call_id,
+            name=name,
+            result=result,
+            error=error,
+        ),
+    )
+
+
+def _use_for(
+    ctx: GraphContext,
+    skill: Skill,
+    events: Events,
+    *,
+    hook: str,
+    task_id: str,
+    step: int | None,
+    branch_id: str | None,
+    workspace: Path,
+) -> Callable[[str, dict[str, Any]], Awaitable[str]]:
+    """A hook's `use`: its own skill's tools only, gated and traced like a model's call."""
+    calls = 0
+
+    async def use(name: str, arguments: dict[str, Any]) -> str:
+        nonlocal calls
+        calls += 1
+        try:
+            tool = skill.tool(name)
+        except KeyError:
+            raise ToolError(f"the {skill.name} skill has no tool named {name!r}") from None
+        result, error = await gated_call(
+            ctx,
+            skill,
+            tool,
+            dict(arguments),
+            task_id=task_id,
+            step=step,
+            branch_id=branch_id,
+            workspace=workspace,
+        )
+        call_id = f"{hook}-{skill.name}-{branch_id or 'task'}-{calls}"
+        events.extend(tool_events(branch_id, call_id, name, arguments, result, error))
+        if error:
+            raise ToolError(error)
+        return result
+
+    return use
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+
+
+def _hooked(ctx: GraphContext, agent: str, hook: str) -> list[Skill]:
+    if ctx.skills is None:
+        return []
+    return ctx.skills.with_hook(agent, hook, ctx.config)
+
+
+async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, events: Events) -> str:
+    """What the agent's skills prepare for its branches, once per task ("" for nothing)."""
+    parts = []
+    for skill in _hooked(ctx, agent, "prepare"):
+        workspace = workspace_of(ctx, task_id)
+        draft = Draft(
+            task=task,
+            agent=agent,
+            task_id=task_id,
+            workspace=workspace,
+            use=_use_for(
+                ctx,
+                skill,
+                events,
+                hook="prepare",
+                task_id=task_id,
+                step=None,
+                branch_id=None,
+                workspace=workspace,
+            ),
+        )
+        assert skill.prepare is not None
+        try:
+            text = await skill.prepare(draft)
+        except Exception as exc:  # a plugin's bug must not end the task
+            if isinstance(exc, GraphBubbleUp):
+                raise  # a question for the person, not a failure
+            text = f"({skill.name} could not prepare: {_why(exc)})"
+        if text and text.strip():
+            parts.append(text.strip())
+    return "\n\n".join(parts)
+
+
+async def review(
+    ctx: GraphContext,
+    *,
+    task: str,
+    agent: str,
+    task_id: str,
+    step: int,
+    branch_id: str,
+    text: str,
+    revision: int,
+    events: Events,
+) -> list[tuple[str, Review]]:
+    """Each of the agent's skills' review of one answer: (skill name, review)."""
+    found = []
+    for skill in _hooked(ctx, agent, "review"):
+        workspace = workspace_of(ctx, task_id, branch_id)
+        draft = Draft(
+            task=task,
+            agent=agent,
+            task_id=task_id,
+            workspace=workspace,
+            text=text,
+            branch_id=branch_id,
+            revision=revision,
+            use=_use_for(
+                ctx,
+                skill,
+                events,
+                hook="review",
+                task_id=task_id,
+                step=step,
+                branch_id=branch_id,
+                workspace=workspace,
+            ),
+        )
+        assert skill.review is not None
+        try:
+            verdict = await skill.review(draft)
+        except Exception as exc:
+            if isinstance(exc, GraphBubbleUp):
+                raise
+            verdict = Review(verdict=f"not checked: {_why(exc)}")
+        if verdict is not None:
+            found.append((skill.name, verdict))
+    return found
+
+
+async def finish(
+    ctx: GraphContext,
+    *,
+    task: str,
+    agent: str,
+    task_id: str,
+    branch_id: str | None,
+    text: str,
+    events: Events,
+) -> list[str]:
+    """The lines the agent's skills add under the chosen answer."""
+    lines = []
+    for skill in _hooked(ctx, agent, "finish"):
+        workspace = workspace_of(ctx, task_id)
+        draft = Draft(
+            task=task,
+            agent=agent,
+            task_id=task_id,
+            workspace=workspace,
+            text=text,
+            branch_id=branch_id,
+            use=_use_for(
+                ctx,
+                skill,
+                events,
+                hook="finish",
+                task_id=task_id,
+                step=None,
+                branch_id=branch_id,
+                workspace=workspace,
+            ),
+        )
+        assert skill.finish is not None
+        try:
+            line = await skill.finish(draft)
+        except Exception as exc:
+            if isinstance(exc, GraphBubbleUp):
+                raise
+            line = f"({skill.name}: {_why(exc)})"
+        if line and line.strip():
+            lines.append(line.strip())
+    return lines
