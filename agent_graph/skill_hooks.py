@@ -8,6 +8,7 @@ model's call and a hook's `use` take the same path and leave the same `tool_call
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,49 @@ from langgraph.types import interrupt
 from agent_graph import permissions
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
-from skills.api import Draft, Permission, Review, Skill, Tool, ToolContext, ToolError
+from skills.api import (
+    Draft,
+    Permission,
+    Review,
+    Skill,
+    Tool,
+    ToolContext,
+    ToolError,
+    task_workspace,
+)
+from skills.coder.sandbox import Workspace
 
 Events = list[dict[str, Any]]
 
 
+BRANCHES = ".branches"  # in a task's workspace: each branch's own folder
+
+
 def workspace_of(ctx: GraphContext, task_id: str, branch_id: str | None = None) -> Path:
     """The task's workspace, or the folder of one of its branches inside it (parallel
-    branches must not write over each other's files)."""
-    root = ToolContext(task_id=task_id, config=ctx.config).workspace
-    return root / branch_id if branch_id else root
+    branches must not write over each other's files; the chosen ones are promoted)."""
+    root = task_workspace(task_id)
+    return root / BRANCHES / branch_id if branch_id else root
+
+
+def promote(root: Path, branch_ids: list[str]) -> list[str]:
+    """Copy the files the chosen branches wrote into the task's workspace itself, in step
+    order (a later step's file replaces an earlier one's); their relative paths."""
+    copied: list[str] = []
+    for branch_id in branch_ids:
+        folder = root / BRANCHES / branch_id
+        if not folder.is_dir():
+            continue
+        for name in Workspace(folder).files():
+            source = folder / name
+            if source.is_symlink() or not source.is_file():
+                continue  # a link could point anywhere; only what the branch wrote moves
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            if name not in copied:
+                copied.append(name)
+    return copied
 
 
 async def gated_call(
@@ -125,6 +159,11 @@ def _use_for(
     return use
 
 
+def _granted(ctx: GraphContext, skill: Skill) -> frozenset[Permission]:
+    given = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
+    return frozenset(Permission(p) for p in given if p in Permission._value2member_map_)
+
+
 def _why(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
 
@@ -145,6 +184,7 @@ async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, eve
             agent=agent,
             task_id=task_id,
             workspace=workspace,
+            granted=_granted(ctx, skill),
             use=_use_for(
                 ctx,
                 skill,
@@ -192,6 +232,7 @@ async def review(
             text=text,
             branch_id=branch_id,
             revision=revision,
+            granted=_granted(ctx, skill),
             use=_use_for(
                 ctx,
                 skill,
@@ -236,6 +277,7 @@ async def finish(
             workspace=workspace,
             text=text,
             branch_id=branch_id,
+            granted=_granted(ctx, skill),
             use=_use_for(
                 ctx,
                 skill,

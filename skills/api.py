@@ -106,9 +106,14 @@ class ToolContext:
     @property
     def workspace(self) -> Path:
         """The task's own folder, created on first use."""
-        folder = self.workspace_dir or paths.data_dir() / "workspaces" / self.task_id
+        folder = self.workspace_dir or task_workspace(self.task_id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def task_workspace(task_id: str) -> Path:
+    """Where a task's files go (not created here): <data dir>/workspaces/<task_id>."""
+    return paths.data_dir() / "workspaces" / task_id
 
 
 # -- tools -------------------------------------------------------------------------------------
@@ -478,6 +483,9 @@ class Draft:
     text: str = ""  # the answer (empty in prepare)
     branch_id: str | None = None  # None in prepare
     revision: int = 0  # 0 for a branch's first answer, then 1, 2… after each review's feedback
+    # What the skill may already do without asking: a hook whose work is optional (saving a
+    # copy, say) checks this rather than stopping the task with a question.
+    granted: frozenset[Permission] = frozenset()
 
 
 @dataclass(frozen=True)

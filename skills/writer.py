@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from skills.api import Permission, Skill, ToolContext, ToolError, tool
+from skills.api import Draft, Permission, Skill, ToolContext, ToolError, tool
 from skills.coder.sandbox import Workspace, WorkspaceError
 
 MAX_DOCUMENT_CHARS = 500_000  # a document, not a data dump: keeps one call's disk use sane
@@ -122,9 +122,37 @@ def _closest(find: str, text: str) -> str:
     return f"; the closest line is {match[0][:200]!r}" if match else ""
 
 
+_HEADING = re.compile(r"^\s{0,3}#{1,3}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_TITLE_WORDS = 6
+
+
+def document_name(answer: str, task: str) -> str:
+    """The name an answer is saved under: its first heading, else the task's first words."""
+    heading = _HEADING.search(answer)
+    if heading and _slug(heading.group(1)):
+        return heading.group(1)
+    words = [w for w in re.findall(r"[\w'-]+", task)][:_TITLE_WORDS]
+    return " ".join(words) if words and _slug(" ".join(words)) else "document"
+
+
+async def finish(draft: Draft) -> str | None:
+    """The chosen answer saved as a Markdown document in the task's workspace, when the writer
+    may already write files (saving is a convenience: it never stops a task with a question).
+    A branch that saved documents itself (through its tools) needs no copy."""
+    if Permission.WRITE_FILES not in draft.granted or not draft.text.strip():
+        return None
+    if any(draft.workspace.glob("*.md")):
+        return None  # promoted from the chosen branch already
+    saved = await draft.use(
+        "save_document", {"name": document_name(draft.text, draft.task), "markdown": draft.text}
+    )
+    return saved.split(" (", 1)[0]  # "Saved /path/x.md"
+
+
 skill = Skill(
     name="writer",
     description="Draft and edit Markdown documents in the task's workspace",
     tools=[save_document, edit_document],
     agents=("writer",),
+    finish=finish,
 )

@@ -76,6 +76,8 @@ async def deliver(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
     agent = state.get("agent") or ctx.config.default_agent
     events: list[dict[str, Any]] = []
     answer = state.get("answer") or ""
+    root = skill_hooks.workspace_of(ctx, state["task_id"])
+    files = skill_hooks.promote(root, [r["branch_id"] for r in results])
     lines = await skill_hooks.finish(
         ctx,
         task=state["text"],
@@ -85,6 +87,8 @@ async def deliver(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
         text=answer,
         events=events,
     )
+    if files and not any(str(root) in line for line in lines):
+        lines.insert(0, f"Files: {', '.join(files[:12])} in {root}")
     if lines:
         answer = answer.rstrip() + "\n\n" + "\n".join(f"{line}  " for line in lines).rstrip()
     total = dict(state.get("usage") or {})

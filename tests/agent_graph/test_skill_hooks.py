@@ -1,0 +1,226 @@
+"""Skills' hooks in the graph (prepare, review, finish), on a scripted backend with a real
+TaskManager: what they add reaches the model and the answer, a failed review asks for a
+revision and weighs on the judge's score, a hook's tool goes through the permission gate,
+and the chosen branch's files become the task's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_graph.runtime import TaskManager
+from backends.scripted import Rule, ScriptedBackend
+from myninja.config import Config
+from skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
+from tests.agent_graph.scripts import DIRECT, PLAN_ONE_STEP, judge
+from tests.agent_graph.test_graph import Open, of_type, run_to_rest
+
+PREPARED = "Slots computed: Tuesday 10:00 UTC."
+
+
+@tool(permissions=[Permission.WRITE_FILES])
+def keep_note(text: str, ctx: ToolContext) -> str:
+    """Write a note into the workspace."""
+    path = ctx.workspace / "note.txt"
+    path.write_text(text, encoding="utf-8")
+    return f"kept {path}"
+
+
+async def _prepare(draft: Draft) -> str:
+    assert draft.text == "" and draft.branch_id is None
+    return PREPARED
+
+
+async def _review(draft: Draft) -> Review:
+    if "FIXED" in draft.text:
+        return Review(verdict="looks fixed", passed=True)
+    verdict = f"revision {draft.revision} not fixed"
+    return Review(verdict=verdict, passed=False, feedback="Say FIXED")
+
+
+async def _finish(draft: Draft) -> str:
+    kept = await draft.use("keep_note", {"text": draft.text})
+    return f"Note: {kept}"
+
+
+def hooked_skill(**hooks: Any) -> Skill:
+    return Skill(
+        name="hooked",
+        description="A skill with hooks, for the advisor",
+        tools=[keep_note],
+        agents=("advisor",),
+        **hooks,
+    )
+
+
+@pytest.fixture
+def open_hooked(tmp_path: Path) -> Open:
+    @asynccontextmanager
+    async def opener(
+        rules: list[dict[str, Any]], skill: Skill | None = None, **config: Any
+    ) -> AsyncIterator[tuple[TaskManager, ScriptedBackend]]:
+        scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+        graph = {"branches": 1, **config.pop("graph", {})}
+        settings = Config.model_validate({"graph": graph, **config})
+        async with TaskManager.open(
+            settings, tmp_path / "data", backends={"embedded": scripted}
+        ) as manager:
+            if skill is not None:
+                assert manager.skills.add(skill, "test") is None
+            yield manager, scripted
+
+    return opener
+
+
+async def test_what_prepare_works_out_reaches_every_branch(open_hooked: Open) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Tuesday it is", 8),
+        {"match": rf"Worked out for you by code.*{PREPARED}.*{DIRECT}", "reply": "Tuesday it is"},
+        {"match": DIRECT, "reply": "No idea"},
+    ]
+    async with open_hooked(rules, hooked_skill(prepare=_prepare)) as (manager, scripted):
+        task_id = await manager.submit("@advisor When shall we meet?")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "Tuesday it is"
+        # Once per task, before the plan: the planner's call comes after it.
+        assert not [c for c in scripted.calls if PREPARED in str(c.messages[0])]
+
+
+async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
+    open_hooked: Open,
+) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Draft FIXED", 7),
+        {"match": r"Say FIXED", "reply": "Draft FIXED"},
+        {"match": DIRECT, "reply": "Draft one"},
+    ]
+    async with open_hooked(rules, hooked_skill(review=_review)) as (manager, _):
+        task_id = await manager.submit("@advisor Write it")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "Draft FIXED"
+        (done,) = of_type(manager, task_id, "branch_done")
+        assert done["revisions"] == 1
+        assert done["checks"] == [{"skill": "hooked", "verdict": "looks fixed", "passed": True}]
+        (evaluation,) = of_type(manager, task_id, "evaluation")
+        assert evaluation["score"] == 8  # the judge's 7, plus one for passing its checks
+        assert "Checks: hooked: looks fixed." in evaluation["reasons"]
+
+
+async def test_checks_that_keep_failing_stop_after_the_revisions_and_cap_the_score(
+    open_hooked: Open,
+) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Still wrong", 9),
+        {"match": DIRECT, "reply": "Still wrong"},
+    ]
+    graph = {"max_revisions": 1, "max_rounds": 1}
+    async with open_hooked(rules, hooked_skill(review=_review), graph=graph) as (manager, scripted):
+        task_id = await manager.submit("@advisor Write it")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "Still wrong"
+        (done,) = of_type(manager, task_id, "branch_done")
+        assert done["revisions"] == 1
+        assert done["checks"][0] == {
+            "skill": "hooked",
+            "verdict": "revision 1 not fixed",
+            "passed": False,
+        }
+        (evaluation,) = of_type(manager, task_id, "evaluation")
+        assert evaluation["score"] == 3  # the judge said 9; its own checks failed
+        (selected,) = of_type(manager, task_id, "selected")
+        assert selected["best_effort"] is True
+        branch_calls = [c for c in scripted.calls if DIRECT in str(c.messages)]
+        assert len(branch_calls) == 2  # the answer and one revision
+
+
+async def test_a_hooks_tool_asks_its_permission_and_its_line_ends_the_answer(
+    open_hooked: Open,
+) -> None:
+    rules = [PLAN_ONE_STEP, judge("Done", 8), {"match": DIRECT, "reply": "Done"}]
+    async with open_hooked(rules, hooked_skill(finish=_finish)) as (manager, _):
+        task_id = await manager.submit("@advisor Do it")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        (question,) = manager.store.questions(task_id)
+        assert question["text"] == (
+            "Allow the hooked skill to write files? (its tool keep_note asks)"
+        )
+        await manager.answer(task_id, None, "allow once")
+        task = await run_to_rest(manager, task_id)
+        note = task_workspace(task_id) / "note.txt"
+        assert task["answer"] == f"Done\n\nNote: kept {note}"
+        assert note.read_text() == "Done"
+        (call,) = of_type(manager, task_id, "tool_call")
+        assert call["name"] == "keep_note" and call["call_id"].startswith("finish-hooked-")
+        assert [e["type"] for e in manager.store.events(task_id)][-2:] == ["answer", "task_done"]
+
+
+async def test_a_denied_hook_tool_leaves_a_note_not_a_failure(open_hooked: Open) -> None:
+    rules = [PLAN_ONE_STEP, judge("Done", 8), {"match": DIRECT, "reply": "Done"}]
+    async with open_hooked(rules, hooked_skill(finish=_finish)) as (manager, _):
+        task_id = await manager.submit("@advisor Do it")
+        await run_to_rest(manager, task_id)
+        await manager.answer(task_id, None, "deny")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done"
+        assert task["answer"] == (
+            "Done\n\n(hooked: the person did not allow the hooked skill to do that)"
+        )
+        assert not (task_workspace(task_id) / "note.txt").exists()
+
+
+async def test_the_chosen_branchs_files_become_the_tasks(open_hooked: Open) -> None:
+    """Two coder branches write solution.py in folders of their own; the judge's pick is
+    copied into the task's workspace and named under the answer."""
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Wrote B", 9),
+        judge("Wrote A", 4),
+        {"match": rf"{DIRECT}.*tool: wrote solution.py", "reply": "Wrote A"},
+        {"match": r"tool: wrote solution.py", "reply": "Wrote B"},
+        {
+            "match": DIRECT,
+            "tool_calls": [
+                {"name": "write_file", "arguments": {"path": "solution.py", "content": "A = 1\n"}}
+            ],
+        },
+        {
+            "match": r"Attempt 1\.",
+            "tool_calls": [
+                {"name": "write_file", "arguments": {"path": "solution.py", "content": "B = 2\n"}}
+            ],
+        },
+    ]
+    async with open_hooked(rules, graph={"branches": 2}, agents={"coder": {"tools": True}}) as (
+        manager,
+        _,
+    ):
+        task_id = await manager.submit("@coder Write it", allow=["write_files"])
+        task = await run_to_rest(manager, task_id)
+        root = task_workspace(task_id)
+        assert task["answer"].startswith("Wrote B")
+        assert task["answer"].endswith(f"Files: solution.py in {root}")
+        assert (root / "solution.py").read_text() == "B = 2\n"
+        assert (root / ".branches" / "s1r1b1" / "solution.py").read_text() == "A = 1\n"
+
+
+async def test_the_writer_saves_its_answer_only_when_it_may_write(open_hooked: Open) -> None:
+    answer = "# Launch plan\n\nShip on Monday."
+    rules = [PLAN_ONE_STEP, judge("# Launch plan", 8), {"match": DIRECT, "reply": answer}]
+    async with open_hooked(rules) as (manager, _):
+        quiet = await manager.submit("@writer Draft the launch plan")
+        task = await run_to_rest(manager, quiet)
+        assert task["status"] == "done" and task["answer"] == answer  # nothing asked, no copy
+        assert not task_workspace(quiet).exists()
+
+        saved = await manager.submit("@writer Draft the launch plan", allow=["write_files"])
+        task = await run_to_rest(manager, saved)
+        path = task_workspace(saved) / "launch-plan.md"
+        assert task["answer"] == f"{answer}\n\nSaved {path}"
+        assert path.read_text() == answer + "\n"
