@@ -25,6 +25,7 @@ from myninja.errors import UsageError
 from skills.api import Permission, Skill, ToolContext, ToolError, tool
 from skills.scheduler.calendars import Busy, CalendarError, busy_intervals, load_calendar
 from skills.scheduler.invite import draft_invite
+from skills.scheduler.prepare import prepare
 from skills.scheduler.slots import Slot, WorkingHours, find_slots
 
 MAX_ATTENDEES = 20
@@ -298,4 +299,6 @@ skill = Skill(
     "(.ics files); sends nothing",
     tools=[find_meeting_slots, draft_meeting_invite],
     agents=("scheduler",),
+    # For models that cannot call tools: the slots and the invite are worked out beforehand.
+    prepare=prepare,
 )
