@@ -17,6 +17,7 @@ from pydantic import Field
 
 from skills.api import Permission, Skill, ToolContext, ToolError, tool
 
+from .review import finish, review
 from .sandbox import (
     DEFAULT_LIMITS,
     RunResult,
@@ -266,4 +267,8 @@ skill = Skill(
     description="Write, run and test Python code in the task's own workspace",
     tools=[write_file, read_workspace_file, run_python, run_tests],
     agents=("coder",),
+    # For a model that answers with code blocks instead of tool calls: the code is written,
+    # run and tested all the same, and the chosen branch's files land in the workspace.
+    review=review,
+    finish=finish,
 )
