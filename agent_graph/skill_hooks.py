@@ -57,8 +57,15 @@ def promote(root: Path, branch_ids: list[str]) -> list[str]:
             if source.is_symlink() or not source.is_file():
                 continue  # a link could point anywhere; only what the branch wrote moves
             target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            try:
+                if target.is_symlink():
+                    target.unlink()  # never write through a link to somewhere else
+                elif target.is_dir():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            except OSError:
+                continue  # a file where a folder should be, say: the branch's copy stays
             if name not in copied:
                 copied.append(name)
     return copied

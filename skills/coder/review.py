@@ -1,7 +1,7 @@
 """The coder skill's hooks for models that cannot call tools: `review` takes the Python code
 blocks of an answer, writes them into the branch's folder, runs them (or their tests) in the
-sandbox and asks for a revision when they fail; `finish` puts the chosen branch's files in the
-task's workspace.
+sandbox and asks for a revision when they fail (the graph then copies the chosen branch's files
+into the task's workspace).
 
 Everything `review` does goes through `draft.use`, so it is gated and traced exactly as if the
 model had called write_file / run_tests / run_python itself.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ _LONG_RUNNING = (
     "uvicorn.run(",
     ".mainloop(",
 )
-# The sandbox's scratch folder (tmp/): pytest ignores it and finish does not copy it.
+# The sandbox's scratch folder (tmp/): pytest ignores it and it is never copied out.
 _SCRATCH = Workspace(Path(".")).tmp.name
 _NO_NETWORK = (
     "Temporary failure in name resolution",
@@ -499,33 +498,3 @@ def _trimmed(report: str, trim: str) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0]
-
-
-async def finish(draft: Draft) -> str | None:
-    """Copy the chosen branch's files (written there by `review`) into the task's workspace,
-    and say where they are. None when the branch wrote none."""
-    if not draft.branch_id:
-        return None
-    folder = draft.workspace / draft.branch_id
-    if not folder.is_dir():
-        return None
-    copied: list[str] = []
-    # Workspace.files() leaves out the sandbox's tmp/ and the caches.
-    for name in Workspace(folder).files():
-        source = folder / name
-        if source.is_symlink() or not source.is_file():
-            continue  # a link could point anywhere: only what the branch wrote is copied
-        target = draft.workspace / name
-        try:
-            if target.is_symlink():
-                target.unlink()  # never write through a link to somewhere else
-            elif target.is_dir():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        except OSError:
-            continue  # a folder of that name in the way, say: the branch's copy stays
-        copied.append(name)
-    if not copied:
-        return None
-    return f"Files: {_listed(dict.fromkeys(copied, ''))} in {draft.workspace}"

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from skills.api import Permission, Skill, ToolContext, ToolError, tool
 
-from .review import finish, review
+from .review import review
 from .sandbox import (
     DEFAULT_LIMITS,
     RunResult,
@@ -270,5 +270,4 @@ skill = Skill(
     # For a model that answers with code blocks instead of tool calls: the code is written,
     # run and tested all the same, and the chosen branch's files land in the workspace.
     review=review,
-    finish=finish,
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agent_graph import skill_hooks
 from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
@@ -224,3 +225,73 @@ async def test_the_writer_saves_its_answer_only_when_it_may_write(open_hooked: O
         path = task_workspace(saved) / "launch-plan.md"
         assert task["answer"] == f"{answer}\n\nSaved {path}"
         assert path.read_text() == answer + "\n"
+
+
+def test_promote_copies_what_the_branches_wrote_and_nothing_else(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    first, second = root / ".branches" / "s1r1b2", root / ".branches" / "s2r1b1"
+    for folder in (first, second):
+        (folder / "tmp").mkdir(parents=True)  # the sandbox's scratch space
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (first / "solution.py").write_text("v = 1\n")
+    (first / "notes.md").write_text("first\n")
+    (second / "solution.py").write_text("v = 2\n")  # the later step's version wins
+    (second / "pkg").mkdir()
+    (second / "pkg" / "mod.py").write_text("m = 1\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    (first / "link.txt").symlink_to(outside)  # never copied: it could point anywhere
+    (root / "notes.md").symlink_to(outside)  # never written through
+    copied = skill_hooks.promote(root, ["s1r1b2", "s2r1b1", "s3r1b1"])
+    assert copied == ["notes.md", "solution.py", "pkg/mod.py"]
+    assert (root / "solution.py").read_text() == "v = 2\n"
+    assert (root / "pkg" / "mod.py").read_text() == "m = 1\n"
+    assert not (root / "notes.md").is_symlink() and (root / "notes.md").read_text() == "first\n"
+    assert outside.read_text() == "keep\n"
+    assert not (root / "link.txt").exists()
+    assert not (root / "tmp").exists() and not (root / "__pycache__").exists()
+
+
+WRONG = (
+    "```python\ndef add(a, b):\n    return a - b\n\n\n"
+    "def test_add():\n    assert add(2, 3) == 5\n```"
+)
+RIGHT = WRONG.replace("a - b", "a + b")
+
+
+@pytest.mark.slow
+async def test_the_coder_runs_its_answers_tests_and_revises_until_they_pass(
+    open_hooked: Open,
+) -> None:
+    """On a model offered no tools, the coder's review writes the answer's code into the
+    branch's folder, runs its test in the sandbox, and sends the failure back."""
+    rules = [
+        PLAN_ONE_STEP,
+        judge("```python", 7),
+        {"match": r"FAILED.*test_add.*Fix the code", "reply": RIGHT},
+        {"match": DIRECT, "reply": WRONG},
+    ]
+    async with open_hooked(rules) as (manager, _):
+        task_id = await manager.submit("@coder add two numbers", allow=["write_files", "run_code"])
+        task = await run_to_rest(manager, task_id)
+        root = task_workspace(task_id)
+        assert task["answer"] == f"{RIGHT}\n\nFiles: solution.py in {root}"
+        assert "return a + b" in (root / "solution.py").read_text()
+        (done,) = of_type(manager, task_id, "branch_done")
+        assert done["revisions"] == 1
+        assert done["checks"] == [{"skill": "coder", "verdict": "tests: passed 1", "passed": True}]
+        results = [
+            (r["name"], r["result"].splitlines()[0])
+            for r in of_type(manager, task_id, "tool_result")
+        ]
+        assert results == [
+            ("write_file", "wrote solution.py"),
+            ("run_tests", "passed 0, failed 1"),
+            ("write_file", "wrote solution.py"),
+            ("run_tests", "passed 1, failed 0"),
+        ]
+        revised = of_type(manager, task_id, "tool_result")[2]["result"]
+        assert "-    return a - b\n+    return a + b" in revised  # the revision's diff
+        (evaluation,) = of_type(manager, task_id, "evaluation")
+        assert evaluation["score"] == 8

@@ -1,4 +1,4 @@
-"""The coder skill's review and finish hooks: code blocks taken from an answer, written into a
+"""The coder skill's review hook: code blocks taken from an answer, written into a
 branch's folder, run or tested in the real sandbox, and the chosen files put in the workspace."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from skills.api import Draft, Permission, Review, ToolContext, ToolError
 from skills.coder import skill as coder
-from skills.coder.review import FIX, code_files, finish, review
+from skills.coder.review import FIX, code_files, review
 from skills.coder.sandbox import SandboxLimits
 
 BRANCH = "s1r0b1"
@@ -140,7 +140,7 @@ def test_a_named_file_given_again_keeps_its_later_version() -> None:
     assert code_files(answer) == {"calc.py": "# calc.py\nx = 2\n"}
 
 
-# -- review and finish on the real sandbox ------------------------------------------------------
+# -- review on the real sandbox ------------------------------------------------------------
 
 
 class Tools:
@@ -188,7 +188,7 @@ async def run_review(root: Path, tools: Tools, text: str, revision: int = 0) -> 
 
 
 def test_the_skill_has_the_hooks() -> None:
-    assert coder.skill.review is review and coder.skill.finish is finish
+    assert coder.skill.review is review
 
 
 async def test_no_code_is_not_checked(root: Path, tools: Tools) -> None:
@@ -333,44 +333,3 @@ async def test_a_refused_tool_is_not_run_and_does_not_raise(root: Path) -> None:
     assert await review(draft) == Review(
         verdict="not run: the person did not allow the coder skill to do that"
     )
-
-
-@pytest.mark.slow
-async def test_finish_copies_the_branch_s_files_to_the_workspace(root: Path, tools: Tools) -> None:
-    await run_review(root, tools, fenced(CODE) + fenced(TESTS))
-    branch = root / BRANCH
-    (branch / "__pycache__").mkdir(exist_ok=True)
-    (branch / "__pycache__" / "solution.cpython-311.pyc").write_bytes(b"\0")
-    (root / "solution.py").write_text("old = True\n")  # an earlier task's file: replaced
-    line = await finish(
-        Draft(
-            task="t",
-            agent="coder",
-            task_id="t1",
-            use=tools.use,
-            workspace=root,
-            text="",
-            branch_id=BRANCH,
-        )
-    )
-    assert line == f"Files: solution.py, test_solution.py in {root}"
-    assert (root / "solution.py").read_text() == CODE
-    assert (root / "test_solution.py").read_text() == TESTS
-    assert (branch / "tmp").is_dir()  # the sandbox's scratch folder, which stays behind
-    assert not (root / "tmp").exists() and not (root / "__pycache__").exists()
-
-
-async def test_finish_without_a_branch_folder_or_files_says_nothing(root: Path) -> None:
-    async def unused(name: str, arguments: dict[str, Any]) -> str:
-        raise AssertionError("finish uses no tool")
-
-    def draft(branch_id: str | None) -> Draft:
-        return Draft(
-            task="t", agent="coder", task_id="t1", use=unused, workspace=root, branch_id=branch_id
-        )
-
-    assert await finish(draft(None)) is None
-    assert await finish(draft("s1r0b2")) is None
-    (root / "s1r0b2" / "tmp").mkdir(parents=True)
-    (root / "s1r0b2" / "tmp" / "scratch.py").write_text("x = 1\n")
-    assert await finish(draft("s1r0b2")) is None
