@@ -29,6 +29,13 @@ def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
     if branch.get("search"):
         query, found = branch["search"]
         label.append(f"  searched “{query}” +{found}", style="dim")
+    for check in branch.get("checks") or []:
+        if check.get("passed") is not None:
+            mark, style = ("✓", "green") if check["passed"] else ("✗", "red")
+            label.append(f"  {mark} {check['verdict']}", style=style)
+    if branch.get("revisions"):
+        n = branch["revisions"]
+        label.append(f"  {n} revision{'s' * (n != 1)}", style="dim")
     if branch.get("kept"):
         label.append("  ✓ kept", style="green")
     return label
@@ -48,7 +55,9 @@ def plan_rounds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             branches[event["branch_id"]] = branch
             rounds[-1]["steps"][event["step"]]["branches"].append(branch)
         elif kind == "branch_done" and event["branch_id"] in branches:
-            branches[event["branch_id"]]["done"] = True
+            branches[event["branch_id"]].update(
+                done=True, checks=event.get("checks"), revisions=event.get("revisions")
+            )
         elif kind == "evaluation" and event["branch_id"] in branches:
             branches[event["branch_id"]]["score"] = event["score"]
         elif kind == "selected" and event["branch_id"] in branches:

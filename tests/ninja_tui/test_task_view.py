@@ -30,3 +30,30 @@ def test_a_branch_that_searched_again_says_for_what() -> None:
     first, second = plan["steps"][0]["branches"]
     assert "searched" not in branch_label(first, 0).plain
     assert "searched “Mira Quell” +1" in branch_label(second, 0).plain
+
+
+def test_a_branch_shows_its_checks_and_revisions() -> None:
+    checks = [
+        {"skill": "coder", "verdict": "tests: passed 2", "passed": True},
+        {"skill": "lint", "verdict": "not checked: no code", "passed": None},
+    ]
+    events = [
+        *EVENTS[1:4],
+        ev(
+            "branch_done", step=0, round=1, branch_id="s1r1b1", text="x", checks=checks, revisions=2
+        ),
+        ev(
+            "branch_done",
+            step=0,
+            round=1,
+            branch_id="s1r1b2",
+            text="y",
+            checks=[{"skill": "coder", "verdict": "tests: passed 0, failed 1", "passed": False}],
+            revisions=0,
+        ),
+    ]
+    (plan,) = plan_rounds(events)
+    first, second = (branch_label(b, 0).plain for b in plan["steps"][0]["branches"])
+    assert first.endswith("  ✓ tests: passed 2  2 revisions")
+    assert "not checked" not in first  # nothing ran: nothing to show
+    assert second.endswith("  ✗ tests: passed 0, failed 1")
