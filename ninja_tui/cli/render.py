@@ -65,6 +65,15 @@ class EventPrinter:
                 f", {dropped} unsupported sentence{'s' * (dropped != 1)} dropped" if dropped else ""
             )
             self._note(f"citations checked: {len(event['sources'])} sources cited{repaired}{gone}")
+        elif kind == "tool_result":
+            what = (event["error"] or event["result"] or "").strip().split("\n", 1)[0]
+            self._note(f"{event['branch_id'] or 'task'} {event['name']}: {what[:100]}")
+        elif kind == "branch_done" and (event.get("checks") or event.get("revisions")):
+            ran = [c for c in event.get("checks") or [] if c["passed"] is not None]
+            checks = "; ".join(f"{'✓' if c['passed'] else '✗'} {c['verdict']}" for c in ran)
+            n = event.get("revisions") or 0
+            revised = f" after {n} revision{'s' * (n != 1)}" if n else ""
+            self._note(f"{event['branch_id']} done{revised}" + (f": {checks}" if checks else ""))
         elif kind == "evaluation":
             self._note(f"{event['branch_id']} scored {event['score']:g}")
         elif kind == "replan":
