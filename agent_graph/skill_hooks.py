@@ -44,6 +44,14 @@ def workspace_of(ctx: GraphContext, task_id: str, branch_id: str | None = None) 
     return root / BRANCHES / branch_id if branch_id else root
 
 
+def task_files(root: Path) -> list[str]:
+    """The files in a task's workspace (what prepare wrote, what was promoted), without the
+    branches' own folders."""
+    if not root.is_dir():
+        return []
+    return [f for f in Workspace(root).files() if not f.startswith(f"{BRANCHES}/")]
+
+
 def promote(root: Path, branch_ids: list[str]) -> list[str]:
     """Copy the files the chosen branches wrote into the task's workspace itself, in step
     order (a later step's file replaces an earlier one's); their relative paths."""

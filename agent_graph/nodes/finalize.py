@@ -77,7 +77,8 @@ async def deliver(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
     events: list[dict[str, Any]] = []
     answer = state.get("answer") or ""
     root = skill_hooks.workspace_of(ctx, state["task_id"])
-    files = skill_hooks.promote(root, [r["branch_id"] for r in results])
+    skill_hooks.promote(root, [r["branch_id"] for r in results])
+    files = skill_hooks.task_files(root)
     lines = await skill_hooks.finish(
         ctx,
         task=state["text"],

@@ -295,3 +295,47 @@ async def test_the_coder_runs_its_answers_tests_and_revises_until_they_pass(
         assert "-    return a - b\n+    return a + b" in revised  # the revision's diff
         (evaluation,) = of_type(manager, task_id, "evaluation")
         assert evaluation["score"] == 8
+
+
+CALENDARS = Path(__file__).resolve().parents[1] / "fixtures" / "calendars"
+
+
+async def test_the_scheduler_works_out_the_times_before_its_model_writes(
+    open_hooked: Open,
+) -> None:
+    """The embedded scheduler gets the free times and a drafted invite from code, once per
+    task, after the person allowed its tools; the invite is named under the answer."""
+    task = (
+        f"@scheduler Find a 30-minute slot from 2025-03-10 for anna={CALENDARS}/anna-berlin.ics "
+        f"(Europe/Berlin) and ben={CALENDARS}/ben-new-york.ics (America/New_York), "
+        "invite titled 'Sync'"
+    )
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Monday works", 8),
+        {"match": rf"Worked out for you by code.*Invite file.*{DIRECT}", "reply": "Monday works"},
+        {"match": DIRECT, "reply": "No idea"},
+    ]
+    async with open_hooked(rules) as (manager, scripted):
+        task_id = await manager.submit(task)
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        (question,) = manager.store.questions(task_id)
+        assert question["text"] == (
+            "Allow the scheduler skill to use the network and read your files? "
+            "(its tool find_meeting_slots asks)"
+        )
+        await manager.answer(task_id, None, "allow once")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+        second = [q for q in manager.store.questions(task_id) if q["answer"] is None]
+        assert [q["text"] for q in second] == [
+            "Allow the scheduler skill to write files? (its tool draft_meeting_invite asks)"
+        ]
+        await manager.answer(task_id, None, "allow once")
+        done = await run_to_rest(manager, task_id)
+        root = task_workspace(task_id)
+        assert done["answer"] == f"Monday works\n\nFiles: invite-sync.ics in {root}"
+        assert (root / "invite-sync.ics").read_text().startswith("BEGIN:VCALENDAR")
+        names = [e["name"] for e in of_type(manager, task_id, "tool_result")]
+        assert names == ["find_meeting_slots", "draft_meeting_invite"]  # once, not per branch
+        prompt = next(str(c.messages) for c in scripted.calls if "Worked out" in str(c.messages))
+        assert "Monday 10 March 2025" in prompt
