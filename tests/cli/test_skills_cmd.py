@@ -92,7 +92,9 @@ def test_a_broken_plugin_is_one_warning_line_and_the_rest_still_lists(tmp_path: 
 
 
 @pytest.mark.slow
-def test_the_example_plugin_is_discovered_after_pip_install(tmp_path: Path) -> None:
+def test_the_example_plugin_is_discovered_after_pip_install_and_used_in_a_task(
+    tmp_path: Path, myninja_home: Path
+) -> None:
     # A copy, so the build's leftovers (build/, *.egg-info) never land in the repository.
     source = tmp_path / "src"
     shutil.copytree(REPO / "examples" / "myninja-skill-weather", source)
@@ -122,6 +124,25 @@ def test_the_example_plugin_is_discovered_after_pip_install(tmp_path: Path) -> N
         "minimum": 1,
         "type": "integer",
     }
+    # Used: on a model offered no tools, its prepare hook runs the tool for the advisor.
+    scripted_config(
+        myninja_home,
+        [
+            {"match": "Task to plan", "json": {"steps": [{"title": "Advise", "instruction": "."}]}},
+            {"match": "Candidate:", "json": {"score": 9, "reasons": "ok"}},
+            {"match": "Forecast for Oslo: day 1: snow, -3", "reply": "Take the bus: snow."},
+            {"match": "Attempt 1", "reply": "Cycle, surely."},
+        ],
+    )
+    with (myninja_home / "config.toml").open("a") as config:
+        config.write("[graph]\nbranches = 1\n")
+    asked = run_myninja("ask", "--json", "@advisor Should I cycle in Oslo tomorrow?", env=env)
+    assert asked.returncode == 0, asked.stderr
+    events = [json.loads(line) for line in asked.stdout.splitlines()]
+    (call,) = [e for e in events if e["type"] == "tool_call"]
+    assert call["name"] == "forecast" and call["arguments"] == {"city": "oslo", "days": 3}
+    assert events[-1]["type"] == "task_done"
+    assert events[-1]["answer"] == "Take the bus: snow."
 
 
 def test_ask_exits_3_with_the_permission_question_unless_allowed(

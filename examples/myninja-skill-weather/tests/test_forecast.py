@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from myninja_skill_weather import forecast, skill
+from myninja_skill_weather import forecast, prepare, skill
 
-from skills.api import ToolArgumentError, ToolContext, ToolError
+from skills.api import Draft, ToolArgumentError, ToolContext, ToolError
 
 
 @pytest.fixture
@@ -35,3 +36,28 @@ def test_the_schema_the_model_sees() -> None:
     assert forecast.parameters["properties"]["days"]["maximum"] == 3
     assert skill.permissions == frozenset()
     assert forecast("Tokyo") == ["day 1: rain, 12 °C"]  # still a plain function
+
+
+async def test_prepare_gives_small_models_the_forecasts_the_task_needs(
+    ctx: ToolContext, tmp_path: Path
+) -> None:
+    """A hook is tested like a tool: hand it a Draft whose `use` calls the real tool."""
+    calls = []
+
+    async def use(name: str, arguments: dict) -> str:
+        calls.append((name, arguments))
+        return await skill.tool(name).call(arguments, ctx)
+
+    def draft(task: str) -> Draft:
+        return Draft(task=task, agent="advisor", task_id="test", use=use, workspace=tmp_path)
+
+    text = await prepare(draft("Should I cycle in Oslo or in Lisbon this week?"))
+    assert text == (
+        "Forecast for Oslo: day 1: snow, -3 °C; day 2: cloudy, -1 °C; day 3: clear, -6 °C\n"
+        "Forecast for Lisbon: day 1: sunny, 18 °C; day 2: sunny, 19 °C; day 3: showers, 16 °C"
+    )
+    assert calls == [
+        ("forecast", {"city": "oslo", "days": 3}),
+        ("forecast", {"city": "lisbon", "days": 3}),
+    ]
+    assert await prepare(draft("Should I cycle to work?")) is None
