@@ -8,12 +8,13 @@ weakest point, which is where the risk usually is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import Field
 
-from skills.api import Skill, ToolError, tool
+from skills.api import Draft, Review, Skill, ToolError, tool
 
 MAX_OPTIONS = 10
 MAX_CRITERIA = 12
@@ -144,9 +145,53 @@ def _verdict(
     return lines
 
 
+# A task asking for a choice, not a fact: "should I…", "A or B", "which … better", "pros and cons".
+_DECISION = re.compile(
+    r"\b(should (i|we)|shall (i|we)|which (one|option|is better|should)|better to|"
+    r"pros and cons|trade-?offs?|decide|choose between|worth it)\b|\w\s+or\s+\w.*\?",
+    re.IGNORECASE,
+)
+# The parts of structured advice, each with the words that show it is there.
+PARTS = {
+    "the options": re.compile(
+        r"\boption|\balternative|^\s*(#+|\*\*)?\s*\d[.)]|^\s*[-*]\s", re.I | re.M
+    ),
+    "pros and cons": re.compile(r"\bpros?\b|\bcons?\b|advantage|downside|drawback|upside", re.I),
+    "a recommendation": re.compile(
+        r"recommend|\bi would\b|\bi'd\b|\bgo with\b|\bbest choice", re.I
+    ),
+    "the main risk": re.compile(r"\brisks?\b|\bwatch out\b|\bdanger", re.I),
+}
+
+
+def missing_parts(answer: str) -> list[str]:
+    """Which parts of structured advice an answer lacks."""
+    return [name for name, pattern in PARTS.items() if not pattern.search(answer)]
+
+
+async def review(draft: Draft) -> Review | None:
+    """For a decision, advice has options with pros and cons, a recommendation and its main
+    risk (a small model often stops after the options); a factual question is not checked."""
+    if not _DECISION.search(draft.task):
+        return None
+    missing = missing_parts(draft.text)
+    if not missing:
+        return Review(
+            verdict="options, pros and cons, recommendation and risk all given", passed=True
+        )
+    wanted = ", ".join(missing)
+    return Review(
+        verdict=f"missing {wanted}",
+        passed=False,
+        feedback=f"Your advice lacks {wanted}. Give the whole advice again: the options, each "
+        "with its pros and cons, then your recommendation and the main risk of it.",
+    )
+
+
 skill = Skill(
     name="advisor",
     description="Weigh options against criteria in a scored decision table",
     tools=[weigh_options],
     agents=("advisor",),
+    review=review,
 )

@@ -1,11 +1,15 @@
-"""The advisor's decision table, with every weighted score worked out by hand."""
+"""The advisor's decision table, with every weighted score worked out by hand, and its review of
+decision advice."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from skills import advisor
 from skills.advisor import skill, weigh_options
-from skills.api import ToolArgumentError, ToolContext, ToolError
+from skills.api import Draft, ToolArgumentError, ToolContext, ToolError
 
 OPTIONS = ["Rent", "Buy", "Stay with parents"]
 CRITERIA = ["Cost", "Flexibility", "Comfort"]
@@ -117,3 +121,56 @@ def test_the_skill_needs_no_permission_and_serves_the_advisor() -> None:
     assert skill.agents == ("advisor",)
     assert skill.permissions == frozenset()
     assert [t.name for t in skill.tools] == ["weigh_options"]
+
+
+def advice_draft(task: str, text: str) -> Draft:
+    async def use(name: str, arguments: dict) -> str:
+        raise AssertionError("the review uses no tool")
+
+    return Draft(task=task, agent="advisor", task_id="t1", use=use, workspace=Path("."), text=text)
+
+
+FULL = (
+    "Options:\n1. Pay off the mortgage early\n2. Invest in an index fund\n\n"
+    "Pros and cons: paying off is a sure 3% return; investing has a higher expected return "
+    "but can fall.\n\nI recommend investing, keeping six months of savings aside.\n\n"
+    "Main risk: a crash just before you need the money."
+)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Should I pay off my mortgage early or invest?",
+        "Index fund or mortgage, which is better?",
+        "What are the pros and cons of renting vs buying",
+    ],
+)
+async def test_decision_advice_with_every_part_passes(task: str) -> None:
+    review = await advisor.review(advice_draft(task, FULL))
+    assert review is not None and review.passed is True and review.feedback is None
+
+
+async def test_advice_without_recommendation_or_risk_is_sent_back() -> None:
+    partial = FULL.split("\n\nI recommend")[0]
+    review = await advisor.review(advice_draft("Should I pay it off early?", partial))
+    assert review is not None and review.passed is False
+    assert review.verdict == "missing a recommendation, the main risk"
+    assert "lacks a recommendation, the main risk" in (review.feedback or "")
+
+
+@pytest.mark.parametrize(
+    "task", ["What is the capital of Norway?", "Explain how index funds work", "Write a haiku"]
+)
+async def test_a_question_that_is_not_a_decision_is_not_checked(task: str) -> None:
+    assert await advisor.review(advice_draft(task, "Oslo.")) is None
+
+
+def test_missing_parts_reads_each_part() -> None:
+    assert advisor.missing_parts(FULL) == []
+    assert advisor.missing_parts("Just do it.") == [
+        "the options",
+        "pros and cons",
+        "a recommendation",
+        "the main risk",
+    ]
