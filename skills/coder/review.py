@@ -381,11 +381,53 @@ async def review(draft: Draft) -> Review | None:
             report = await draft.use("run_tests", arguments)
             return _judge_tests(report, files)
         main = _main_file(files)
+        if _DOCTEST.search(files[main]):
+            # The examples in its docstrings are the tests it came with: run those.
+            report = await draft.use("run_python", {"path_or_code": _doctest_runner(main)})
+            reviewed = _judge_doctests(report, main, files)
+            if reviewed is not None:
+                return reviewed
         report = await draft.use("run_python", {"path_or_code": main})
         return _judge_run(report, main, files)
     except ToolError as exc:
         # A denied permission or a tool that failed: nothing was checked, and nothing to fix.
         return Review(verdict=f"not run: {_first_line(str(exc))}")
+
+
+_DOCTEST = re.compile(r"^\s*>>> ", re.M)
+_DOCTEST_MARK = "@@doctests "
+
+
+def _doctest_runner(main: str) -> str:
+    """Code that runs the docstring examples of `main` and prints a line of counts."""
+    return (
+        "import doctest, importlib, sys\n"
+        "sys.path.insert(0, '.')\n"
+        f"module = importlib.import_module({_module(main)!r})\n"
+        "flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS\n"
+        "result = doctest.testmod(module, optionflags=flags)\n"
+        f"print({_DOCTEST_MARK!r} + f'{{result.attempted}} {{result.failed}}')\n"
+        "sys.exit(1 if result.failed else 0)\n"
+    )
+
+
+def _judge_doctests(report: str, main: str, files: dict[str, str]) -> Review | None:
+    """The docstring examples' verdict; None when none ran (the program is run instead)."""
+    counts = re.search(rf"^{_DOCTEST_MARK}(\d+) (\d+)$", report, re.M)
+    if counts is None:
+        return None  # it did not import, say: running it says why
+    attempted, failed = int(counts.group(1)), int(counts.group(2))
+    if not attempted:
+        return None
+    if not failed:
+        return Review(verdict=f"doctests: passed {attempted}", passed=True)
+    return Review(
+        verdict=f"doctests: passed {attempted - failed}, failed {failed}",
+        passed=False,
+        feedback=_feedback(
+            f"I ran the examples in the docstrings of {main} (doctest).", report, trim="head"
+        ),
+    )
 
 
 def _judge_tests(report: str, files: dict[str, str]) -> Review:

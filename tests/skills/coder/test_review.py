@@ -236,6 +236,39 @@ async def test_a_program_without_tests_is_run(root: Path, tools: Tools) -> None:
     assert tools.calls[-1][:2] == ("run_python", {"path_or_code": "solution.py"})
 
 
+DOCTESTED = (
+    "def add(a, b):\n"
+    '    """Add two numbers.\n\n'
+    "    >>> add(2, 3)\n    5\n    >>> add(-1, 1)\n    0\n"
+    '    """\n'
+    "    return a + b\n"
+)
+
+
+@pytest.mark.slow
+async def test_docstring_examples_are_the_tests_when_there_are_none(
+    root: Path, tools: Tools
+) -> None:
+    result = await run_review(root, tools, fenced(DOCTESTED))
+    assert result == Review(verdict="doctests: passed 2", passed=True)
+    assert tools.names == ["write_file", "run_python"]
+    wrong = await run_review(root, tools, fenced(DOCTESTED.replace("a + b", "abs(a) + b")), 1)
+    assert wrong is not None and wrong.passed is False
+    assert wrong.verdict == "doctests: passed 1, failed 1"
+    assert wrong.feedback is not None
+    assert wrong.feedback.startswith("I ran the examples in the docstrings of solution.py")
+    assert "Failed example:\n    add(-1, 1)\nExpected:\n    0\nGot:\n    2" in wrong.feedback
+
+
+@pytest.mark.slow
+async def test_code_whose_examples_cannot_run_is_run_as_a_program(root: Path, tools: Tools) -> None:
+    broken = DOCTESTED + "print(1 / 0)\n"  # fails on import: the plain run says why
+    result = await run_review(root, tools, fenced(broken))
+    assert result is not None and result.passed is False
+    assert result.verdict == "solution.py: exit code 1 (ZeroDivisionError)"
+    assert tools.names == ["write_file", "run_python", "run_python"]
+
+
 @pytest.mark.slow
 async def test_a_runtime_error_without_tests_fails(root: Path, tools: Tools) -> None:
     result = await run_review(root, tools, fenced("print(1 / 0)\n"))
