@@ -189,35 +189,59 @@ def _hooked(ctx: GraphContext, agent: str, hook: str) -> list[Skill]:
     return ctx.skills.with_hook(agent, hook, ctx.config)
 
 
+async def _call_hook(
+    ctx: GraphContext,
+    skill: Skill,
+    hook: str,
+    events: Events,
+    *,
+    step: int | None,
+    workspace: Path,
+    **draft: Any,
+) -> tuple[Any, str | None]:
+    """(what `skill`'s `hook` returned, None) or (None, why it failed). A question for the
+    person (LangGraph's interrupt) passes through; any other error of a plugin's hook is
+    reported, never the end of the task."""
+    given = Draft(
+        workspace=workspace,
+        granted=_granted(ctx, skill),
+        use=_use_for(
+            ctx,
+            skill,
+            events,
+            hook=hook,
+            task_id=draft["task_id"],
+            step=step,
+            branch_id=draft.get("branch_id"),
+            workspace=workspace,
+        ),
+        **draft,
+    )
+    try:
+        return await getattr(skill, hook)(given), None
+    except Exception as exc:
+        if isinstance(exc, GraphBubbleUp):
+            raise
+        return None, _why(exc)
+
+
 async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, events: Events) -> str:
     """What the agent's skills prepare for its branches, once per task ("" for nothing)."""
     parts = []
     for skill in _hooked(ctx, agent, "prepare"):
-        workspace = workspace_of(ctx, task_id)
-        draft = Draft(
+        text, failed = await _call_hook(
+            ctx,
+            skill,
+            "prepare",
+            events,
+            step=None,
+            workspace=workspace_of(ctx, task_id),
             task=task,
             agent=agent,
             task_id=task_id,
-            workspace=workspace,
-            granted=_granted(ctx, skill),
-            use=_use_for(
-                ctx,
-                skill,
-                events,
-                hook="prepare",
-                task_id=task_id,
-                step=None,
-                branch_id=None,
-                workspace=workspace,
-            ),
         )
-        assert skill.prepare is not None
-        try:
-            text = await skill.prepare(draft)
-        except Exception as exc:  # a plugin's bug must not end the task
-            if isinstance(exc, GraphBubbleUp):
-                raise  # a question for the person, not a failure
-            text = f"({skill.name} could not prepare: {_why(exc)})"
+        if failed:
+            text = f"({skill.name} could not prepare: {failed})"
         if text and text.strip():
             parts.append(text.strip())
     return "\n\n".join(parts)
@@ -238,34 +262,22 @@ async def review(
     """Each of the agent's skills' review of one answer: (skill name, review)."""
     found = []
     for skill in _hooked(ctx, agent, "review"):
-        workspace = workspace_of(ctx, task_id, branch_id)
-        draft = Draft(
+        verdict, failed = await _call_hook(
+            ctx,
+            skill,
+            "review",
+            events,
+            step=step,
+            workspace=workspace_of(ctx, task_id, branch_id),
             task=task,
             agent=agent,
             task_id=task_id,
-            workspace=workspace,
             text=text,
             branch_id=branch_id,
             revision=revision,
-            granted=_granted(ctx, skill),
-            use=_use_for(
-                ctx,
-                skill,
-                events,
-                hook="review",
-                task_id=task_id,
-                step=step,
-                branch_id=branch_id,
-                workspace=workspace,
-            ),
         )
-        assert skill.review is not None
-        try:
-            verdict = await skill.review(draft)
-        except Exception as exc:
-            if isinstance(exc, GraphBubbleUp):
-                raise
-            verdict = Review(verdict=f"not checked: {_why(exc)}")
+        if failed:
+            verdict = Review(verdict=f"not checked: {failed}")
         if verdict is not None:
             found.append((skill.name, verdict))
     return found
@@ -284,33 +296,21 @@ async def finish(
     """The lines the agent's skills add under the chosen answer."""
     lines = []
     for skill in _hooked(ctx, agent, "finish"):
-        workspace = workspace_of(ctx, task_id)
-        draft = Draft(
+        line, failed = await _call_hook(
+            ctx,
+            skill,
+            "finish",
+            events,
+            step=None,
+            workspace=workspace_of(ctx, task_id),
             task=task,
             agent=agent,
             task_id=task_id,
-            workspace=workspace,
             text=text,
             branch_id=branch_id,
-            granted=_granted(ctx, skill),
-            use=_use_for(
-                ctx,
-                skill,
-                events,
-                hook="finish",
-                task_id=task_id,
-                step=None,
-                branch_id=branch_id,
-                workspace=workspace,
-            ),
         )
-        assert skill.finish is not None
-        try:
-            line = await skill.finish(draft)
-        except Exception as exc:
-            if isinstance(exc, GraphBubbleUp):
-                raise
-            line = f"({skill.name}: {_why(exc)})"
+        if failed:
+            line = f"({skill.name}: {failed})"
         if line and line.strip():
             lines.append(line.strip())
     return lines

@@ -339,3 +339,20 @@ async def test_the_scheduler_works_out_the_times_before_its_model_writes(
         assert names == ["find_meeting_slots", "draft_meeting_invite"]  # once, not per branch
         prompt = next(str(c.messages) for c in scripted.calls if "Worked out" in str(c.messages))
         assert "Monday 10 March 2025" in prompt
+
+
+async def test_a_hook_that_raises_is_reported_and_the_task_goes_on(open_hooked: Open) -> None:
+    async def broken(draft: Draft) -> Review:
+        raise RuntimeError("boom")
+
+    rules = [PLAN_ONE_STEP, judge("Fine", 8), {"match": DIRECT, "reply": "Fine"}]
+    skill = hooked_skill(review=broken, finish=broken)
+    async with open_hooked(rules, skill) as (manager, _):
+        task_id = await manager.submit("@advisor Go")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done"
+        assert task["answer"] == "Fine\n\n(hooked: RuntimeError: boom)"
+        (done,) = of_type(manager, task_id, "branch_done")
+        assert done["checks"] == [
+            {"skill": "hooked", "verdict": "not checked: RuntimeError: boom", "passed": None}
+        ]
