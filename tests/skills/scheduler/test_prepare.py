@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +41,7 @@ from skills.scheduler.prepare import (
 from skills.scheduler.skill import skill
 from skills.scheduler.slots import WorkingHours, find_slots
 from tests.local_http import serving
+from tests.skills.scheduler.test_skill import _Calendars
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -283,22 +283,6 @@ def starts(text: str) -> list[str]:
     return re.findall(r"^\d+\. start_utc=(\S+)$", text, flags=re.MULTILINE)
 
 
-class _BobsCalendar(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path != "/bob.ics":
-            self.send_error(404)
-            return
-        body = (CALENDARS / "ben-new-york.ics").read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/calendar")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     folder = tmp_path / "cals"
@@ -335,10 +319,10 @@ async def test_prepare_finds_the_times_and_drafts_the_invite(
 ) -> None:
     workspace = tmp_path / "ws"
     use = Recorder(workspace)
-    with serving(_BobsCalendar) as base:
+    with serving(_Calendars) as base:  # serves ben's calendar as /ben.ics
         task = (
             f"Find a 1 hour slot in the next 7 days for alice={files['alice']} "
-            f"(Europe/Berlin, alice@example.de), bob={base}/bob.ics (America/New_York) "
+            f"(Europe/Berlin, alice@example.de), bob={base}/ben.ics (America/New_York) "
             f"and me={files['me']} (Europe/London), and draft the invite for 'Q3 planning'"
         )
         text = await prepare(draft_of(task, use, workspace), today=TODAY)
