@@ -59,6 +59,9 @@ PERSONAS: dict[str, Persona] = {
         "finds meeting times and drafts invites",
         f"{_COMMON} You are the scheduler. State the proposed time with its time zone, who "
         "attends, and a short invitation text.",
+        # Finding the times is done in code (its skill's prepare or tools); what is left is
+        # one answer, which a small planner would split into steps that each redo it.
+        max_steps=1,
     ),
     "writer": Persona(
         "writer",

@@ -144,6 +144,7 @@ def _use_for(
     step: int | None,
     branch_id: str | None,
     workspace: Path,
+    revision: int = 0,
 ) -> Callable[[str, dict[str, Any]], Awaitable[str]]:
     """A hook's `use`: its own skill's tools only, gated and traced like a model's call."""
     calls = 0
@@ -165,7 +166,7 @@ def _use_for(
             branch_id=branch_id,
             workspace=workspace,
         )
-        call_id = f"{hook}-{skill.name}-{branch_id or 'task'}-{calls}"
+        call_id = f"{hook}-{skill.name}-{branch_id or 'task'}-{revision}.{calls}"
         events.extend(tool_events(branch_id, call_id, name, arguments, result, error))
         if error:
             raise ToolError(error)
@@ -214,6 +215,7 @@ async def _call_hook(
             step=step,
             branch_id=draft.get("branch_id"),
             workspace=workspace,
+            revision=draft.get("revision", 0),
         ),
         **draft,
     )

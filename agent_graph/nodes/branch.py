@@ -146,8 +146,12 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = "".join(parts).strip()
             question = _asked_in_text(text) if may_ask and offer and not calls else None
-            if question is not None and (_repeats(question, inp["text"]) or _asks_a_fact(question)):
-                # Asking the person their own task back, or a general fact, is never needed.
+            asked_back = question is not None and (
+                _repeats(question, inp["text"]) or _repeats(question, who.system_prompt)
+            )
+            if question is not None and (asked_back or _asks_a_fact(question)):
+                # Asking the person their own task (or its own instructions) back, or a
+                # general fact, is never needed.
                 messages += [{"role": "assistant", "content": text}, NO_ASKING]
                 continue
             if question is not None:

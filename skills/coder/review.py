@@ -100,10 +100,13 @@ def code_files(answer: str) -> dict[str, str]:
     for name, chunks in parts.items():
         text = "\n\n".join(chunk.strip("\n") for chunk in chunks) + "\n"
         files[name] = _without_self_imports(text, _module(name))
-    test_file = files.get(test_name)
-    if test_file is not None and code_name in files and not _imports_local(test_file):
-        # Tests written as if they sat beside the code: they need its names.
-        files[test_name] = f"from {_module(code_name)} import *  # noqa: F403\n\n{test_file}"
+    for name, text in list(files.items()):
+        if name == code_name or code_name not in files:
+            continue
+        if _holds_tests(text) and not _imports_local(text):
+            # Tests written as if they sat beside the code (in a file of their own, named or
+            # not): they need its names.
+            files[name] = f"from {_module(code_name)} import *  # noqa: F403\n\n{text}"
     return files
 
 

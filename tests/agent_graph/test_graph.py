@@ -316,7 +316,14 @@ async def test_a_model_without_tools_asks_with_one_ask_line(open_manager: Open) 
 
 
 @pytest.mark.parametrize(
-    "question", ["What is the power of tmux?", "How does tmux enhance productivity?", "Why tmux?"]
+    "question",
+    [
+        "What is the power of tmux?",
+        "How does tmux enhance productivity?",
+        "Why tmux?",
+        # The writer's own instructions, asked back (small models echo their system prompt).
+        "Which text should I produce in Markdown, ready to use?",
+    ],
 )
 async def test_a_question_about_the_world_is_answered_not_asked(
     open_manager: Open, question: str

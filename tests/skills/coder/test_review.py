@@ -71,6 +71,13 @@ def test_tests_without_an_import_get_the_code_s_names() -> None:
     assert files["test_solution.py"] == f"from solution import *  # noqa: F403\n\n{tests}"
 
 
+def test_a_named_test_file_without_an_import_gets_the_code_s_names_too() -> None:
+    tests = "def test_adds():\n    assert add(2, 3) == 5\n"
+    files = code_files(fenced(CODE) + "`slugify_test.py`:\n" + fenced(tests))
+    assert files["slugify_test.py"] == f"from solution import *  # noqa: F403\n\n{tests}"
+    assert files["solution.py"] == CODE
+
+
 def test_code_and_tests_in_one_block_stay_together() -> None:
     block = CODE + "\n\ndef test_adds():\n    assert add(2, 3) == 5\n"
     assert code_files(fenced(block)) == {"solution.py": block}
