@@ -60,6 +60,22 @@ class GraphContext:
         backend = self.config.backends.get(self.backend_override or settings.backend)
         return getattr(backend, "type", "") != "embedded"
 
+    def max_steps(self, agent: str, persona_steps: int | None = None) -> int:
+        """The most steps an agent's plan may have: its own setting, its persona's, the
+        graph's when set in the config, else 1 on the embedded backend (a small planner's
+        extra steps lose the task: "send the email", "check your interest rate") and the
+        graph's default elsewhere."""
+        settings = self.config.agent(agent)
+        if settings.max_steps is not None:
+            return settings.max_steps
+        if persona_steps is not None:
+            return persona_steps
+        graph = self.config.graph
+        if "max_steps" in graph.model_fields_set:
+            return graph.max_steps
+        backend = self.config.backends.get(self.backend_override or settings.backend)
+        return 1 if getattr(backend, "type", "") == "embedded" else graph.max_steps
+
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""
         settings = self.config.agent(agent)

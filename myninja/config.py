@@ -102,6 +102,13 @@ class AgentConfig(_Strict):
         description="Offer its branches the skills' tools; default: yes, except on the embedded "
         "backend, whose small models call tools poorly",
     )
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Most steps its plans may have; default: [graph] max_steps, except 1 on the "
+        "embedded backend, whose small models split tasks into steps that lose them",
+    )
 
 
 class KeysConfig(_Strict):

@@ -21,7 +21,8 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     settings = ctx.config.graph
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
-    if persona(agent).max_steps == 1:
+    max_steps = ctx.max_steps(agent, persona(agent).max_steps)
+    if max_steps == 1:
         return _one_step(state["text"], round_)
     past: list[dict[str, Any]] = []
     if settings.use_past_tasks and ctx.store is not None:
@@ -38,14 +39,14 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
             plan_messages(
                 state["text"],
                 agent,
-                settings.max_steps,
+                max_steps,
                 past,
                 round_,
                 state.get("plan") if round_ > 1 else None,
                 state.get("replan_reason", ""),
                 persona(agent).system_prompt,
             ),
-            plan_schema(settings.max_steps),
+            plan_schema(max_steps),
             retries=settings.plan_retries,
             repair=plan_repair_message,
             model=model,

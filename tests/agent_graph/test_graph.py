@@ -30,7 +30,9 @@ Open = Callable[..., Any]
 
 
 def config(**graph: Any) -> Config:
-    return Config.model_validate({"graph": graph})
+    # The scripted backend stands in for a model that plans (the embedded default plans
+    # one step without asking the model): max_steps set, as a gateway user would have it.
+    return Config.model_validate({"graph": {"max_steps": 4, **graph}})
 
 
 @pytest.fixture
@@ -441,7 +443,9 @@ async def notifying(
     tmp_path/notified (the runs may overlap, so they must not share a file)."""
     (tmp_path / "notified").mkdir()
     command = f"sh -c 'cat > $(mktemp -p {tmp_path / 'notified'} n.XXXXXX)'"
-    cfg = Config.model_validate({"graph": {"branches": 1}, "notify_command": command, **settings})
+    cfg = Config.model_validate(
+        {"graph": {"branches": 1, "max_steps": 4}, "notify_command": command, **settings}
+    )
     scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
     async with TaskManager.open(cfg, tmp_path / "d2", backends={"embedded": scripted}) as manager:
         yield manager
@@ -542,3 +546,32 @@ async def test_a_listener_that_breaks_does_not_fail_the_task(open_manager: Open)
         task = await run_to_rest(manager, task_id)
         assert task["status"] == "done" and task["answer"] == "Answer 1B"
         assert seen == ["task_started"]  # dropped after its first failure
+
+
+async def test_on_the_embedded_backend_a_task_is_one_step_unless_configured(
+    tmp_path: Path,
+) -> None:
+    """A small model's planner splits a task into steps that lose it ("send the email"): on
+    the embedded backend the task itself is the one step, and no planning call is made,
+    unless the agent or the graph sets max_steps."""
+    rules = [ROUTE, PLAN_TWO_STEPS, judge("Memo.", 8), {"match": "Attempt 1", "reply": "Memo."}]
+
+    async def plans(settings: dict[str, Any], folder: str) -> tuple[list[str], list[Any]]:
+        scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+        cfg = Config.model_validate({"graph": {"branches": 1}, **settings})
+        async with TaskManager.open(
+            cfg, tmp_path / folder, backends={"embedded": scripted}
+        ) as manager:
+            task_id = await manager.submit("Write a memo")
+            assert (await run_to_rest(manager, task_id))["status"] == "done"
+            (plan,) = of_type(manager, task_id, "plan")
+            schemas = [c.json_schema for c in scripted.calls if "Task to plan" in str(c.messages)]
+            return [s["title"] for s in plan["steps"]], schemas
+
+    titles, schemas = await plans({}, "default")
+    assert titles == ["Answer"] and schemas == []
+    titles, schemas = await plans({"agents": {"writer": {"max_steps": 3}}}, "agent")
+    assert titles == ["Outline", "Write"]
+    assert schemas[0]["properties"]["steps"]["maxItems"] == 3
+    titles, _ = await plans({"graph": {"branches": 1, "max_steps": 2}}, "graph")
+    assert titles == ["Outline", "Write"]
