@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from skills.registry import SkillRegistry
 
 
+DEFAULT_MAX_STEPS = 4  # a plan's steps on a gateway model, unless the config says
+
+
 class BackendPool:
     """One backend object per configured name, built on first use and shared by all tasks."""
 
@@ -70,11 +73,10 @@ class GraphContext:
             return settings.max_steps
         if persona_steps is not None:
             return persona_steps
-        graph = self.config.graph
-        if "max_steps" in graph.model_fields_set:
-            return graph.max_steps
+        if self.config.graph.max_steps is not None:
+            return self.config.graph.max_steps
         backend = self.config.backends.get(self.backend_override or settings.backend)
-        return 1 if getattr(backend, "type", "") == "embedded" else graph.max_steps
+        return 1 if getattr(backend, "type", "") == "embedded" else DEFAULT_MAX_STEPS
 
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""

@@ -82,7 +82,12 @@ class GraphConfig(_Strict):
     judge_threshold: float = Field(6.0, ge=1, le=10, description="Below it everywhere: replan")
     max_rounds: int = Field(2, ge=1, le=5, description="Plans tried before the best effort is kept")
     plan_retries: int = Field(2, ge=0, le=5, description="Repairs of a malformed plan")
-    max_steps: int = Field(4, ge=1, le=10, description="Most steps a plan may have")
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Most steps a plan may have; default: 4, but 1 on the embedded backend",
+    )
     max_tool_rounds: int = Field(4, ge=1, le=20, description="Tool calls per branch (ReAct loop)")
     max_revisions: int = Field(
         2, ge=0, le=5, description="Revisions a branch may make after its skills' review fails it"
