@@ -97,6 +97,10 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     style_hint = next(hint for name, _, hint in BRANCH_STYLES if name == inp["style"])
     who = persona(inp["agent"])
     may_ask = who.may_ask if settings.may_ask is None else settings.may_ask
+    if inp.get("prepared") and settings.may_ask is None:
+        # Its skills already worked out what it needs (the free times, say): a small model
+        # given that still asks for it, which only stops the task.
+        may_ask = False
     events: list[dict[str, Any]] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     sources: list[dict[str, Any]] = list(inp.get("sources") or [])
@@ -290,10 +294,17 @@ FACT_OPENERS = re.compile(
 PERSONAL = re.compile(r"\b(you|your|yours|you're|i|me|my|mine|we|us|our)\b", re.IGNORECASE)
 
 
+# "How do I…", "How can we…": asking how to do the task, which is the agent's to know.
+HOW_TO = re.compile(r"^how (do|can|should|would|could) (i|we)\b", re.IGNORECASE)
+
+
 def _asks_a_fact(question: str) -> bool:
-    """Whether a question asks about the world rather than the person ("What is tmux?"):
-    small models ask those though told not to; the answer is theirs to give."""
-    return bool(FACT_OPENERS.search(question.strip())) and not PERSONAL.search(question)
+    """Whether a question asks about the world rather than the person ("What is tmux?"), or
+    how to do the task: small models ask those though told not to; the answer is theirs."""
+    asked = question.strip()
+    if HOW_TO.search(asked):
+        return True
+    return bool(FACT_OPENERS.search(asked)) and not PERSONAL.search(question)
 
 
 def _asked_in_text(text: str) -> str | None:

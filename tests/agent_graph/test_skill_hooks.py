@@ -92,6 +92,23 @@ async def test_what_prepare_works_out_reaches_every_branch(open_hooked: Open) ->
         assert not [c for c in scripted.calls if PREPARED in str(c.messages[0])]
 
 
+async def test_a_branch_given_prepared_work_is_not_invited_to_ask(open_hooked: Open) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Tuesday it is", 8),
+        {"match": "Only if it needs a personal detail", "reply": "ASK: Which day suits you?"},
+        {"match": DIRECT, "reply": "Tuesday it is"},
+    ]
+    async with open_hooked(rules, hooked_skill(prepare=_prepare)) as (manager, _):
+        task_id = await manager.submit("@advisor When shall we meet?")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Tuesday it is"
+        assert manager.store.questions(task_id, status=None) == []
+    async with open_hooked(rules) as (manager, _):  # nothing prepared: it may ask
+        task_id = await manager.submit("@advisor When shall we meet?")
+        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
+
+
 async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
     open_hooked: Open,
 ) -> None:
