@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from skills.api import Draft, Permission, Skill, ToolContext, ToolError, tool
+from skills.api import Draft, Permission, Review, Skill, ToolContext, ToolError, tool
 from skills.coder.sandbox import Workspace, WorkspaceError
 
 MAX_DOCUMENT_CHARS = 500_000  # a document, not a data dump: keeps one call's disk use sane
@@ -135,6 +135,31 @@ def document_name(answer: str, task: str) -> str:
     return " ".join(words) if words and _slug(" ".join(words)) else "document"
 
 
+# A reply about the text instead of the text: "Sure.", "The email has been drafted.", "I will
+# write it." Small models give these; a real text of that length (a haiku) matches none.
+_ABOUT_IT = re.compile(
+    r"^\W*(sure|certainly|of course|okay|ok|absolutely)\b"
+    r"|\b(has|have) been (drafted|written|prepared|created|completed)\b"
+    r"|^\W*i (will|can|'ll|am going to) (now )?(write|draft|provide|prepare|create)\b",
+    re.IGNORECASE,
+)
+SHORT_WORDS = 40  # a reply about the text is short; a text this short is checked for that
+
+
+async def review(draft: Draft) -> Review | None:
+    """Sends back a reply that talks about the text instead of being it (nothing to check in
+    a reply that is the text: None)."""
+    text = draft.text.strip()
+    if _words(text) >= SHORT_WORDS or not (_ABOUT_IT.search(text) or not text):
+        return None
+    return Review(
+        verdict="a note about the text, not the text",
+        passed=False,
+        feedback="That is a note about the text, not the text. Write the whole text itself now, "
+        "in Markdown, ready to use, with no preamble.",
+    )
+
+
 async def finish(draft: Draft) -> str | None:
     """The chosen answer saved as a Markdown document in the task's workspace, when the writer
     may already write files (saving is a convenience: it never stops a task with a question).
@@ -154,5 +179,6 @@ skill = Skill(
     description="Draft and edit Markdown documents in the task's workspace",
     tools=[save_document, edit_document],
     agents=("writer",),
+    review=review,
     finish=finish,
 )

@@ -281,9 +281,16 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
 
 
+# Words of asking itself, not of what is asked for ("Can you please provide the draft?").
+_ASKING_WORDS = frozenset(
+    {"can", "could", "would", "will", "you", "your", "please", "provide", "give", "share",
+     "tell", "send", "the", "and", "for", "with", "any", "some"}
+)  # fmt: skip
+
+
 def _repeats(question: str, task: str) -> bool:
     """Whether a question mostly restates the task (small models do that)."""
-    asked, given = _words(question), _words(task)
+    asked, given = _words(question) - _ASKING_WORDS, _words(task)
     return bool(asked) and len(asked & given) >= 0.6 * len(asked)
 
 

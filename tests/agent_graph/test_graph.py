@@ -326,6 +326,7 @@ async def test_a_model_without_tools_asks_with_one_ask_line(open_manager: Open) 
         # The writer's own instructions, asked back (small models echo their system prompt).
         "Which text should I produce in Markdown, ready to use?",
         "How do I find the right rhyme for the poem?",  # how to do its own task
+        "Can you please provide a draft of the poem about tmux?",  # the task, asked back
     ],
 )
 async def test_a_question_about_the_world_is_answered_not_asked(

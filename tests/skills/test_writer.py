@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from skills.api import Permission, PermissionNeeded, ToolContext, ToolError
+from skills import writer
+from skills.api import Draft, Permission, PermissionNeeded, ToolContext, ToolError
 from skills.writer import edit_document, save_document, skill
 
 WRITE = frozenset({Permission.WRITE_FILES})
@@ -125,3 +126,38 @@ async def test_both_tools_need_write_files(workspace: Path) -> None:
     assert not (workspace / "plan.md").exists()
     assert skill.name == "writer" and skill.agents == ("writer",)
     assert skill.permissions == WRITE
+
+
+def _draft(text: str, task: str = "Draft the launch email") -> Draft:
+    async def use(name: str, arguments: dict) -> str:
+        raise AssertionError("the review uses no tool")
+
+    return Draft(task=task, agent="writer", task_id="t1", use=use, workspace=Path("."), text=text)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Sure.",
+        "Certainly, I will provide the short project update email.",
+        "The project update email has been drafted and is ready for review.",
+        "I will write the email now.",
+        "",
+    ],
+)
+async def test_a_note_about_the_text_is_sent_back(reply: str) -> None:
+    review = await writer.review(_draft(reply))
+    assert review is not None and review.passed is False
+    assert review.verdict == "a note about the text, not the text"
+    assert "Write the whole text itself now" in (review.feedback or "")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "An old silent pond\nA frog jumps into the pond\nSplash! Silence again.",
+        "Sure. " + "The search feature shipped on Monday and users love it. " * 8,
+    ],
+)
+async def test_a_text_is_not_checked(reply: str) -> None:
+    assert await writer.review(_draft(reply, "Write a haiku")) is None
