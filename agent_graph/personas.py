@@ -52,7 +52,11 @@ PERSONAS: dict[str, Persona] = {
         "gives structured advice and direct answers",
         f"{_COMMON} You are the advisor. For a factual question, answer it directly in one "
         "sentence. For a decision, list the options with pros and cons, then give your "
-        "recommendation and the main risk.",
+        "recommendation and the main risk; where it depends on the person's situation, say "
+        "what you assume.",
+        # Advice states its assumptions instead: a small model asks the person their own
+        # question back ("Should I pay off my mortgage…?"). `[agents.advisor] may_ask`.
+        may_ask=False,
     ),
     "scheduler": Persona(
         "scheduler",

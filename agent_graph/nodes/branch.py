@@ -278,7 +278,15 @@ async def _follow_up(
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+    """Content words, crudely stemmed ("paying" and "pay" are one word)."""
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 # Words of asking itself, not of what is asked for ("Can you please provide the draft?").

@@ -577,3 +577,12 @@ async def test_on_the_embedded_backend_a_task_is_one_step_unless_configured(
     assert schemas[0]["properties"]["steps"]["maxItems"] == 3
     titles, _ = await plans({"graph": {"branches": 1, "max_steps": 2}}, "graph")
     assert titles == ["Outline", "Write"]
+
+
+def test_a_question_restating_the_task_in_other_word_forms_is_a_repeat() -> None:
+    from agent_graph.nodes.branch import _repeats
+
+    task = "I have 20,000 EUR in savings. Should I pay off my 3% mortgage early or invest?"
+    asked_back = "What are the pros and cons of paying off my mortgage early or investing?"
+    assert _repeats(asked_back, task)
+    assert not _repeats("What is your monthly income after tax?", task)

@@ -104,7 +104,8 @@ async def test_a_branch_given_prepared_work_is_not_invited_to_ask(open_hooked: O
         task = await run_to_rest(manager, task_id)
         assert task["status"] == "done" and task["answer"] == "Tuesday it is"
         assert manager.store.questions(task_id, status=None) == []
-    async with open_hooked(rules) as (manager, _):  # nothing prepared: it may ask
+    asking = {"advisor": {"may_ask": True}}
+    async with open_hooked(rules, agents=asking) as (manager, _):  # nothing prepared: it may ask
         task_id = await manager.submit("@advisor When shall we meet?")
         assert (await run_to_rest(manager, task_id))["status"] == "waiting"
 
