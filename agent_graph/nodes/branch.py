@@ -289,10 +289,12 @@ def _stem(word: str) -> str:
     return word
 
 
-# Words of asking itself, not of what is asked for ("Can you please provide the draft?").
+# Words of asking itself, not of what is asked for ("Can you please provide the draft?",
+# "What are the pros and cons of…"), as `_words` stems them.
 _ASKING_WORDS = frozenset(
     {"can", "could", "would", "will", "you", "your", "please", "provide", "give", "share",
-     "tell", "send", "the", "and", "for", "with", "any", "some"}
+     "tell", "send", "the", "and", "for", "with", "any", "some", "what", "are", "how",
+     "which", "there", "pro", "con"}
 )  # fmt: skip
 
 
