@@ -32,7 +32,10 @@ Open = Callable[..., Any]
 def config(**graph: Any) -> Config:
     # The scripted backend stands in for a model that plans (the embedded default plans
     # one step without asking the model): max_steps set, as a gateway user would have it.
-    return Config.model_validate({"graph": {"max_steps": 4, **graph}})
+    # The writer may ask, as `[agents.writer] may_ask = true` allows (its default is no).
+    return Config.model_validate(
+        {"graph": {"max_steps": 4, **graph}, "agents": {"writer": {"may_ask": True}}}
+    )
 
 
 @pytest.fixture
@@ -586,3 +589,20 @@ def test_a_question_restating_the_task_in_other_word_forms_is_a_repeat() -> None
     asked_back = "What are the pros and cons of paying off my mortgage early or investing?"
     assert _repeats(asked_back, task)
     assert not _repeats("What is your monthly income after tax?", task)
+
+
+async def test_by_default_the_writer_leaves_a_placeholder_rather_than_ask(tmp_path: Path) -> None:
+    rules = [
+        ROUTE,
+        judge(r"Dear \[name\]", 8),
+        # Only a branch invited to ask would be told this; it would ask.
+        {"match": "reply with just one line", "reply": "ASK: Who is the letter for?"},
+        {"match": "Attempt 1", "reply": "Dear [name]"},
+    ]
+    scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
+    cfg = Config.model_validate({"graph": {"branches": 1}})
+    async with TaskManager.open(cfg, tmp_path / "d", backends={"embedded": scripted}) as manager:
+        task_id = await manager.submit("Write a thank-you letter")
+        task = await run_to_rest(manager, task_id)
+        assert task["status"] == "done" and task["answer"] == "Dear [name]"
+        assert "[placeholder]" in str(scripted.calls[-2].messages[0])
