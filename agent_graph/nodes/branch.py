@@ -124,7 +124,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     # protocol carries it (small models given a tool list tend to echo it instead of working).
     skill_tools = ctx.tools(inp["agent"])
     tools = [*skill_tools, ASK_USER_TOOL] if skill_tools else None
-    text, error = "", None
+    text, error, exit_code = "", None, None
     checks: list[tuple[str, Review]] = []
     revision, tool_round = 0, -1
     try:
@@ -196,7 +196,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 result = await _use_tool(inp, ctx, call, events)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
     except BackendError as exc:
-        error = exc.one_line()
+        error, exit_code = exc.one_line(), exc.exit_code
         text = text or exc.partial_text
     candidate = Candidate(
         step=inp["step"],
@@ -211,6 +211,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         candidate["source_keys"] = [source["key"] for source in sources]
     if error:
         candidate["error"] = error  # type: ignore[typeddict-unknown-key]
+        candidate["exit_code"] = exit_code  # type: ignore[typeddict-unknown-key]
     if checks:
         candidate["checks"] = [
             {"skill": name, "verdict": r.verdict, "passed": r.passed} for name, r in checks

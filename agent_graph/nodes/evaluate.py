@@ -123,6 +123,9 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
 
     if all(c.get("error") and not c["text"] for c in candidates):
         first = candidates[0]["error"]  # type: ignore[typeddict-item]
+        # The backend's own exit code (2 for a model name that does not exist, 4 when it
+        # cannot be reached); older checkpoints carry none.
+        code = candidates[0].get("exit_code")  # type: ignore[misc]
         update["failed"] = True
         update["events"] = [
             *events,
@@ -130,7 +133,7 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
                 "task_failed",
                 error=f"every branch failed: {first}",
                 error_type="BackendError",
-                exit_code=4 if "connect" in first or "unreachable" in first else 1,
+                exit_code=code or (4 if "connect" in first or "unreachable" in first else 1),
                 partial_text="",
             ),
         ]

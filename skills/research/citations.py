@@ -87,9 +87,10 @@ _SINGLE_QUOTE = re.compile(
     r"(?<![\w'‘’])['‘](?!\d)([^\s'‘’](?:(?:[^'‘’\n]|(?<=\w)['’](?=\w))*?[^\s'‘’])?)['’](?!\w)"
 )
 # Where a sentence ends: terminal punctuation, any closing quotes or brackets, then any marks
-# (a mark after the full stop still belongs to the sentence before it), then whitespace.
+# (a mark after the full stop still belongs to the sentence before it, at the end of the
+# text too), then whitespace.
 _SENTENCE_END = re.compile(
-    r"[.!?…]+[\"'”’)\]]*(?:\s*\[\d{1,4}(?:\s*[,;]\s*\d{1,4})*\](?![(:]))*(?=\s+\S)"
+    r"[.!?…]+[\"'”’)\]]*(?:\s*\[\d{1,4}(?:\s*[,;]\s*\d{1,4})*\](?![(:]))*(?=\s+\S|\s*$)"
 )
 # A full stop after these is not a sentence end ("Dr. Smith", "e.g. Paris").
 _ABBREVIATIONS = frozenset(

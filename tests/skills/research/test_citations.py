@@ -279,6 +279,15 @@ def test_what_the_words_do_not_show_gets_no_mark(sources, answer: str) -> None:
     assert attribute_uncited(answer, sources) == (answer, [])
 
 
+def test_a_mark_after_the_last_full_stop_belongs_to_the_last_sentence(sources) -> None:
+    """Small models write "…France. [2]" at the end of an answer: the mark cites that
+    sentence, which is then neither uncited nor followed by a stray mark."""
+    answer = "Paris is the most populous city of France, with 2.1 million residents. [2]"
+    assert attribute_uncited(answer, sources) == (answer, [])
+    report = check_citations(answer, sources)
+    assert report.ok and report.sentences == (answer,)
+
+
 def test_a_sentence_goes_to_the_passage_holding_most_of_its_words(sources) -> None:
     answer = "Gustave Eiffel's company designed and built the lattice tower in Paris, France!"
     marked, trace = attribute_uncited(answer, sources)
