@@ -37,7 +37,7 @@ Events = list[dict[str, Any]]
 BRANCHES = ".branches"  # in a task's workspace: each branch's own folder
 
 
-def workspace_of(ctx: GraphContext, task_id: str, branch_id: str | None = None) -> Path:
+def workspace_of(task_id: str, branch_id: str | None = None) -> Path:
     """The task's workspace, or the folder of one of its branches inside it (parallel
     branches must not write over each other's files; the chosen ones are promoted)."""
     root = task_workspace(task_id)
@@ -91,7 +91,7 @@ async def gated_call(
     workspace: Path | None = None,
 ) -> tuple[str, str | None]:
     """(result, error) of one tool, run only once every permission it needs is granted."""
-    granted = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
+    granted = _given(ctx, skill)
     missing = {str(p) for p in tool.permissions} - granted
     if missing:
         ask = permissions.question(skill.name, tool.name, missing)
@@ -175,9 +175,15 @@ def _use_for(
     return use
 
 
+def _given(ctx: GraphContext, skill: Skill) -> set[str]:
+    """The permissions `skill` holds for this task: for good (config, "always") or for now."""
+    return set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
+
+
 def _granted(ctx: GraphContext, skill: Skill) -> frozenset[Permission]:
-    given = set(ctx.allow) | (ctx.grants.of(skill.name) if ctx.grants else set())
-    return frozenset(Permission(p) for p in given if p in Permission._value2member_map_)
+    return frozenset(
+        Permission(p) for p in _given(ctx, skill) if p in Permission._value2member_map_
+    )
 
 
 def _why(exc: Exception) -> str:
@@ -237,7 +243,7 @@ async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, eve
             "prepare",
             events,
             step=None,
-            workspace=workspace_of(ctx, task_id),
+            workspace=workspace_of(task_id),
             task=task,
             agent=agent,
             task_id=task_id,
@@ -270,7 +276,7 @@ async def review(
             "review",
             events,
             step=step,
-            workspace=workspace_of(ctx, task_id, branch_id),
+            workspace=workspace_of(task_id, branch_id),
             task=task,
             agent=agent,
             task_id=task_id,
@@ -304,7 +310,7 @@ async def finish(
             "finish",
             events,
             step=None,
-            workspace=workspace_of(ctx, task_id),
+            workspace=workspace_of(task_id),
             task=task,
             agent=agent,
             task_id=task_id,

@@ -377,7 +377,7 @@ async def _use_tool(
                 task_id=inp["task_id"],
                 step=inp["step"],
                 branch_id=inp["branch_id"],
-                workspace=skill_hooks.workspace_of(ctx, inp["task_id"], inp["branch_id"]),
+                workspace=skill_hooks.workspace_of(inp["task_id"], inp["branch_id"]),
             )
     else:
         error = f"no tool named {call.name!r} is available"

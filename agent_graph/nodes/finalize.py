@@ -76,7 +76,7 @@ async def deliver(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
     agent = state.get("agent") or ctx.config.default_agent
     events: list[dict[str, Any]] = []
     answer = state.get("answer") or ""
-    root = skill_hooks.workspace_of(ctx, state["task_id"])
+    root = skill_hooks.workspace_of(state["task_id"])
     skill_hooks.promote(root, [r["branch_id"] for r in results])
     files = skill_hooks.task_files(root)
     lines = await skill_hooks.finish(
