@@ -24,9 +24,9 @@ from typing import Any
 from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
 from backends.models import resolve_model
 from backends.openai_wire import StreamAssembler
+from backends.worker_stream import Emit, WorkerFailed, from_worker
 from myninja.errors import ModelError
 
-_DONE = object()
 _TAGGED_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 
 
@@ -132,69 +132,54 @@ class EmbeddedBackend:
         model_name = request.model or self.model
         loaded = await self._model(model_name)
         kwargs, forced_union = self._llama_kwargs(request)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancelled = threading.Event()
 
-        def put(item: Any) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed under us
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def produce(emit: Emit, stopped: threading.Event) -> None:
+            stream: Iterator[dict[str, Any]] = loaded.llama.create_chat_completion(
+                stream=True, **kwargs
+            )
+            for obj in stream:
+                if stopped.is_set():
+                    return
+                emit(obj)
+            emit(("n_tokens", loaded.llama.n_tokens))
 
-        def generate() -> None:
-            if cancelled.is_set():
-                return put(_DONE)
-            try:
-                stream: Iterator[dict[str, Any]] = loaded.llama.create_chat_completion(
-                    stream=True, **kwargs
-                )
-                for obj in stream:
-                    if cancelled.is_set():
-                        break
-                    put(obj)
-                put(("n_tokens", loaded.llama.n_tokens))
-            except Exception as exc:
-                put(exc)
-            put(_DONE)
-
-        # generate() reports its own errors through the queue, so its future is not awaited.
-        loop.run_in_executor(loaded.worker, generate)
         assembler = StreamAssembler()
         text_parts: list[str] = []
         generated, context_tokens = 0, 0
+        # aclosing: a consumer that stops reading stops the worker now, not at garbage collection.
         try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, ValueError) and not text_parts:
-                    # llama-cpp-python's word for a request it cannot serve: a prompt longer
-                    # than the context, a tool_choice naming no tool, a schema it cannot use.
-                    raise ModelError(f"{model_name}: {item}", status=400) from item
-                if isinstance(item, Exception):
-                    raise ModelError(
-                        f"generation failed: {item}", partial_text="".join(text_parts)
-                    ) from item
-                if isinstance(item, tuple):
-                    context_tokens = item[1]
-                    continue
-                generated += _carries_output(item)
-                chunk = assembler.feed(item)
-                if chunk is None:
-                    continue
-                chunk.finish_reason = None  # the closing chunk below carries it, once
-                if chunk.text:
-                    text_parts.append(chunk.text)
-                    yield chunk
-            closing = assembler.finish()
-            # The context holds the prompt and every generated token but the last one when
-            # generation stopped at the length limit (it was sampled, never evaluated).
-            evaluated = generated - (closing.finish_reason == "length")
-            closing.usage = Usage(max(context_tokens - evaluated, 0), generated)
-            if not closing.tool_calls and request.tools:
-                closing.tool_calls = _calls_from_text("".join(text_parts), forced_union)
-                if closing.tool_calls:
-                    closing.finish_reason = "tool_calls"
-            yield closing
-        finally:
-            # The worker sees the flag at its next token; the next caller queues behind it.
-            cancelled.set()
+            async with contextlib.aclosing(from_worker(loaded.worker, produce)) as items:
+                async for item in items:
+                    if isinstance(item, tuple):
+                        context_tokens = item[1]
+                        continue
+                    generated += _carries_output(item)
+                    chunk = assembler.feed(item)
+                    if chunk is None:
+                        continue
+                    chunk.finish_reason = None  # the closing chunk below carries it, once
+                    if chunk.text:
+                        text_parts.append(chunk.text)
+                        yield chunk
+        except WorkerFailed as failed:
+            error = failed.error
+            if isinstance(error, ValueError) and not text_parts:
+                # llama-cpp-python's word for a request it cannot serve: a prompt longer
+                # than the context, a tool_choice naming no tool, a schema it cannot use.
+                raise ModelError(f"{model_name}: {error}", status=400) from error
+            raise ModelError(
+                f"generation failed: {error}", partial_text="".join(text_parts)
+            ) from error
+        closing = assembler.finish()
+        # The context holds the prompt and every generated token but the last one when
+        # generation stopped at the length limit (it was sampled, never evaluated).
+        evaluated = generated - (closing.finish_reason == "length")
+        closing.usage = Usage(max(context_tokens - evaluated, 0), generated)
+        if not closing.tool_calls and request.tools:
+            closing.tool_calls = _calls_from_text("".join(text_parts), forced_union)
+            if closing.tool_calls:
+                closing.finish_reason = "tool_calls"
+        yield closing
 
     def _llama_kwargs(self, request: ChatRequest) -> tuple[dict[str, Any], bool]:
         kwargs: dict[str, Any] = {

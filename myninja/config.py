@@ -126,7 +126,15 @@ class ServeConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     engine: Literal["llama", "tnx", "nxdi"] = "llama"
-    model: str = DEFAULT_MODEL
+    model: str = Field(
+        DEFAULT_MODEL, description="llama: a named model or a GGUF; tnx/nxdi: a checkpoint folder"
+    )
+    tp_degree: int = Field(2, ge=1, le=128, description="tnx/nxdi: NeuronCores to shard over")
+    amp: Literal["f32", "f16", "bf16"] = Field("bf16", description="tnx/nxdi: weight precision")
+    n_positions: int = Field(
+        4096, ge=128, description="tnx/nxdi: longest prompt + reply the compiled model takes"
+    )
+    batch_size: int = Field(1, ge=1, le=64, description="tnx/nxdi: compiled batch size")
     api_key: str | None = Field(None, description="Bearer token clients must send, if set")
     max_body_bytes: int = Field(4_000_000, ge=1024)
 

@@ -127,11 +127,12 @@ def start_serve(model: str, *extra: str, env: dict[str, str] | None = None) -> S
         cwd=REPO,
     )
     assert proc.stderr is not None
-    line = proc.stderr.readline()
-    match = re.search(r"(http://\S+/v1)", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"serve did not announce its URL: {line!r} {proc.stderr.read()}")
+    lines = []
+    while not (match := re.search(r"(http://\S+/v1)", lines[-1] if lines else "")):
+        lines.append(proc.stderr.readline())
+        if not lines[-1] or len(lines) > 20:  # it exited, or talks without announcing
+            proc.kill()
+            raise RuntimeError(f"serve did not announce its URL: {lines!r} {proc.stderr.read()}")
     _drain(proc.stderr)
     base = match.group(1)
     token = (env or {}).get("SERVE_TOKEN")

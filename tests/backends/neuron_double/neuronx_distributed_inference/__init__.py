@@ -1,0 +1,1 @@
+"""Test double of NxD Inference (see ../README.md)."""
