@@ -100,7 +100,12 @@ class StreamAssembler:
                 if name != slot["name"]:
                     slot["name"] += name
                 args = fn.get("arguments")
-                slot["arguments"] += args if isinstance(args, str) else json.dumps(args or {})
+                # vLLM's tool parsers name a call in a delta with no "arguments" at all: that
+                # adds nothing (finish() turns a call that never got any into "{}").
+                if isinstance(args, str):
+                    slot["arguments"] += args
+                elif args is not None:
+                    slot["arguments"] += json.dumps(args)
             finish = choice.get("finish_reason") or finish
         if finish:
             self.finish_reason = finish
