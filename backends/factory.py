@@ -33,3 +33,23 @@ def make_backend(config: Config, name: str) -> Backend:
 
     api_key = key_store(config).get(key_name(name, cfg))
     return GatewayBackend.from_config(name, cfg, api_key=api_key)
+
+
+def quick_gateway(config: Config, name: str) -> Backend:
+    """Gateway backend NAME for a quick look (is it up, which models): its key, short timeouts,
+    no retries, so that a server that is down answers in seconds, not after back-offs."""
+    cfg = config.backends[name]
+    assert isinstance(cfg, GatewayBackendConfig)
+    from backends.gateway import GatewayBackend
+    from backends.keys import key_name, key_store
+
+    api_key = key_store(config).get(key_name(name, cfg))
+    return GatewayBackend(
+        name,
+        cfg.url,
+        model=cfg.model,
+        api_key=api_key,
+        connect_timeout=3,
+        read_timeout=5,
+        max_retries=0,
+    )

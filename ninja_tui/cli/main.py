@@ -30,6 +30,7 @@ COMMANDS = {
     "backends": "ninja_tui.cli.backends_cmd:backends",
     "skills": "ninja_tui.cli.skills_cmd:skills",
     "serve": "ninja_tui.cli.serve_cmd:serve",
+    "neuron": "ninja_tui.cli.neuron_cmd:neuron",
     "worker": "ninja_tui.cli.worker_cmd:worker",
 }
 

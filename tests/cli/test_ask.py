@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from agent_graph.events import FIELDS
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
+from tests.local_http import free_port
 
 TINY = {
     "MYNINJA_BACKENDS__EMBEDDED__MODEL": TINY_MODEL,
     "MYNINJA_BACKENDS__EMBEDDED__THREADS": str(TINY_THREADS),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

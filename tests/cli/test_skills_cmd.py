@@ -165,7 +165,7 @@ def test_ask_exits_3_with_the_permission_question_unless_allowed(
     )
     with (myninja_home / "config.toml").open("a") as config:
         config.write(
-            f'[graph]\nbranches = 1\n[agents.coder]\ntools = true\n'
+            f"[graph]\nbranches = 1\n[agents.coder]\ntools = true\n"
             f'[skills]\nallowed_dirs = ["{notes}"]\n'
         )
     asked = run_myninja("ask", "@coder What do my notes say?")

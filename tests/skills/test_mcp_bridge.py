@@ -14,6 +14,7 @@ import pytest
 
 from myninja.config import McpServerConfig
 from skills.mcp_bridge import McpError, McpPool, McpUnreachable, list_tools, log_file
+from tests.local_http import free_port
 
 SERVER = '''
 import os, sys
@@ -117,12 +118,6 @@ def http_server(tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(10)
         log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_a_streamable_http_server_works_the_same(http_server: str) -> None:
