@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 ASK_PLACEHOLDER = "Ask myninja… (@coder, @writer, … picks an agent)"
 # Keys that act on the selected task: letters, so they work only outside the input box.
-TASK_ACTIONS = {"cancel_task", "retry_task", "rate", "copy_answer", "export_answer"}
+TASK_ACTIONS = {"cancel_task", "retry_task", "rate", "edit_answer", "copy_answer", "export_answer"}
 
 
 class MyninjaApp(App[None]):
@@ -60,6 +60,7 @@ class MyninjaApp(App[None]):
         Binding("r", "retry_task", "Retry"),
         Binding("plus", "rate('good')", "Good"),
         Binding("minus", "rate('bad')", "Bad"),
+        Binding("a", "edit_answer", "Edit"),
         Binding("y", "copy_answer", "Copy"),
         Binding("e", "export_answer", "Export"),
     ]
@@ -399,6 +400,34 @@ class MyninjaApp(App[None]):
 
         self.push_screen(RateDialog(task, rating), rated)
 
+    def action_edit_answer(self) -> None:
+        from ninja_tui.screens.dialogs import EditAnswerDialog
+
+        task = self._selected_task()
+        if task is None or self.store is None:
+            return
+        if not task.get("answer"):
+            self.notify("This task has no answer yet.", severity="warning")
+            return
+        edits = [
+            f["edited_answer"] for f in self.store.feedback(task["id"]) if f.get("edited_answer")
+        ]
+        current = edits[-1] if edits else task["answer"]
+
+        def edited(text: str | None) -> None:
+            if text is None or self.store is None:
+                return
+            if text.strip() == current.strip():
+                self.notify("No change.")
+                return
+            if not text.strip():
+                self.notify("An empty answer is not saved.", severity="warning")
+                return
+            self.store.add_feedback(task["id"], "edit", edited_answer=text.strip())
+            self.notify("Edit saved: it will be preferred over the original in training exports.")
+
+        self.push_screen(EditAnswerDialog(task, current), edited)
+
     def action_copy_answer(self) -> None:
         task = self._selected_task()
         if task is None or not task.get("answer"):
@@ -453,6 +482,11 @@ class MyninjaApp(App[None]):
                 partial(self.action_rate, "good"),
             ),
             ("Rate bad", "Mark the answer bad, with a note (-)", partial(self.action_rate, "bad")),
+            (
+                "Edit answer",
+                "Correct the answer; training prefers the edit over the original (a)",
+                self.action_edit_answer,
+            ),
             ("Copy answer", "Copy the answer to the clipboard (y)", self.action_copy_answer),
             ("Export answer", "Write the answer as a Markdown file (e)", self.action_export_answer),
         ]

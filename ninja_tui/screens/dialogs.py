@@ -1,4 +1,4 @@
-"""Small modal dialogs of the app: rate a task, export its answer, read a cited passage.
+"""Small modal dialogs of the app: rate a task, edit its answer, export it, read a cited passage.
 
 Each returns what the person chose through `dismiss`; the app does the saving."""
 
@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, Static, TextArea
 
 DIALOG_CSS = """
 {name} {{
@@ -68,6 +68,40 @@ class RateDialog(ModalScreen[tuple[str, str] | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss((self.rating, event.value.strip()))
+
+
+class EditAnswerDialog(ModalScreen[str | None]):
+    """The answer in an editor; ctrl+s returns the text, escape drops it."""
+
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="EditAnswerDialog")
+        + """
+    EditAnswerDialog > Vertical { width: 100; height: 90%; max-height: 90%; }
+    EditAnswerDialog TextArea { height: 1fr; margin: 1 0; }
+    """
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        ("escape", "dismiss(None)", "Cancel"),
+        # The app's ctrl+s opens history; while this dialog is open it saves instead.
+        Binding("ctrl+s", "save", "Save", priority=True),
+    ]
+
+    def __init__(self, task: dict[str, Any], answer: str) -> None:
+        super().__init__()
+        self.edited_task = task
+        self.answer = answer
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(" ".join(self.edited_task["text"].split())[:200], markup=False)
+            yield TextArea(self.answer, id="answer")
+            yield Label("ctrl+s saves · escape cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#answer", TextArea).focus()
+
+    def action_save(self) -> None:
+        self.dismiss(self.query_one("#answer", TextArea).text)
 
 
 class ExportDialog(ModalScreen[Path | None]):

@@ -9,20 +9,21 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Tree
+from textual.widgets import Input, OptionList, TextArea, Tree
 
 from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja.config import NotifyConfig
 from ninja_tui.app import MyninjaApp
 from ninja_tui.notify import Notifier
-from ninja_tui.screens.dialogs import ExportDialog, PassageDialog, RateDialog
+from ninja_tui.screens.dialogs import EditAnswerDialog, ExportDialog, PassageDialog, RateDialog
 from ninja_tui.screens.help import HelpScreen
 from ninja_tui.screens.history import HistoryScreen
 from ninja_tui.screens.inbox import InboxScreen, QuestionCard
 from ninja_tui.widgets.task_view import TaskView
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import scripted_config
+from tests.ninja_tui.seed import ANSWER, seed_history
 
 STORY = " ".join(f"word{i}" for i in range(60))
 # A task whose branches stream slowly, so the app can be seen showing a draft mid-way.
@@ -202,6 +203,83 @@ async def test_a_task_is_rated_with_a_note(data_dir: Path) -> None:
         assert [(f["rating"], f["note"]) for f in feedback] == [("good", "right colour")]
 
 
+async def open_seeded(pilot: Pilot, app: MyninjaApp, task_id: str) -> HistoryStore:
+    """The seeded history shown with `task_id` selected, the task keys on (the box left)."""
+    await wait_for(pilot, lambda: app.store is not None)
+    await app.select_task(task_id)
+    await pilot.press("escape")
+    return store_of(app)
+
+
+def notices(app: MyninjaApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def edits(store: HistoryStore, task_id: str) -> list[tuple[str, str | None]]:
+    return [(f["rating"], f["edited_answer"]) for f in store.feedback(task_id)]
+
+
+async def test_an_edited_answer_is_kept_as_feedback_and_edited_again(data_dir: Path) -> None:
+    seed_history(data_dir)
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.store is not None)
+        await pilot.press("a")  # typed into the box: the task keys work outside it
+        assert not isinstance(app.screen, EditAnswerDialog)
+        store = await open_seeded(pilot, app, "t_0000000000a1")
+        await pilot.press("a")
+        assert isinstance(app.screen, EditAnswerDialog)
+        editor = app.screen.query_one(TextArea)
+        assert editor.text == ANSWER and app.screen.focused is editor
+        await pilot.press("f7", *"Tuesday 09:30 suits everyone.")  # select all, type over it
+        await pilot.press("ctrl+s")  # saves here; it does not open history
+        assert not isinstance(app.screen, (EditAnswerDialog, HistoryScreen))
+        assert edits(store, "t_0000000000a1") == [("edit", "Tuesday 09:30 suits everyone.")]
+        assert notices(app)[-1].startswith("Edit saved: it will be preferred")
+        # A second edit starts from the first, and the original answer stays as it was.
+        await pilot.press("a")
+        editor = app.screen.query_one(TextArea)
+        assert editor.text == "Tuesday 09:30 suits everyone."
+        editor.text = "Tuesday 09:30 suits Alice, Bob and you.\n"
+        await pilot.press("ctrl+s")
+        assert edits(store, "t_0000000000a1")[-1] == (
+            "edit",
+            "Tuesday 09:30 suits Alice, Bob and you.",
+        )
+        assert store.get_task("t_0000000000a1")["answer"] == ANSWER  # type: ignore[index]
+
+
+async def test_an_unchanged_or_cancelled_edit_saves_nothing(data_dir: Path) -> None:
+    seed_history(data_dir)
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        store = await open_seeded(pilot, app, "t_0000000000a1")
+        await pilot.press("a")
+        app.screen.query_one(TextArea).text = "  " + ANSWER.strip() + "\n\n"
+        await pilot.press("ctrl+s")
+        assert not isinstance(app.screen, EditAnswerDialog)
+        assert notices(app)[-1] == "No change."
+        await pilot.press("a", "f7", *"Something else", "escape")
+        assert not isinstance(app.screen, EditAnswerDialog)
+        assert store.feedback("t_0000000000a1") == []
+        # The palette opens the same dialog.
+        await pilot.press("ctrl+p", *"Edit answer")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditAnswerDialog))
+
+
+async def test_a_task_without_an_answer_has_nothing_to_edit(data_dir: Path) -> None:
+    seed_history(data_dir)
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        store = await open_seeded(pilot, app, "t_0000000000c3")  # the failed task
+        await pilot.press("a")
+        assert not isinstance(app.screen, EditAnswerDialog)
+        assert notices(app)[-1] == "This task has no answer yet."
+        assert store.feedback("t_0000000000c3") == []
+
+
 async def test_the_answer_is_copied_and_exported_as_markdown(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -252,7 +330,7 @@ async def test_help_lists_the_keys_and_the_palette_retries(data_dir: Path) -> No
         await pilot.press("escape", "question_mark")
         assert isinstance(app.screen, HelpScreen)
         actions = {action for _, action in app.screen.rows}
-        assert {"Questions", "History", "Settings", "Cancel", "Retry"} <= actions
+        assert {"Questions", "History", "Settings", "Cancel", "Retry", "Edit"} <= actions
         await pilot.press("escape")
         await pilot.press("ctrl+p")
         await pilot.press(*"Retry task")
