@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,3 +248,38 @@ def _calls_from_text(text: str, forced_union: bool) -> list[ToolCall]:
                 ToolCall(f"call_{uuid.uuid4().hex[:24]}", obj["name"], json.dumps(arguments))
             )
     return calls
+
+
+@contextlib.contextmanager
+def token_counter(model: str, models_dir: Path | None = None) -> Iterator[Callable[[str], int]]:
+    """Counts tokens with a model's own tokenizer; only its vocabulary is loaded (fast, small).
+    Closed on leaving the block (left to the garbage collector, llama.cpp's destructor can run
+    after the interpreter has begun to tear itself down)."""
+    llama_cpp = import_llama_cpp()
+    path = resolve_model(model, models_dir)
+    try:
+        with _quiet_stderr():  # llama.cpp warns about the context a vocabulary never uses
+            vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the vocabulary of {path}: {exc}") from exc
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    try:
+        yield count
+    finally:
+        vocab.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block: C code writes there directly."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -29,7 +29,7 @@ from .migrations import migrate
 STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
 UNFINISHED = ("queued", "running", "waiting")
 FINISHED = ("done", "failed", "cancelled")
-RATINGS = ("good", "bad")
+RATINGS = ("good", "bad", "edit")  # "edit": a row that only carries an edited answer
 QUESTION_STATUSES = ("open", "answered")
 MIN_PREFIX = 4  # shorter prefixes match too much to be meant
 

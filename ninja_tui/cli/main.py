@@ -23,6 +23,7 @@ COMMANDS = {
     "answer": "ninja_tui.cli.answer_cmd:answer",
     "tasks": "ninja_tui.cli.tasks_cmd:tasks",
     "feedback": "ninja_tui.cli.feedback_cmd:feedback",
+    "export": "ninja_tui.cli.export_cmd:export",
     "index": "ninja_tui.cli.index_cmd:index",
     "eval": "ninja_tui.cli.eval_cmd:eval_command",
     "config": "ninja_tui.cli.config_cmd:config",
