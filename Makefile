@@ -35,7 +35,7 @@ lint: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --slow
 
 bench: install
 	$(BIN)/python benchmarks/embedded_speed.py

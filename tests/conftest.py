@@ -19,6 +19,25 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the heavy reliability suites (marked heavy); `make test` sets it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with --slow (make test and CI do)")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
+
 TINY_MODEL = "smollm2-135m"
 # One thread: on two cores a 135M model decodes about 3x faster on one thread than on two,
 # whose per-operation synchronisation costs more than the work it splits.
