@@ -10,6 +10,9 @@ What protects us, from strongest to weakest:
 - **Resource limits** (setrlimit, set by the child's bootstrap before any user code runs, and
   impossible to raise again without privileges): CPU seconds, address space (memory), processes,
   file size, no core dumps. Wall time is enforced from here by killing the process group.
+  The kernel does not apply RLIMIT_NPROC to root, so the audit hook below also counts the run's
+  process group at every fork and program start and refuses past `SandboxLimits.processes`
+  (killed_reason "processes"): a fork bomb stops there, and the group kill ends what is left.
   Output is read incrementally and only a head and a tail of it are kept, so a program that
   prints a gigabyte cannot fill our memory; past 16 times the cap it is killed.
 - **A network namespace** where the OS allows one: `unshare --net --map-root-user` (probed once
@@ -23,6 +26,15 @@ What protects us, from strongest to weakest:
   network use (connect, bind, sendto, sendmsg, name resolution; Unix sockets only inside the
   workspace), and starting programs (subprocess, os.system, os.exec*, os.posix_spawn, and
   `_posixsubprocess.fork_exec`, which multiprocessing's "spawn" uses) unless allowed.
+  It also refuses *reading* what is private to the person: files under the real HOME (the one
+  of the process calling `run_python`) other than the workspace and the Python installation
+  (its prefixes and `sys.path`, which holds what .pth files add: editable installs), anything
+  under myninja's config and data folders (the key store file, history, other tasks'
+  workspaces) but the task's own workspace, and another process's environ, mem, cmdline, auxv
+  and descriptors under /proc (`open`, `os.listdir`/`os.scandir`, sqlite3 files). Elsewhere
+  (/etc, /usr, /tmp) reading is up to the OS's permissions. (A program that runs pytest itself
+  below a HOME holding a pytest.ini, pyproject.toml, tox.ini or setup.cfg is refused when pytest
+  reads it on its way up: run_tests passes `-c` and `--rootdir`, and is not.)
   Paths are resolved (symlinks followed) before they are checked; hard links to files outside
   are refused, since writing through one would change the outside file.
 
@@ -34,7 +46,10 @@ symlink swap between the check and the system call. `os.mkfifo` and `os.mknod` r
 event; `os.open(name, ..., dir_fd=fd)` is checked against the current directory because the
 "open" event does not carry `dir_fd`; a fork()ed child inherits the hook, but a program started
 with `allow_subprocess=True` runs without it (only the rlimits and the namespace apply to it).
-A process that calls setsid() leaves the process group and survives the kill. The operating
+A process that calls setsid() or setpgid() leaves the process group: it survives the kill and
+no longer counts towards the process limit; forks through ctypes are not counted either.
+RLIMIT_FSIZE caps each file, not their sum: a loop writing many files under the cap can still
+fill the disk until the wall time ends it. The operating
 system's own permissions still apply: run this as an unprivileged user. The real walls are the
 process boundary, the rlimits and (where available) the network namespace; a container or VM is
 the right tool for code that is actually hostile.
@@ -103,7 +118,7 @@ DEFAULT_LIMITS = SandboxLimits()
 class RunResult:
     """What one sandboxed run did. `exit_code` is negative for a signal, as in subprocess.
     `killed_reason` is set when a limit stopped the program: "wall time", "cpu time", "memory",
-    "output", "file size", "cancelled" or "signal SIGNAME"."""
+    "output", "file size", "processes", "cancelled" or "signal SIGNAME"."""
 
     exit_code: int
     stdout: str
@@ -141,6 +156,8 @@ class RunResult:
             return f"killed: output limit ({OUTPUT_KILL_FACTOR} x {limits.output_bytes} bytes)"
         if reason == "file size":
             return f"stopped: file size limit {limits.file_mb} MB"
+        if reason == "processes":
+            return f"stopped: process limit {limits.processes}"
         return f"killed: {reason}"
 
     def summary(self) -> str:
@@ -148,7 +165,7 @@ class RunResult:
         truncation and the time taken."""
         limit = self.limit_message()
         parts = [limit, f"exit {self.exit_code}"] if limit else [f"exit {self.exit_code}"]
-        if self.refusal:
+        if self.refusal and not (limit and self.refusal.startswith("sandbox: process limit")):
             parts.append(self.refusal)
         if self.truncated:
             parts.append("output truncated")
@@ -213,9 +230,46 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         os.path.join,
     )
     readlink, getcwd, fspath, fsdecode = os.readlink, os.getcwd, os.fspath, os.fsdecode
+    getpid, getpgrp, listdir = os.getpid, os.getpgrp, os.listdir
+    os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
+
+    def under(path: str, root: str) -> bool:
+        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
     def inside(path: str) -> bool:
         return path == workspace or path.startswith(workspace_prefix)
+
+    # Reading: the real user's HOME (but the Python installation in it) and myninja's own config
+    # and data folders (keys, history, other tasks' workspaces) are private; so are another
+    # process's environment, memory, command line and descriptors under /proc.
+    home = config["home"]
+    private = tuple(config["private"])
+    task_root = config["task_root"]  # a branch's code may read its task's workspace
+    protect_home = home not in ("", os.sep)
+
+    def exposes_private(root: str) -> bool:
+        # a root that is HOME, or holds HOME or one of our folders, would open them all
+        return any(under(secret, root) for secret in (home, *private) if secret != os.sep)
+
+    readable_roots = tuple(
+        dict.fromkeys(
+            root
+            for root in (
+                realpath(entry)
+                for entry in (
+                    sys.prefix,
+                    sys.base_prefix,
+                    sys.exec_prefix,
+                    sys.base_exec_prefix,
+                    *sys.path,
+                    config["path0"],
+                )
+                if entry and isabs(entry)
+            )
+            if not exposes_private(root) and not any(under(root, p) for p in private)
+        )
+    )
+    proc_private = frozenset({"environ", "mem", "cmdline", "auxv", "fd", "fdinfo", "map_files"})
 
     def fd_target(fd: int) -> str | None:
         try:
@@ -248,6 +302,73 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         if follow or tail in ("", ".", ".."):
             return realpath(text)
         return join(realpath(head), tail)
+
+    def read_refusal(target: str) -> str | None:
+        for folder in private:
+            if under(target, folder):
+                return f"sandbox: reading myninja's own files is not allowed: {target}"
+        if target.startswith("/proc/"):
+            parts = target.split(os.sep)[2:]  # pid, entry… or pid, "task", tid, entry…
+            if parts[0].isdigit() and int(parts[0]) != getpid():
+                entry = parts[3:4] if parts[1:2] == ["task"] else parts[1:2]
+                if entry and entry[0] in proc_private:
+                    return f"sandbox: reading another process's {entry[0]} is not allowed"
+        if protect_home and under(target, home):
+            if not any(under(target, root) for root in readable_roots):
+                return f"sandbox: reading the user's files is not allowed: {target}"
+        return None
+
+    def check_read(path: object, dir_fd: object = None) -> None:
+        if isinstance(path, str) and isabs(path):
+            # imports read hundreds of files of the Python installation: no realpath for those
+            quick = normpath(path)
+            if any(under(quick, root) for root in readable_roots) and not any(
+                under(quick, folder) for folder in private
+            ):
+                return
+        target = resolve(path, dir_fd, True)
+        if target is None or inside(target) or (task_root and under(target, task_root)):
+            return
+        refusal = read_refusal(target)
+        if refusal is not None:
+            raise PermissionError(refusal)
+
+    # Processes: RLIMIT_NPROC does not bind root (nor, without a user namespace, count per run),
+    # so each fork or program start also counts the members of the run's process group.
+    process_limit = config["processes"]
+    have_proc = os.path.isdir("/proc")
+    counting: set[int] = set()  # threads counting, whose own audit events pass unchecked
+    from _thread import get_ident
+
+    def group_size() -> int:
+        group, count = str(getpgrp()).encode(), 0
+        for name in listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                fd = os_open(f"/proc/{name}/stat", read_only)
+                try:
+                    stat = os_read(fd, 1024)
+                finally:
+                    os_close(fd)
+            except OSError:
+                continue  # it exited meanwhile
+            fields = stat.rpartition(b")")[2].split()  # state, ppid, pgrp, …
+            if len(fields) > 2 and fields[2] == group:
+                count += 1
+        return count
+
+    def check_processes() -> None:
+        if not have_proc:
+            return
+        me = get_ident()
+        counting.add(me)
+        try:
+            size = group_size()
+        finally:
+            counting.discard(me)
+        if size >= process_limit:
+            raise PermissionError(f"sandbox: process limit reached ({process_limit} processes)")
 
     def check_write(path: object, dir_fd: object = None, follow: bool = True) -> None:
         target = resolve(path, dir_fd, follow)
@@ -295,13 +416,14 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
     process_events = frozenset(
         {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.startfile"}
     )
+    listing_events = frozenset({"os.listdir", "os.scandir"})
+    fork_events = frozenset({"os.fork", "os.forkpty"})
     guard_network = config["guard_network"]
     guard_processes = config["guard_processes"]
-    watched = frozenset(path_events) | {"open", "sqlite3.connect"}
+    watched = frozenset(path_events) | {"open", "sqlite3.connect"} | listing_events | fork_events
     if guard_network:
         watched |= address_events | lookup_events
-    if guard_processes:
-        watched |= process_events
+    watched |= process_events  # refused, or (allowed) counted
 
     def check_open(args: tuple) -> None:
         path, mode, flags = args[0], args[1], args[2]
@@ -312,6 +434,8 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         )
         if writing:
             check_write(path)
+        else:
+            check_read(path)
 
     def check_sqlite(args: tuple) -> None:
         database = fsdecode(fspath(args[0]))
@@ -319,11 +443,14 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
             return
         if database.startswith("file:"):
             location, _, query = database[5:].partition("?")
-            if location == ":memory:" or "mode=memory" in query or "mode=ro" in query:
+            if location == ":memory:" or "mode=memory" in query:
                 return
             if location.startswith("//"):  # file://host/path
                 location = "/" + location[2:].partition("/")[2]
+            if "mode=ro" in query:
+                return check_read(location)
             database = location
+        check_read(database)
         check_write(database)
 
     def check_address(sock: object, address: object) -> None:
@@ -338,11 +465,15 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         raise PermissionError(network_message)
 
     def audit(event: str, args: tuple) -> None:
-        if event not in watched:
+        if event not in watched or (counting and get_ident() in counting):
             return
         try:
             if event == "open":
                 check_open(args)
+            elif event in listing_events:
+                check_read(args[0] if args else None)
+            elif event in fork_events:
+                check_processes()
             elif event == "sqlite3.connect":
                 check_sqlite(args)
             elif event in path_events:
@@ -356,7 +487,10 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
             elif event in lookup_events:
                 raise PermissionError(network_message)
             elif event in process_events:
-                raise PermissionError(f"sandbox: starting processes is not allowed ({event})")
+                if guard_processes:
+                    raise PermissionError(f"sandbox: starting processes is not allowed ({event})")
+                if event != "os.exec":  # exec replaces this process: no new one
+                    check_processes()
         except PermissionError:
             raise
         except Exception as exc:  # a path we cannot make sense of: refuse rather than allow
@@ -373,7 +507,9 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         _posixsubprocess.fork_exec = refuse_fork_exec
 
     hook_code = {f.__code__ for f in (audit, check_open, check_sqlite, check_address, check_write)}
-    hook_code |= {resolve.__code__, fd_target.__code__, inside.__code__}
+    hook_code |= {resolve.__code__, fd_target.__code__, inside.__code__, under.__code__}
+    hook_code |= {check_read.__code__, read_refusal.__code__, check_processes.__code__}
+    hook_code.add(group_size.__code__)
     if guard_processes:
         hook_code.add(refuse_fork_exec.__code__)
     sys.addaudithook(audit)
@@ -443,6 +579,25 @@ def _unshare_prefix() -> tuple[str, ...] | None:
 def network_isolation_available() -> NetworkIsolation:
     """What `network=False` gets on this machine: "namespace" or "audit-hook"."""
     return "namespace" if _unshare_prefix() else "audit-hook"
+
+
+def _private_dirs() -> list[str]:
+    """myninja's own folders (config, data: the key store, history, other tasks' workspaces),
+    which sandboxed code may not read."""
+    from myninja import paths
+
+    return sorted({os.path.realpath(paths.config_dir()), os.path.realpath(paths.data_dir())})
+
+
+def _task_root(workspace: Path) -> str | None:
+    """The task's workspace (<data dir>/workspaces/<task id>) when `workspace` is in one, such
+    as a branch's folder inside it: readable, unlike the rest of the data dir."""
+    from myninja import paths
+
+    root = Path(os.path.realpath(paths.data_dir() / "workspaces"))
+    if workspace == root or root not in workspace.parents:
+        return None
+    return str(root / workspace.relative_to(root).parts[0])
 
 
 def _base_env() -> dict[str, str]:
@@ -569,6 +724,9 @@ def run_python(
         "memory_bytes": limits.memory_mb * 1024 * 1024,
         "file_bytes": limits.file_mb * 1024 * 1024,
         "processes": limits.processes,
+        "home": os.path.realpath(os.path.expanduser("~")),
+        "private": _private_dirs(),
+        "task_root": _task_root(ws),
         "user_namespace": prefix is not None,
         "guard_network": not network,
         "guard_processes": not allow_subprocess,
@@ -761,6 +919,10 @@ def _reason_from_exit(
             return "memory"
         if "[Errno 27] File too large" in last_line:
             return "file size"
+        if last_line.startswith("PermissionError: sandbox: process limit reached") or (
+            last_line.startswith("BlockingIOError: [Errno 11]") and "fork" in tail
+        ):
+            return "processes"
     return None
 
 
