@@ -161,6 +161,11 @@ class GatewayBackend:
                             f"{self.name}: the stream ended before the reply was complete",
                             partial_text="".join(partial),
                         )
+            except NotServerSentEvents as exc:
+                raise BadResponse(
+                    f"{self.name}: malformed stream line: {exc.line[:120]!r}",
+                    partial_text="".join(partial),
+                ) from exc
             except httpx.ReadTimeout as exc:
                 raise BackendUnreachable(
                     f"{self.name}: no data for {self._client.timeout.read:g}s mid-stream",
@@ -251,8 +256,24 @@ class GatewayBackend:
         return BadResponse(where, status=status)
 
 
+class NotServerSentEvents(ValueError):
+    """A line in a stream that is no server-sent event field (a chunk without `data: `, say)."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data:` payloads of a server-sent event stream, one event at a time."""
+    """The `data:` payloads of a server-sent event stream, one event at a time.
+
+    Comments (":"), event names, ids and retry hints carry nothing we use. Any other line is
+    refused rather than skipped as the SSE spec would: from a chat-completions server it is a
+    broken chunk (one sent without its `data: ` prefix), and skipping it would drop part of the
+    reply without a word."""
     lines: list[str] = []
     async for line in response.aiter_lines():
         if line == "":
@@ -261,7 +282,8 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
                 lines = []
         elif line.startswith("data:"):
             lines.append(line[5:].removeprefix(" "))
-        # Comments (":"), event names and ids carry nothing we use.
+        elif not line.startswith(":") and line.partition(":")[0] not in SSE_FIELDS:
+            raise NotServerSentEvents(line)
     if lines:
         yield "\n".join(lines)
 

@@ -31,7 +31,9 @@ async def _judge(
         "round": candidate["round"],
         "branch_id": candidate["branch_id"],
     }
-    if candidate.get("error") and not candidate["text"]:
+    if candidate.get("error"):
+        # What arrived before its call broke (a cut stream, a timeout mid-reply) is part of an
+        # answer: never judged, never kept.
         return Evaluation(**base, score=0.0, reasons=f"the branch failed: {candidate['error']}")
     if not candidate["text"]:
         return Evaluation(**base, score=0.0, reasons="the branch produced no answer")
@@ -75,6 +77,11 @@ def _cited_fairly(state: TaskState, candidate: Candidate, verdict: Evaluation) -
     return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
 
 
+def _judged_as(candidate: Candidate) -> tuple[bool, str]:
+    """Candidates judged once together: the same words, and whether the branch failed."""
+    return bool(candidate.get("error")), " ".join(candidate["text"].split())
+
+
 FAILED_CHECK_CAP = 3.0  # the most a branch whose own checks fail can score: below any threshold
 
 
@@ -102,9 +109,9 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     usage: dict[str, int] = {}
     # Branches that wrote the same answer are judged once: on a small model that is common,
     # and every judge call costs seconds.
-    distinct: dict[str, Candidate] = {}
+    distinct: dict[tuple[bool, str], Candidate] = {}
     for candidate in candidates:
-        distinct.setdefault(" ".join(candidate["text"].split()), candidate)
+        distinct.setdefault(_judged_as(candidate), candidate)
     verdicts = await asyncio.gather(*(_judge(ctx, state, c, usage) for c in distinct.values()))
     by_text = dict(zip(distinct, verdicts, strict=True))
     evaluations = [
@@ -113,7 +120,7 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
             _cited_fairly(
                 state,
                 c,
-                Evaluation(**{**by_text[" ".join(c["text"].split())], "branch_id": c["branch_id"]}),
+                Evaluation(**{**by_text[_judged_as(c)], "branch_id": c["branch_id"]}),
             ),
         )
         for c in candidates
@@ -121,7 +128,7 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     events = [make_event("evaluation", **e) for e in evaluations]
     update: dict[str, Any] = {"evaluations": evaluations, "events": events, "usage": usage}
 
-    if all(c.get("error") and not c["text"] for c in candidates):
+    if all(c.get("error") for c in candidates):
         first = candidates[0]["error"]  # type: ignore[typeddict-item]
         # The backend's own exit code (2 for a model name that does not exist, 4 when it
         # cannot be reached); older checkpoints carry none.
@@ -139,10 +146,12 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
         ]
         return Command(update=update, goto="__end__")
 
-    judged = [e for e in evaluations if e["score"] >= 0]
+    # Only branches whose calls completed can be kept.
+    whole = [e for e, c in zip(evaluations, candidates, strict=True) if not c.get("error")]
+    judged = [e for e in whole if e["score"] >= 0]
     # max keeps the first of equal scores; if the judge failed every time there is no basis
-    # for a replan, and the first branch is kept.
-    best = max(judged, key=lambda e: e["score"]) if judged else evaluations[0]
+    # for a replan, and the first whole branch is kept.
+    best = max(judged, key=lambda e: e["score"]) if judged else whole[0]
     below = bool(judged) and best["score"] < settings.judge_threshold
     if below and round_ < settings.max_rounds:
         reason = "; ".join(
