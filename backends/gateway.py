@@ -114,8 +114,8 @@ class GatewayBackend:
     # Chat ---------------------------------------------------------------------------------
     async def chat(self, request: ChatRequest) -> ChatResult:
         model = await self._model_for(request)
-        async with self._slots:
-            response = await self._post_chat(request, model, stream=False)
+        response = await self._post_chat(request, model, stream=False)
+        self._slots.release()  # the body was read whole: the server is done with us
         try:
             return result_from_response(response.json(), model)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -125,8 +125,8 @@ class GatewayBackend:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         model = await self._model_for(request)
-        async with self._slots:
-            response = await self._post_chat(request, model, stream=True)
+        response = await self._post_chat(request, model, stream=True)
+        try:
             assembler = StreamAssembler()
             partial: list[str] = []
             try:
@@ -179,15 +179,17 @@ class GatewayBackend:
             finally:
                 await response.aclose()
             yield assembler.finish()
+        finally:
+            self._slots.release()
 
     async def _post_chat(self, request: ChatRequest, model: str, *, stream: bool) -> httpx.Response:
         body = request_payload(request, model, stream=stream)
         if request.json_schema is None:
-            return await self._send("POST", "/chat/completions", body, stream=stream)
+            return await self._send("POST", "/chat/completions", body, stream=stream, slot=True)
         mode = "json_schema" if self._json_mode == "auto" else self._json_mode
         body["response_format"] = response_format_for(request.json_schema, mode)
         try:
-            return await self._send("POST", "/chat/completions", body, stream=stream)
+            return await self._send("POST", "/chat/completions", body, stream=stream, slot=True)
         except BadResponse as exc:
             # Servers of the llama.cpp family reject json_schema but take json_object + schema;
             # llama-cpp-python's server reports that rejection as a 500.
@@ -198,44 +200,72 @@ class GatewayBackend:
                 raise
         self._json_mode = "json_object"
         body["response_format"] = response_format_for(request.json_schema, "json_object")
-        return await self._send("POST", "/chat/completions", body, stream=stream)
+        return await self._send("POST", "/chat/completions", body, stream=stream, slot=True)
 
     async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, stream: bool = False
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        slot: bool = False,
     ) -> httpx.Response:
-        """One request with the retry rule; returns a 2xx response (open, if streaming)."""
+        """One request with the retry rule; returns a 2xx response (open, if streaming).
+
+        With `slot`, each attempt holds one of the backend's concurrency slots and gives it
+        back before waiting to retry, so a request waiting out a 429 does not keep others
+        from the server; the 2xx response comes back with its slot still held, for the caller
+        to release when it has read the reply."""
         attempt = 0
         while True:
+            if slot:
+                await self._slots.acquire()
             try:
-                req = self._client.build_request(method, path, json=body)
-                response = await self._client.send(req, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if attempt >= self.max_retries:
-                    raise BackendUnreachable(
-                        f"{self.name}: cannot connect to {self.base_url}",
-                        hint=f"is the server running? check `myninja backends test {self.name}`",
-                    ) from exc
-                delay = self._backoff(attempt)
-            except httpx.TimeoutException as exc:
-                raise BackendUnreachable(
-                    f"{self.name}: no reply within {self._client.timeout.read:g}s"
-                ) from exc
-            except httpx.TransportError as exc:
-                raise BackendUnreachable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-            else:
-                if response.is_success:
-                    return response
-                await response.aread()
-                retry_after = retry_after_seconds(response)
-                if (
-                    response.status_code not in RETRY_STATUSES
-                    or attempt >= self.max_retries
-                    or (retry_after is not None and retry_after > MAX_RETRY_AFTER_S)
-                ):
-                    raise self._status_error(response)
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                response, delay = await self._attempt(method, path, body, stream, attempt)
+            except BaseException:
+                if slot:
+                    self._slots.release()
+                raise
+            if response is not None:
+                return response
+            if slot:
+                self._slots.release()
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, method: str, path: str, body: dict[str, Any] | None, stream: bool, attempt: int
+    ) -> tuple[httpx.Response | None, float]:
+        """A 2xx response, or None and how long to wait before the next attempt; raises when
+        the failure is final."""
+        try:
+            req = self._client.build_request(method, path, json=body)
+            response = await self._client.send(req, stream=stream)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if attempt >= self.max_retries:
+                raise BackendUnreachable(
+                    f"{self.name}: cannot connect to {self.base_url}",
+                    hint=f"is the server running? check `myninja backends test {self.name}`",
+                ) from exc
+            return None, self._backoff(attempt)
+        except httpx.TimeoutException as exc:
+            raise BackendUnreachable(
+                f"{self.name}: no reply within {self._client.timeout.read:g}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise BackendUnreachable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            return response, 0.0
+        await response.aread()
+        retry_after = retry_after_seconds(response)
+        if (
+            response.status_code not in RETRY_STATUSES
+            or attempt >= self.max_retries
+            or (retry_after is not None and retry_after > MAX_RETRY_AFTER_S)
+        ):
+            raise self._status_error(response)
+        return None, retry_after if retry_after is not None else self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.retry_max_delay, self.retry_base_delay * 2**attempt)

@@ -525,6 +525,31 @@ async def test_concurrency_cap_holds_for_streams() -> None:
     assert gateway.max_active == 2
 
 
+async def test_a_request_waiting_out_a_429_lends_its_slot_to_others() -> None:
+    async def handler(req: Request, conn: Conn) -> None:
+        text = req.body["messages"][0]["content"]
+        if text == "first" and sum(r.body["messages"][0]["content"] == "first"
+                                   for r in gateway.requests) == 1:  # fmt: skip
+            await conn.reply(429, error_body("slow down"), headers={"Retry-After": "1"})
+        else:
+            await conn.reply(200, completion(f"re: {text}"))
+
+    def say(text: str) -> ChatRequest:
+        return ChatRequest(messages=[{"role": "user", "content": text}])
+
+    async with serving(handler, max_concurrency=1) as (gateway, backend):
+        first = asyncio.create_task(backend.chat(say("first")))
+        await asyncio.sleep(0.2)  # the 429 is in; "first" now waits a second to retry
+        second = await asyncio.wait_for(backend.chat(say("second")), 0.7)
+        assert not first.done()
+        assert (await first).text == "re: first"
+
+    assert second.text == "re: second"
+    order = [r.body["messages"][0]["content"] for r in gateway.requests]
+    assert order == ["first", "second", "first"]  # the one slot served "second" meanwhile
+    assert gateway.max_active == 1
+
+
 async def test_tool_call_deltas_are_assembled_on_the_final_chunk() -> None:
     def call(index: int, arguments: str, **first: str) -> dict[str, Any]:
         """A tool-call delta: `first` (id, name) only on a call's first piece."""
