@@ -358,7 +358,9 @@ class TaskManager:
                         self.store.update_task(task_id, status="waiting")
                         return
                     payload = Command(resume=answers)
-                elif snapshot.values and not snapshot.next:
+                elif snapshot.values and not snapshot.next and not snapshot.tasks:
+                    # Ended. (No next but tasks: every task of a step saved its writes and a
+                    # crash came before the step's checkpoint; continuing applies them.)
                     self._finish(handle, snapshot.values)
                     return
                 async for mode, chunk in self.graph.astream(
