@@ -42,6 +42,10 @@ bench: install
 	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/runtime_overhead.py
 	$(BIN)/python benchmarks/tui_render.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/crash_resume.py
+	$(BIN)/python benchmarks/gateway_faults.py
+	$(BIN)/python benchmarks/neuron_bridge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
