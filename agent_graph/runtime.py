@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command, StateSnapshot
 
+from agent_graph.checkpoints import open_checkpointer
 from agent_graph.context import BackendPool, GraphContext
 from agent_graph.events import answer_command, make_event, question_key
 from agent_graph.graph import build_graph
 from agent_graph.history import HistoryStore
+from agent_graph.history.connection import Recovery, announce, make_folder
 from agent_graph.nodes.route import split_mention
 from agent_graph.permissions import PERMISSION_WORDS
 from backends.base import Backend
@@ -42,18 +42,6 @@ from myninja.config import Config
 from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
 
 Listener = Callable[[dict[str, Any]], None]
-
-
-@contextlib.asynccontextmanager
-async def open_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
-    """checkpoints.db as every task runs on it: WAL, synchronous=NORMAL, a busy timeout."""
-    async with aiosqlite.connect(path) as conn:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA busy_timeout=10000")
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
-        yield saver
 
 
 def state_event_key(event: dict[str, Any]) -> str:
@@ -196,7 +184,7 @@ class TaskManager:
     ) -> AsyncIterator[TaskManager]:
         """A manager over `data_dir`; `checkpointer` replaces checkpoints.db (benchmarks)."""
         data_dir = data_dir or paths.data_dir()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(data_dir)  # a file in the way, a read-only parent: one clear line
         store = HistoryStore(data_dir / "history.db")
         pool = BackendPool(config, backends)
         async with contextlib.AsyncExitStack() as stack:
@@ -206,6 +194,9 @@ class TaskManager:
                 )
             manager = cls(config, store, checkpointer, pool)
             try:
+                recovered = getattr(checkpointer, "recovered", None)
+                if recovered is not None:
+                    manager._checkpoints_lost(recovered)
                 yield manager
             finally:
                 await manager.shutdown()
@@ -214,6 +205,25 @@ class TaskManager:
                 for mcp in (*manager.retired_mcp, manager.mcp):
                     await mcp.aclose()
                 store.close()
+
+    def _checkpoints_lost(self, recovery: Recovery) -> None:
+        """checkpoints.db was damaged and replaced: a running or waiting task whose owner is
+        gone cannot continue where it was, so it fails with the reason (its history stays)."""
+        lost = [
+            task["id"]
+            for task in self.store.unfinished_tasks()
+            if task["status"] in ("running", "waiting")
+            and (task["owner"] == self.owner or not owner_alive(task["owner"]))
+        ]
+        for task_id in lost:
+            error = (
+                f"its checkpoint was lost: {recovery.path} was damaged and is kept as "
+                f"{recovery.kept_as}; run the task again"
+            )
+            self._crashed(task_id, error, "CheckpointLost", EXIT_FAILED)
+        n = len(lost)
+        more = f"; {n} unfinished task{'s' * (n != 1)} could not resume: marked failed" if n else ""
+        announce(recovery, more)
 
     def reconfigure(self, config: Config) -> None:
         """Use `config` for tasks started from now on; running ones keep the backends they

@@ -7,15 +7,25 @@ read as TOML scalars when they parse as one (`8`, `true`, `0.2`), otherwise as p
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import stat
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from myninja import paths
 from myninja.errors import ConfigError
@@ -54,11 +64,15 @@ class GatewayBackendConfig(_Strict):
         "auto", description="How constrained output is asked for; auto tries json_schema first"
     )
 
-    @model_validator(mode="after")
-    def _url_is_http(self) -> GatewayBackendConfig:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
-        return self
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"url must start with http:// or https:// and name a host, got {url!r}"
+            )
+        return url
 
 
 class ScriptedBackendConfig(_Strict):
@@ -282,7 +296,8 @@ class Config(_Strict):
             if cfg.backend not in self.backends:
                 known = ", ".join(sorted(self.backends))
                 raise ValueError(
-                    f"agents.{agent}.backend names unknown backend {cfg.backend!r} (known: {known})"
+                    f"agents.{agent}.backend: unknown backend {cfg.backend!r}; name one of "
+                    f"{known}, or add [backends.{cfg.backend}]"
                 )
         return self
 
@@ -326,31 +341,111 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
     return value
 
 
-def _describe(err: ValidationError) -> tuple[str, str]:
+_BACKEND_TYPES = {
+    "embedded": EmbeddedBackendConfig,
+    "openai": GatewayBackendConfig,
+    "scripted": ScriptedBackendConfig,
+}
+
+
+def _describe(err: ValidationError) -> tuple[str, str, str]:
+    """(dotted key, what is wrong, how to fix it) for the first error."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"] if not str(p).startswith("function-after")]
     # A discriminated union puts the backend's type after its name; it is noise to a user.
-    if len(loc) > 2 and loc[0] == "backends" and loc[2] in ("embedded", "openai", "scripted"):
-        del loc[2]
+    model: Any = None
+    if len(loc) > 2 and loc[0] == "backends" and loc[2] in _BACKEND_TYPES:
+        model = _BACKEND_TYPES[loc.pop(2)]
     where = ".".join(loc)
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+    message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    message = message.split(", unable to parse")[0]
+    kind, value = first["type"], first.get("input")
+    fix = "fix it, or remove it for the default"
+    if not where and (named := re.match(r"([\w.]+): (.+)", message)):
+        where, message = named.groups()  # a check of the whole config names its key itself
+        fix = ""  # its message says what would be right
+    if kind == "extra_forbidden":
+        known = sorted(_known_keys(loc[:-1], model))
+        close = difflib.get_close_matches(loc[-1], known, n=1)
         message = "unknown key"
-    elif first["type"] == "union_tag_invalid":
-        message = "type must be 'embedded', 'openai' or 'scripted'"
-    return where or "(top level)", message
+        if close:
+            fix = f"did you mean {close[0]!r}? else remove it"
+        else:
+            listed = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+            fix = "remove it" + (f"; known here: {listed}" if known else "")
+    elif kind == "union_tag_invalid":
+        where += ".type"
+        message = f"unknown backend type {first['ctx']['tag']!r}"
+        fix = "type must be 'embedded', 'openai' or 'scripted'"
+    elif kind == "missing":
+        message, fix = "required but missing", "add it"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message, fix = f"must be a table, got {value!r}", f"write it as [{where}] with its keys"
+    elif kind.startswith(("value_error", "assertion_error")):
+        fix = ""  # our own checks say what would be right
+    elif isinstance(value, str | int | float | bool):
+        message += f", got {value!r}"
+    return where or "(top level)", message, fix
+
+
+def _known_keys(loc: list[str], model: Any = None) -> list[str]:
+    """The keys allowed in the table at `loc` (empty where it cannot tell)."""
+    current: Any = Config
+    parts = list(loc)
+    while parts:
+        field = getattr(current, "model_fields", {}).get(parts.pop(0))
+        if field is None:
+            return []
+        current = field.annotation
+        if get_origin(current) is dict and parts:  # backends.NAME, agents.NAME, mcp.NAME
+            parts.pop(0)
+            current = get_args(current)[1]
+        if model is not None and not parts:
+            current = model
+        current = next(
+            (a for a in (current, *get_args(current)) if hasattr(a, "model_fields")), None
+        )
+    return list(getattr(current, "model_fields", {}))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     """The file's tables (an absent file is empty), or one clear ConfigError."""
-    if not path.exists():
-        return {}
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: is a folder, not a config file",
+            hint="move the folder aside, or set MYNINJA_HOME to another folder",
+        )
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read it: {exc.strerror or exc}",
+            hint=f"make it readable (chmod u+r {path})",
+        ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column}",
+            hint="save the file as UTF-8",
+        ) from exc
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        where = re.search(r"at line (\d+)", str(exc))
+        shown = ""
+        if where:
+            lines = text.splitlines()
+            number = int(where.group(1))
+            if 0 < number <= len(lines) and lines[number - 1].strip():
+                shown = f": {lines[number - 1].strip()[:60]!r}"
+        raise ConfigError(
+            f"{path}: not valid TOML: {exc}{shown}", hint="fix the TOML syntax on that line"
+        ) from exc
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -359,7 +454,8 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     file_data = _read_toml(path)
     # A file that names its own backends keeps the default embedded one unless it redefines it;
     # a backend given another type replaces the default rather than merging with it.
-    for name, backend in (file_data.get("backends") or {}).items():
+    backends = file_data.get("backends")
+    for name, backend in (backends if isinstance(backends, dict) else {}).items():
         default = base["backends"].get(name)
         if (
             isinstance(backend, dict)
@@ -371,17 +467,19 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     try:
         Config.model_validate(merged)
     except ValidationError as exc:
-        key, message = _describe(exc)
-        raise ConfigError(
-            f"{path}: {key}: {message}", hint="fix the file or run `myninja config show`"
-        ) from exc
+        key, message, fix = _describe(exc)
+        raise ConfigError(f"{path}: {key}: {message}", hint=fix or None) from exc
     for var, (key_path, value) in sorted(env_overrides(environ).items()):
         merged = _deep_merge(merged, _nest(key_path, value))
         try:
             Config.model_validate(merged)
         except ValidationError as exc:
-            key, message = _describe(exc)
-            raise ConfigError(f"environment variable {var}: {key}: {message}") from exc
+            key, message, fix = _describe(exc)
+            if "remove it" in fix:
+                fix = fix.replace("remove it", f"unset {var}")
+            else:
+                fix = f"{fix}, or unset {var}" if fix else f"fix or unset {var}"
+            raise ConfigError(f"environment variable {var}: {key}: {message}", hint=fix) from exc
     return Config.model_validate(merged)
 
 

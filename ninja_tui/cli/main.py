@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 import sys
 import traceback
 
 import click
 
-from myninja import __version__
+from myninja import __version__, paths
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MyninjaError
 
 # name -> "module:attribute". A command's module is imported only when that command runs (or
@@ -72,6 +73,24 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("MYNINJA_DEBUG", "") not in ("", "0")
 
 
+def _environment_error(exc: Exception) -> MyninjaError | None:
+    """A file or folder the person can fix (read-only, full, a file in the way) or a damaged
+    database, met where no command expected it: one line instead of "internal error"."""
+    if isinstance(exc, OSError):
+        from agent_graph.history.connection import describe_os_error
+
+        return describe_os_error(exc)
+    if isinstance(exc, sqlite3.DatabaseError):
+        from agent_graph.history.connection import damaged
+
+        if damaged(exc):
+            return MyninjaError(
+                f"a database in {paths.data_dir()} is damaged ({exc})",
+                hint="move history.db or checkpoints.db aside to start a fresh one",
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     debug = _debug_requested(argv)
@@ -85,18 +104,18 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("myninja: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except MyninjaError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"myninja: error: {exc.one_line()}", file=sys.stderr)
-        code = exc.exit_code
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        print(
-            f"myninja: internal error: {type(exc).__name__}: {exc} "
-            "(run again with --debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        code = EXIT_FAILED
+        error = exc if isinstance(exc, MyninjaError) else _environment_error(exc)
+        if error is not None:
+            print(f"myninja: error: {error.one_line()}", file=sys.stderr)
+            code = error.exit_code
+        else:
+            print(
+                f"myninja: internal error: {type(exc).__name__}: {exc} "
+                "(run again with --debug for the traceback, and please report it)",
+                file=sys.stderr,
+            )
+            code = EXIT_FAILED
     sys.exit(code if isinstance(code, int) else 0)
