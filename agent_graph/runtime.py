@@ -488,7 +488,7 @@ class TaskManager:
                 unread=1,
             )
         else:
-            error = last.get("error", "the task ended without an answer")
+            error = last.get("error") or "the task ended without an answer"
             self.store.update_task(
                 task_id,
                 status="failed",

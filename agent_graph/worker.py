@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from agent_graph.runtime import TaskManager
 
 RESTING = ("waiting", "done", "failed", "cancelled")
+ORPHAN_GRACE_S = 3.0  # a task no runner holds, not at rest, for this long: its end was lost
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -121,6 +122,8 @@ class Worker:
             self.config_stamp = stamp
 
     async def _follow(self, task_id: str, after_seq: int, writer: asyncio.StreamWriter) -> None:
+        from agent_graph.runtime import owner_alive
+
         task = self.manager._task(task_id)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         unlisten = self.manager.listen(task["id"], queue.put_nowait)
@@ -129,6 +132,7 @@ class Worker:
             for event in self.manager.store.events(task["id"], after_seq=after_seq):
                 await _send(writer, {"ok": True, "event": event})
                 sent = event["seq"]
+            orphaned_since: float | None = None
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), 0.5)
@@ -141,8 +145,29 @@ class Worker:
                     await _send(writer, {"ok": True, "event": event})
                     continue
                 current = self.manager.store.get_task(task["id"]) or {}
-                if current.get("status") in RESTING and task["id"] not in self.manager.running():
+                if task["id"] in self.manager.running():
+                    orphaned_since = None
+                    continue
+                if current.get("status") in RESTING:
                     await _send(writer, {"ok": True, "end": current["status"]})
+                    return
+                owner = current.get("owner")
+                if owner != self.manager.owner and owner_alive(owner):
+                    continue  # another process (a foreground `ask`) runs it
+                # Nothing runs it, yet history says it runs: its end could not be recorded
+                # (a full disk, say). Say so instead of following it forever.
+                orphaned_since = orphaned_since or time.monotonic()
+                if time.monotonic() - orphaned_since > ORPHAN_GRACE_S:
+                    await _send(
+                        writer,
+                        {
+                            "ok": False,
+                            "error": f"task {task['id']} stopped, but its end could not be "
+                            f"recorded (history says {current.get('status')!r}); see "
+                            f"{self.manager.store.path.parent / 'worker.log'} (a full disk?)",
+                            "exit_code": EXIT_FAILED,
+                        },
+                    )
                     return
         finally:
             unlisten()
