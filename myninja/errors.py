@@ -21,7 +21,14 @@ class MyninjaError(Exception):
 
     def one_line(self) -> str:
         text = str(self)
-        return f"{text} ({self.hint})" if self.hint else text
+        return printable(f"{text} ({self.hint})" if self.hint else text)
+
+
+def printable(text: str) -> str:
+    """`text` with line breaks, control and invisible characters escaped (`\\n`, `\\x1b`): a
+    message quotes what people, files and servers wrote, and that must not break its one line
+    nor reach the terminal as escape codes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class UsageError(MyninjaError):

@@ -2,7 +2,11 @@
 
 Bad requests get OpenAI-style error objects with 4xx codes: malformed JSON and missing fields
 400, a wrong or missing token 401, an unknown model 404, a body over the limit 413. Nothing a
-client sends can produce a 500 or a traceback."""
+client sends can produce a 500 or a traceback.
+
+The chat endpoint reads its body itself (as JSON whatever the Content-Type, with our own 400s),
+so its request and response shapes are published in `/openapi.json` by hand, from the same
+models that validate them: clients and fuzzers (schemathesis) can generate bodies from it."""
 
 from __future__ import annotations
 
@@ -108,6 +112,130 @@ class ChatCompletionRequest(BaseModel):
         )
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error this server answers with (OpenAI's shape)."""
+
+    error: ErrorDetail
+
+
+class ResponseToolCallFunction(BaseModel):
+    name: str
+    arguments: str
+
+
+class ResponseToolCall(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: ResponseToolCallFunction
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: list[ResponseToolCall] | None = None
+
+
+class ResponseChoice(BaseModel):
+    index: int
+    message: ResponseMessage
+    finish_reason: str
+
+
+class ResponseUsage(BaseModel):
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+
+
+class ChatCompletion(BaseModel):
+    """A non-streamed reply; a streamed one is `text/event-stream` of chunk objects."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ResponseChoice] = Field(min_length=1)
+    usage: ResponseUsage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def _publish_schemas(app: FastAPI, bearer: bool) -> None:
+    """Add the chat request body (ChatCompletionRequest's JSON schema) to the app's OpenAPI
+    document; the endpoint validates with the same model. With a token, say that every
+    operation needs it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        body = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        schemas["ChatCompletionRequest"] = body
+        if bearer:
+            document["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            document["security"] = [{"bearer": []}]
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+CHAT_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
+        },
+    }
+}
+# One server-sent event of a streamed reply (before OpenAPI 3.2, `schema` describes each event).
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": "A chat.completion.chunk object as JSON, an error object, or [DONE]",
+        }
+    },
+}
+CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ChatCompletion,
+        "description": "The reply; with `stream: true`, server-sent chunk events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+    **_errors(400, 401, 404, 413),
+    500: {"model": ErrorBody, "description": "The engine failed"},
+}
+
+
 def error_response(
     status: int,
     message: str,
@@ -203,16 +331,24 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        response = error_response(exc.status_code, str(exc.detail))
+        # A 405 must say what is allowed (RFC 9110): keep the headers Starlette set.
+        response.headers.update(exc.headers or {})
+        return response
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=ModelList, responses=_errors(401, 413))
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
             "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "myninja"}],
         }
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        response_model=None,
+        responses=CHAT_RESPONSES,
+        openapi_extra=CHAT_REQUEST_BODY,
+    )
     async def chat_completions(raw: Request) -> Any:
         body = await _read_chat_request(raw)
         if body.model and body.model != model_id:
@@ -242,6 +378,7 @@ def create_app(
             _sse(first, chunks, model_id, include_usage), media_type="text/event-stream"
         )
 
+    _publish_schemas(app, bearer=bool(api_key))
     if api_key:
         app.add_middleware(BearerAuth, token=api_key)
     app.add_middleware(BodyLimit, limit=max_body_bytes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,10 +18,21 @@ from ninja_tui.cli.render import EventPrinter
 
 def read_text(text: str) -> str:
     if text == "-":
-        text = sys.stdin.read()
+        text = read_stdin(sys.stdin.read)
     if not text.strip():
         raise UsageError("the task is empty", hint="give it as TEXT, or - to read stdin")
     return text
+
+
+def read_stdin(read: Callable[[], str]) -> str:
+    """What `read` gets from stdin, or one clear error where those bytes are not UTF-8."""
+    try:
+        return read()
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}",
+            hint="pipe in UTF-8 text",
+        ) from None
 
 
 agent_option = click.option(

@@ -44,7 +44,10 @@ def feedback(
         raise UsageError(
             "nothing to record", hint="give --good or --bad, --edit FILE, and/or --agent AGENT"
         )
-    edited = edit_file.read() if edit_file is not None else None
+    try:
+        edited = edit_file.read() if edit_file is not None else None
+    except UnicodeDecodeError:
+        raise UsageError(f"--edit {edit_file.name}: not UTF-8 text") from None  # type: ignore[union-attr]
     if edited is not None and not edited.strip():
         raise UsageError(f"the edited answer in {edit_file.name} is empty")  # type: ignore[union-attr]
     if note and not rating and edited is None:

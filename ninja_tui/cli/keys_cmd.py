@@ -9,6 +9,7 @@ import click
 
 from backends.keys import KeyStore, key_store
 from myninja.config import load_config
+from myninja.errors import UsageError
 
 
 def _store() -> KeyStore:
@@ -27,7 +28,10 @@ def keys_set(name: str) -> None:
     if sys.stdin.isatty():
         value = click.prompt(f"Key for {name}", hide_input=True)
     else:
-        value = sys.stdin.readline().strip()
+        try:
+            value = sys.stdin.readline().strip()
+        except UnicodeDecodeError:
+            raise UsageError("the key on stdin is not UTF-8 text") from None
     store = _store()
     if store.uses_file:
         click.echo(

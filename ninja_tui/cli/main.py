@@ -14,7 +14,14 @@ import traceback
 import click
 
 from myninja import __version__, paths
-from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MyninjaError
+from myninja.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    MyninjaError,
+    UsageError,
+    printable,
+)
 
 # name -> "module:attribute". A command's module is imported only when that command runs (or
 # for --help), so `myninja` opening the app does not wait for langgraph, uvicorn and the rest.
@@ -91,14 +98,34 @@ def _environment_error(exc: Exception) -> MyninjaError | None:
     return None
 
 
+def _check_utf8(argv: list[str]) -> None:
+    """Arguments that are not UTF-8 reach Python as lone surrogates (PEP 383) and fail wherever
+    they are stored or printed: refuse them up front, in one line."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                shown = repr(os.fsencode(arg))
+            except UnicodeError:
+                shown = ascii(arg)
+            raise UsageError(
+                f"argument {shown} is not valid UTF-8 text",
+                hint="give text and file names as UTF-8",
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     debug = _debug_requested(argv)
     try:
+        _check_utf8(argv)
         code = cli.main(args=argv, prog_name="myninja", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
+        if not isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+            exc.message = printable(exc.message)  # it may quote an argument
         exc.show()
         code = EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
