@@ -9,6 +9,7 @@ Cancelling the consumer sets a flag the worker checks between tokens.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -55,6 +56,16 @@ class LoadedModel:
 
 _loaded: dict[tuple[str, int, int], LoadedModel] = {}
 _load_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the loaded models while the interpreter still works: left to llama-cpp-python's
+    destructor at shutdown, freeing one prints a traceback ("'NoneType' is not callable")."""
+    for loaded in _loaded.values():
+        with contextlib.suppress(Exception):
+            loaded.llama.close()
+    _loaded.clear()
 
 
 def load_llama(path: Path, n_ctx: int, threads: int, seed: int = 0) -> Any:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +163,12 @@ async def key_latency(data_dir: Path, keys: int, every_s: float) -> dict[str, An
     }
 
 
-async def scripted_load(home: Path, tasks: int, keys: int) -> dict[str, Any]:
-    write_config(home, model=False)
+@contextlib.asynccontextmanager
+async def worker_for(
+    home: Path, *, model: bool
+) -> AsyncIterator[tuple[WorkerClient, HistoryStore, int]]:
+    """A fresh home with its own background worker (client, history, the worker's pid)."""
+    write_config(home, model=model)
     os.environ["MYNINJA_HOME"] = str(home)
     data = home / "data"
     client = WorkerClient(data)
@@ -170,6 +176,15 @@ async def scripted_load(home: Path, tasks: int, keys: int) -> dict[str, Any]:
     pid = (await client.request("ping"))["pid"]
     store = HistoryStore(data / "history.db")
     try:
+        yield client, store, pid
+    finally:
+        store.close()
+        await client.request("shutdown")
+
+
+async def scripted_load(home: Path, tasks: int, keys: int) -> dict[str, Any]:
+    async with worker_for(home, model=False) as (client, store, pid):
+        data = home / "data"
         idle = await key_latency(data, keys, 0.05)
         memory_idle = peak_memory_kib(pid)
         alone_ids = await submit_all(client, ["Write limerick number 0 about tmux"], "writer")
@@ -184,9 +199,6 @@ async def scripted_load(home: Path, tasks: int, keys: int) -> dict[str, Any]:
         loaded = await typing
         figures = task_figures(store, ids)
         memory = peak_memory_kib(pid)
-    finally:
-        store.close()
-        await client.request("shutdown")
     return {
         "tasks": tasks,
         "one_task_alone_s": round(alone_s, 3),
@@ -203,14 +215,7 @@ async def scripted_load(home: Path, tasks: int, keys: int) -> dict[str, Any]:
 
 
 async def model_load(home: Path, tasks: int) -> dict[str, Any]:
-    write_config(home, model=True)
-    os.environ["MYNINJA_HOME"] = str(home)
-    data = home / "data"
-    client = WorkerClient(data)
-    await client.ensure()
-    pid = (await client.request("ping"))["pid"]
-    store = HistoryStore(data / "history.db")
-    try:
+    async with worker_for(home, model=True) as (client, store, pid):
         alone_ids = await submit_all(client, ["Name one colour."], "advisor")
         await wait_done(store, alone_ids, 600)
         alone = task_figures(store, alone_ids)
@@ -222,9 +227,6 @@ async def model_load(home: Path, tasks: int) -> dict[str, Any]:
         wall = time.perf_counter() - started
         figures = task_figures(store, ids)
         memory = peak_memory_kib(pid)
-    finally:
-        store.close()
-        await client.request("shutdown")
     alone_rate = alone["completion_tokens"] / alone_s if alone_s else 0
     rate = figures["completion_tokens"] / wall if wall else 0
     return {

@@ -22,7 +22,13 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from backends.base import ChatRequest, ChatResult, Chunk, Usage, collect
-from backends.serve.neuron_cache import AMPS, CompiledCache, NeuronShape, cache_key
+from backends.serve.neuron_cache import (
+    AMPS,
+    CompiledCache,
+    NeuronShape,
+    cache_key,
+    compiler_version,
+)
 from backends.serve.neuron_text import (
     IncrementalDecoder,
     StopScanner,
@@ -141,7 +147,8 @@ class NeuronEngine:
         raise NotImplementedError
 
     def _compiler(self) -> str:
-        raise NotImplementedError
+        """What compiled artefacts depend on besides the shape: the Neuron compiler."""
+        return compiler_version()
 
     # -- loading ------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.serve.neuron_cache import compiler_version
 from backends.serve.neuron_engine import NeuronEngine, import_library
 
 _DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
@@ -21,9 +20,6 @@ class NxdiEngine(NeuronEngine):
     kind = "nxdi"
     package = "neuronx-distributed-inference"
     prompt_first = True
-
-    def _compiler(self) -> str:
-        return compiler_version()
 
     def _build(self, key: str) -> bool:
         import torch

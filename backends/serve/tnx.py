@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.serve.neuron_cache import compiler_version
 from backends.serve.neuron_engine import NeuronEngine, import_library
 
 
@@ -20,9 +19,6 @@ class TnxEngine(NeuronEngine):
     kind = "tnx"
     package = "transformers-neuronx"
     prompt_first = False
-
-    def _compiler(self) -> str:
-        return compiler_version()
 
     def _build(self, key: str) -> bool:
         llama = import_library("transformers_neuronx.llama.model", self.package, self.kind)
