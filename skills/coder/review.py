@@ -19,11 +19,13 @@ from pathlib import Path
 
 from skills.api import Draft, Review, ToolError
 
+from . import examples
 from .sandbox import Workspace
 
 CODE_FILE = "solution.py"
 FEEDBACK_CHARS = 1_500  # of a report, in the feedback a small model reads
 MAX_FILES_LISTED = 12
+MAX_EXAMPLES_SHOWN = 6  # failing task examples listed in the feedback
 FIX = "Fix the code and reply with the whole corrected code (and its tests) in ```python blocks."
 
 # ``` or ~~~ fences, indented at most three spaces (CommonMark), with an optional info string.
@@ -376,25 +378,89 @@ async def review(draft: Draft) -> Review | None:
     try:
         for path, content in files.items():
             await draft.use("write_file", {"path": path, "content": content})
-        test_files = [name for name, code in files.items() if _has_tests(code)]
-        if test_files:
-            # One file: only it, so a test file left by an earlier revision under another name
-            # does not fail this one; and pytest collects an explicit file whatever its name.
-            arguments = {"path": test_files[0]} if len(test_files) == 1 else {}
-            report = await draft.use("run_tests", arguments)
-            return _judge_tests(report, files)
-        main = _main_file(files)
-        if _DOCTEST.search(files[main]):
-            # The examples in its docstrings are the tests it came with: run those.
-            report = await draft.use("run_python", {"path_or_code": _doctest_runner(main)})
-            reviewed = _judge_doctests(report, main, files)
-            if reviewed is not None:
-                return reviewed
-        report = await draft.use("run_python", {"path_or_code": main})
-        return _judge_run(report, main, files)
+        own = await _own_checks(draft, files)
+        given = await _task_examples(draft, files)
     except ToolError as exc:
         # A denied permission or a tool that failed: nothing was checked, and nothing to fix.
         return Review(verdict=f"not run: {_first_line(str(exc))}")
+    return own if given is None else _both(own, given)
+
+
+async def _own_checks(draft: Draft, files: dict[str, str]) -> Review:
+    """The answer's own tests; else the examples in its docstrings; else the program run."""
+    test_files = [name for name, code in files.items() if _has_tests(code)]
+    if test_files:
+        # One file: only it, so a test file left by an earlier revision under another name
+        # does not fail this one; and pytest collects an explicit file whatever its name.
+        arguments = {"path": test_files[0]} if len(test_files) == 1 else {}
+        report = await draft.use("run_tests", arguments)
+        return _judge_tests(report, files)
+    main = _main_file(files)
+    if _DOCTEST.search(files[main]):
+        # The examples in its docstrings are the tests it came with: run those.
+        report = await draft.use("run_python", {"path_or_code": _doctest_runner(main)})
+        reviewed = _judge_doctests(report, main, files)
+        if reviewed is not None:
+            return reviewed
+    report = await draft.use("run_python", {"path_or_code": main})
+    return _judge_run(report, main, files)
+
+
+async def _task_examples(draft: Draft, files: dict[str, str]) -> Review | None:
+    """The examples the task itself gives of the functions the answer defines (`f(2) == 4`,
+    `Input: … Output: …`), run against them: the person's own word on what is right, which
+    the model's tests may have got wrong. None when the task gives none."""
+    modules: dict[str, str] = {}
+    functions: dict[str, list[str]] = {}
+    for name, code in files.items():
+        for function, params in examples.signatures(code).items():
+            if function not in modules and not _is_test_name(function):
+                modules[function], functions[function] = _module(name), params
+    found = examples.task_examples(draft.task, functions)
+    if not found:
+        return None
+    report = await draft.use("run_python", {"path_or_code": examples.runner(found, modules)})
+    outcomes = examples.results(report, len(found))
+    if outcomes is None:
+        return Review(
+            verdict="examples: did not run",
+            passed=False,
+            feedback=_feedback(
+                "I ran the examples your task gives, and the code did not get that far.",
+                report,
+                trim="tail",
+            ),
+        )
+    failed = [
+        f"{example.call} should be {example.expected}, got {got}"
+        for example, (ok, got) in zip(found, outcomes, strict=True)
+        if not ok
+    ]
+    if not failed:
+        return Review(verdict=f"examples: passed {len(found)}", passed=True)
+    listed = "\n".join(f"- {line}" for line in failed[:MAX_EXAMPLES_SHOWN])
+    return Review(
+        verdict=f"examples: passed {len(found) - len(failed)}, failed {len(failed)}",
+        passed=False,
+        feedback=f"I ran the examples the task gives; these are wrong:\n{listed}\n\n{FIX}",
+    )
+
+
+def _both(own: Review, given: Review) -> Review:
+    """One review of the answer's own checks and the task's examples: it passes when neither
+    fails and one passed; the feedback is each failure's."""
+    passed = (
+        False
+        if False in (own.passed, given.passed)
+        else True
+        if True in (own.passed, given.passed)
+        else None
+    )
+    failures = [r.feedback for r in (given, own) if r.passed is False and r.feedback]
+    # Each failure's feedback ends by asking for a fix; the two together ask once.
+    joined = "\n\n".join(text.removesuffix(f"\n\n{FIX}") for text in failures)
+    feedback = f"{joined}\n\n{FIX}" if failures else None
+    return Review(verdict=f"{own.verdict}; {given.verdict}", passed=passed, feedback=feedback)
 
 
 _DOCTEST = re.compile(r"^\s*>>> ", re.M)
