@@ -59,8 +59,8 @@ def _literal(text: str) -> str | None:
     to put after a value (a full stop, a comment, "because …"); None if it is none."""
     text = text.strip()
     tries = [
+        text.rstrip(".,;"),  # "returns 5." ends a sentence: 5, not 5.0
         text,
-        text.rstrip(".,;"),
         text.split(" #", 1)[0],
         re.split(r"\s+(?:because|since|as|as the|\()", text, maxsplit=1)[0].rstrip(".,;"),
     ]

@@ -426,7 +426,7 @@ async def _task_examples(draft: Draft, files: dict[str, str]) -> Review | None:
             verdict="examples: did not run",
             passed=False,
             feedback=_feedback(
-                "I ran the examples your task gives, and the code did not get that far.",
+                "I ran the examples the task gives, and the code did not get that far.",
                 report,
                 trim="tail",
             ),

@@ -373,3 +373,86 @@ async def test_a_refused_tool_is_not_run_and_does_not_raise(root: Path) -> None:
     assert await review(draft) == Review(
         verdict="not run: the person did not allow the coder skill to do that"
     )
+
+
+# -- the examples the task gives -----------------------------------------------------------------
+
+EXAMPLE_TASK = (
+    "Write choose_num(x, y): the biggest even number in [x, y], else -1.\n"
+    "For example:\n    choose_num(12, 15) = 14\n    choose_num(13, 12) = -1\n"
+)
+NO_RANGE_CHECK = "def choose_num(x, y):\n    return y if y % 2 == 0 else y - 1\n"
+RIGHT = (
+    "def choose_num(x, y):\n    if x > y:\n        return -1\n"
+    "    return y if y % 2 == 0 else y - 1\n"
+)
+
+
+async def review_for(root: Path, tools: Tools, task: str, text: str) -> Review | None:
+    draft = Draft(
+        task=task,
+        agent="coder",
+        task_id="t1",
+        use=tools.use,
+        workspace=root / BRANCH,
+        text=text,
+        branch_id=BRANCH,
+    )
+    return await review(draft)
+
+
+@pytest.mark.slow
+async def test_the_task_s_examples_fail_code_that_runs_cleanly(root: Path, tools: Tools) -> None:
+    result = await review_for(root, tools, EXAMPLE_TASK, fenced(NO_RANGE_CHECK))
+    assert result is not None and result.passed is False
+    assert result.verdict == "solution.py ran: exit code 0; examples: passed 1, failed 1"
+    assert result.feedback == (
+        "I ran the examples the task gives; these are wrong:\n"
+        "- choose_num(13, 12) should be -1, got 12\n\n" + FIX
+    )
+    assert tools.names == ["write_file", "run_python", "run_python"]
+
+    fixed = await review_for(root, tools, EXAMPLE_TASK, fenced(RIGHT))
+    assert fixed == Review(verdict="solution.py ran: exit code 0; examples: passed 2", passed=True)
+
+
+@pytest.mark.slow
+async def test_the_task_s_examples_beside_the_answer_s_own_tests(root: Path, tools: Tools) -> None:
+    # Code and its (wrong) test in one block: both failures go back, asking for a fix once.
+    wrong_test = "\n\ndef test_odd_end():\n    assert choose_num(2, 5) == 5\n"
+    result = await review_for(root, tools, EXAMPLE_TASK, fenced(NO_RANGE_CHECK + wrong_test))
+    assert result is not None and result.passed is False
+    assert result.verdict == "tests: passed 0, failed 1; examples: passed 1, failed 1"
+    assert result.feedback is not None
+    assert result.feedback.startswith("I ran the examples the task gives; these are wrong:\n")
+    assert "assert 4 == 5" in result.feedback
+    assert result.feedback.count(FIX) == 1 and result.feedback.endswith(FIX)
+
+    right_test = "\n\ndef test_even_end():\n    assert choose_num(2, 6) == 6\n"
+    passed = await review_for(root, tools, EXAMPLE_TASK, fenced(RIGHT + right_test))
+    assert passed == Review(verdict="tests: passed 1; examples: passed 2", passed=True)
+
+
+@pytest.mark.slow
+async def test_code_that_cannot_be_imported_fails_the_examples_with_the_reason(
+    root: Path, tools: Tools
+) -> None:
+    broken = RIGHT + "raise RuntimeError('configuration missing')\n"
+    result = await review_for(root, tools, EXAMPLE_TASK, fenced(broken))
+    assert result is not None and result.passed is False
+    assert result.verdict == (
+        "solution.py: exit code 1 (RuntimeError); examples: passed 0, failed 2"
+    )
+    assert result.feedback is not None
+    assert "- choose_num(12, 15) should be 14, got RuntimeError: configuration missing" in (
+        result.feedback
+    )
+
+    leaving = RIGHT + "raise SystemExit(2)\n"  # the runner itself never gets to its report
+    result = await review_for(root, tools, EXAMPLE_TASK, fenced(leaving))
+    assert result is not None and result.passed is False
+    assert result.verdict == "solution.py: exit code 2; examples: did not run"
+    assert result.feedback is not None
+    assert result.feedback.startswith(
+        "I ran the examples the task gives, and the code did not get that far."
+    )
