@@ -177,9 +177,11 @@ def tools(root: Path) -> Tools:
     return Tools(root / BRANCH)
 
 
-def branch_draft(root: Path, tools: Tools, text: str, revision: int = 0) -> Draft:
+def branch_draft(
+    root: Path, tools: Tools, text: str, revision: int = 0, task: str = "write add"
+) -> Draft:
     return Draft(
-        task="write add",
+        task=task,
         agent="coder",
         task_id="t1",
         use=tools.use,
@@ -389,16 +391,7 @@ RIGHT = (
 
 
 async def review_for(root: Path, tools: Tools, task: str, text: str) -> Review | None:
-    draft = Draft(
-        task=task,
-        agent="coder",
-        task_id="t1",
-        use=tools.use,
-        workspace=root / BRANCH,
-        text=text,
-        branch_id=BRANCH,
-    )
-    return await review(draft)
+    return await review(branch_draft(root, tools, text, task=task))
 
 
 @pytest.mark.slow
