@@ -449,13 +449,8 @@ async def _task_examples(draft: Draft, files: dict[str, str]) -> Review | None:
 def _both(own: Review, given: Review) -> Review:
     """One review of the answer's own checks and the task's examples: it passes when neither
     fails and one passed; the feedback is each failure's."""
-    passed = (
-        False
-        if False in (own.passed, given.passed)
-        else True
-        if True in (own.passed, given.passed)
-        else None
-    )
+    outcomes = (own.passed, given.passed)
+    passed = False if False in outcomes else (True in outcomes) or None
     failures = [r.feedback for r in (given, own) if r.passed is False and r.feedback]
     # Each failure's feedback ends by asking for a fix; the two together ask once.
     joined = "\n\n".join(text.removesuffix(f"\n\n{FIX}") for text in failures)
