@@ -149,6 +149,8 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["prompt_tokens"] += chunk.usage.prompt_tokens
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = "".join(parts).strip()
+            if revision:
+                text = drop_reply_to_note(text)
             question = _asked_in_text(text) if may_ask and offer and not calls else None
             asked_back = question is not None and (
                 _repeats(question, inp["text"]) or _repeats(question, who.system_prompt)
@@ -276,6 +278,27 @@ async def _follow_up(
         )
     )
     return extra
+
+
+# How a revision tends to open when it answers the checks' note rather than the person.
+_REPLY_OPENERS = re.compile(
+    r"(certainly|sure|of course|absolutely|apologies|my apologies|i apologi[sz]e|sorry|"
+    r"you'?re right|thank you|thanks|understood|got it|okay|ok)\b",
+    re.IGNORECASE,
+)
+_HERE_IS = re.compile(r"here(?:'s| is| are)\b", re.IGNORECASE)
+
+
+def drop_reply_to_note(text: str) -> str:
+    """A revision without its opening reply to the checks' feedback ("Certainly! Here is the
+    full advice again:"), which the person, who never saw that feedback, should not read."""
+    first, newline, rest = text.partition("\n")
+    line = first.strip().strip("*#").strip()
+    if not newline or not rest.strip() or len(line) > 160:
+        return text
+    if _REPLY_OPENERS.match(line) or (_HERE_IS.match(line) and line.endswith(":")):
+        return rest.strip()
+    return text
 
 
 def _words(text: str) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agent_graph import skill_hooks
+from agent_graph.nodes.branch import drop_reply_to_note
 from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
@@ -129,6 +130,40 @@ async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
         (evaluation,) = of_type(manager, task_id, "evaluation")
         assert evaluation["score"] == 8  # the judge's 7, plus one for passing its checks
         assert "Checks: hooked: looks fixed." in evaluation["reasons"]
+
+
+async def test_a_revision_reads_without_its_reply_to_the_checks_note(open_hooked: Open) -> None:
+    revised = "Certainly! Here is the whole draft again:\n\nDraft FIXED\nwith its second line"
+    rules = [
+        PLAN_ONE_STEP,
+        judge("Draft FIXED", 7),
+        {"match": r"Say FIXED", "reply": revised},
+        {"match": DIRECT, "reply": "Sure:\nDraft one"},
+    ]
+    async with open_hooked(rules, hooked_skill(review=_review)) as (manager, scripted):
+        task_id = await manager.submit("@advisor Write it")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "Draft FIXED\nwith its second line"
+        (done,) = of_type(manager, task_id, "branch_done")
+        assert done["revisions"] == 1 and done["text"] == task["answer"]
+        # A first answer is the model's own: only what replies to the feedback goes.
+        revising = next(c for c in scripted.calls if "Say FIXED" in str(c.messages))
+        assert {"role": "assistant", "content": "Sure:\nDraft one"} in revising.messages
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Certainly, I can provide the full advice again:\n1. Pay it off", "1. Pay it off"),
+        ("**You're right, I missed the risk.**\n\nOptions: ...", "Options: ..."),
+        ("Here's the corrected code:\n```python\nx = 1\n```", "```python\nx = 1\n```"),
+        ("Here is why: rates are low.\nSo invest.", None),  # an answer's own first line
+        ("Sure thing, the answer is 4.", None),  # nothing after it
+        ("Okay" + " so" * 60 + "\nrest", None),  # too long to be a reply
+    ],
+)
+def test_drop_reply_to_note(text: str, kept: str | None) -> None:
+    assert drop_reply_to_note(text) == (text if kept is None else kept)
 
 
 async def test_checks_that_keep_failing_stop_after_the_revisions_and_cap_the_score(
