@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python benchmarks/crash_resume.py
 	$(BIN)/python benchmarks/gateway_faults.py
 	$(BIN)/python benchmarks/neuron_bridge.py
+	$(BIN)/python benchmarks/web_fetch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

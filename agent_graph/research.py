@@ -132,6 +132,8 @@ async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRec
     and ranked as a corpus ranks its own. Notes say what failed. Raises WebUnavailable when
     no search could be made (no provider, a missing key, no network): the researcher then
     works from local corpora and says so once."""
+    import httpx
+
     from skills.research.fetch import FetchError, page_passages
     from skills.research.retrievers import rank_passages
     from skills.research.web_cache import WebCache, fetch_cached
@@ -158,20 +160,24 @@ async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRec
                 )
             else:
                 results = [SearchResult(**r) for r in found]
-            fetched = await asyncio.gather(
-                *(
-                    fetch_cached(
-                        result.url,
-                        cache,
-                        max_age_s=web.max_age_s,
-                        max_bytes=config.research.fetch_max_bytes,
-                        timeout_s=config.research.fetch_timeout_s,
-                        respect_robots=web.respect_robots,
-                    )
-                    for result in results[: web.pages]
-                ),
-                return_exceptions=True,
-            )
+            # One client for all the pages: a client each costs its own TLS setup, which on
+            # a busy machine took more of each page's time than the download.
+            async with httpx.AsyncClient() as client:
+                fetched = await asyncio.gather(
+                    *(
+                        fetch_cached(
+                            result.url,
+                            cache,
+                            max_age_s=web.max_age_s,
+                            max_bytes=config.research.fetch_max_bytes,
+                            timeout_s=config.research.fetch_timeout_s,
+                            respect_robots=web.respect_robots,
+                            client=client,
+                        )
+                        for result in results[: web.pages]
+                    ),
+                    return_exceptions=True,
+                )
     finally:
         await provider.aclose()
     passages: list[tuple[Passage, str | None]] = []
