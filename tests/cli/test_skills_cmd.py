@@ -39,6 +39,7 @@ def test_list_json_has_the_builtins() -> None:
         "source": "builtin",
         "agents": ["coder", "writer"],
         "personas": [],
+        "granted": [],
     }
 
 
@@ -178,6 +179,30 @@ def test_ask_exits_3_with_the_permission_question_unless_allowed(
     assert allowed.stdout.strip() == "They hold hands."
     wrong = run_myninja("ask", "@coder x", "--allow", "root")
     assert wrong.returncode == 2 and "Invalid value for '--allow'" in wrong.stderr
+    # Granted for good from the command line: no question, until it is taken back.
+    granted = run_myninja("skills", "grant", "files", "read_files", "--json")
+    assert granted.returncode == 0, granted.stderr
+    assert json.loads(granted.stdout)["granted"] == ["read_files"]
+    assert run_myninja("ask", "@coder What do my notes say?").returncode == 0
+    listed = json.loads(run_myninja("skills", "list", "--json").stdout)
+    assert next(row for row in listed if row["name"] == "files")["granted"] == ["read_files"]
+    assert "allowed_dirs" in (myninja_home / "config.toml").read_text()  # the rest is kept
+    revoked = run_myninja("skills", "revoke", "files")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "files may now use without asking: nothing" in revoked.stdout
+    assert run_myninja("ask", "@coder What do my notes say?").returncode == 3
+
+
+def test_grant_refuses_what_a_skill_does_not_need_in_one_line(myninja_home: Path) -> None:
+    undeclared = run_myninja("skills", "grant", "files", "read_files", "network")
+    assert undeclared.returncode == 2
+    assert undeclared.stderr.startswith(
+        "myninja: error: skill 'files' does not need network (it needs read_files)"
+    )
+    assert undeclared.stderr.count("\n") == 1
+    unknown = run_myninja("skills", "grant", "nope", "run_code")
+    assert unknown.returncode == 2 and "no skill named 'nope'" in unknown.stderr
+    assert not (myninja_home / "config.toml").exists()  # nothing half-granted
 
 
 def test_skills_list_includes_the_configured_mcp_servers(
