@@ -431,6 +431,8 @@ def settings_lines(ws: dict[str, Any]) -> st.SearchStrategy[list[str]]:
         )
     )
     names = mostly(st.sampled_from(["gw", "embedded", "inf2", "gw-2", "a" * 41]))
+    skill_names = choice_or_junk(["files", "coder", "scheduler", "nope"])
+    permissions = choice_or_junk(["network", "read_files", "write_files", "run_code"])
     return st.one_of(
         command_line(["config", "show"], [], {"--json": None}),
         command_line(["config", "path"], [], {}),
@@ -452,6 +454,8 @@ def settings_lines(ws: dict[str, Any]) -> st.SearchStrategy[list[str]]:
         command_line(["keys", "delete"], [names], {}),
         command_line(["keys", "list"], [], {"--json": None}),
         command_line(["skills", "info"], [choice_or_junk(["files", "research"])], {"--json": None}),
+        command_line(["skills", "grant"], [skill_names, permissions], {"--json": None}),
+        command_line(["skills", "revoke"], [skill_names, permissions], {"--json": None}),
     )
 
 
