@@ -468,7 +468,7 @@ class MyninjaApp(App[None]):
             ),
             (
                 "Settings",
-                "Backend and model per agent, health checks, keys (f2)",
+                "Backend and model per agent, health checks, keys, skill permissions (f2)",
                 self.action_settings,
             ),
             ("Help", "Keys and how the app works (? / f1)", self.action_help),

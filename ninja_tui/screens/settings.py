@@ -1,5 +1,6 @@
 """Settings a person changes often, without editing TOML: which backend and model each agent
-uses, whether each backend answers, and the gateway keys.
+uses, whether each backend answers, the gateway keys, and what each skill may do without
+asking.
 
 Agent choices are written with `update_config_file` (validated first, the rest of the file
 kept); a check runs the same probe as `myninja backends test`; a key goes to the same store as
@@ -16,13 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from backends.factory import make_backend
 from backends.health import probe
 from backends.keys import key_name, key_store
 from myninja.config import AGENTS, Config, GatewayBackendConfig, load_config, update_config_file
 from myninja.errors import MyninjaError
+from skills.registry import load_skills
 
 
 def health_line(report: dict[str, Any]) -> str:
@@ -80,6 +82,9 @@ class SettingsScreen(Screen[bool]):
     SettingsScreen .row Button {
         margin: 0 1;
     }
+    SettingsScreen .row Checkbox {
+        margin-right: 2;
+    }
     SettingsScreen .health {
         width: 1fr;
     }
@@ -107,8 +112,10 @@ class SettingsScreen(Screen[bool]):
             self.config = load_config(config_path)
         except MyninjaError as exc:
             self.load_error = exc.one_line()
-        # Position → name, for the widgets of each backend.
+        # Position → name, for the widgets of each backend and each skill.
         self.backend_names = list(self.config.backends) if self.config else []
+        self.skill_permissions = _declared_permissions(self.config) if self.config else {}
+        self.skill_names = list(self.skill_permissions)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class SettingsScreen(Screen[bool]):
             if self.config is not None:
                 yield from self._compose_agents(self.config)
                 yield from self._compose_backends(self.config)
+                yield from self._compose_grants(self.config)
         yield Static(
             self.load_error,
             markup=False,
@@ -170,6 +178,20 @@ class SettingsScreen(Screen[bool]):
                     )
                     yield Button("Set", compact=True, id=f"setkey-{i}")
 
+    def _compose_grants(self, config: Config) -> ComposeResult:
+        yield Label("Skills: what each may do without asking", classes="heading")
+        for i, name in enumerate(self.skill_names):
+            granted = config.skills.grants.get(name, [])
+            with Horizontal(classes="row"):
+                yield Label(name, markup=False, classes="name")
+                for permission in self.skill_permissions[name]:
+                    yield Checkbox(
+                        permission,
+                        permission in granted,
+                        compact=True,
+                        id=f"grant-{i}-{permission}",
+                    )
+
     def on_mount(self) -> None:
         for i in self._gateway_positions():
             self._show_key_state(i)
@@ -196,6 +218,14 @@ class SettingsScreen(Screen[bool]):
             model = self.query_one(f"#model-{agent}", Input).value.strip() or None
             if model != now.model:
                 found[f"agents.{agent}.model"] = model
+        for i, name in enumerate(self.skill_names):
+            ticked = [
+                permission
+                for permission in self.skill_permissions[name]
+                if self.query_one(f"#grant-{i}-{permission}", Checkbox).value
+            ]
+            if set(ticked) != set(self.config.skills.grants.get(name, [])):
+                found[f"skills.grants.{name}"] = ticked or None
         return found
 
     def action_save(self) -> None:
@@ -300,6 +330,19 @@ class SettingsScreen(Screen[bool]):
         message = self.query_one("#message", Static)
         message.set_class(error, "-error")
         message.update(text)
+
+
+def _declared_permissions(config: Config) -> dict[str, list[str]]:
+    """Each skill that needs a permission, with those it needs: built-ins, plugins and the
+    configured MCP servers (from the config; no server is started for this)."""
+    found = {
+        name: sorted(skill.permissions)
+        for name, skill in load_skills(config).skills.items()
+        if skill.permissions
+    }
+    for name, server in config.mcp.items():
+        found.setdefault(name, sorted(server.permissions))
+    return {name: permissions for name, permissions in found.items() if permissions}
 
 
 def _model_hint(config: Config, backend: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Checkbox, Input, Static
 
 from backends.keys import KeyStore
 from myninja.config import load_config
@@ -191,3 +191,27 @@ async def test_setting_a_key_stores_it_and_never_shows_it(myninja_home: Path) ->
         assert secret not in app.export_screenshot()
         assert all(secret not in widget.value for widget in app.screen.query(Input))
     assert KeyStore("file").get("gw") is None  # under the configured key name only
+
+
+async def test_skill_grants_are_ticked_off_and_on_and_saved(myninja_home: Path) -> None:
+    path = myninja_home / "config.toml"
+    path.write_text(CONFIG + '\n[skills.grants]\nfiles = ["read_files"]\n')
+    app = Host(path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        files, coder = screen.skill_names.index("files"), screen.skill_names.index("coder")
+        # Only what a skill declares is offered: the advisor needs nothing, so it has no row.
+        assert "advisor" not in screen.skill_names
+        assert screen.skill_permissions["coder"] == ["run_code", "write_files"]
+        assert screen.query_one(f"#grant-{files}-read_files", Checkbox).value is True
+        run_code = screen.query_one(f"#grant-{coder}-run_code", Checkbox)
+        assert run_code.value is False
+        run_code.focus()
+        await pilot.press("space")  # as a person ticks it
+        screen.query_one(f"#grant-{files}-read_files", Checkbox).value = False
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.results == [True])
+    config = load_config(path, environ={})
+    assert config.skills.grants == {"coder": ["run_code"]}
+    assert config.backends["gw"].model == "gpt-x"  # the rest is kept
