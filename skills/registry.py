@@ -177,6 +177,18 @@ def load_skills(
     return registry
 
 
+def declared_permissions(config: Config) -> dict[str, list[str]]:
+    """Each skill's name with the permissions it declares: built-ins, plugins, and the MCP
+    servers of `config` (their permissions are the config's: no server is started for this).
+    A server named like a loaded skill is left out, as the registry itself skips it."""
+    declared = {
+        name: sorted(skill.permissions) for name, skill in load_skills(config).skills.items()
+    }
+    for name, server in config.mcp.items():
+        declared.setdefault(name, sorted(server.permissions))
+    return declared
+
+
 def _source(ep: importlib.metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)  # None for an EntryPoint made by hand
     if dist is not None:

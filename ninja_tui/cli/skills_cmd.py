@@ -14,7 +14,7 @@ from myninja import paths
 from myninja.config import Config, load_config, update_config_file
 from myninja.errors import UsageError
 from skills.api import Permission
-from skills.registry import SkillRegistry, load_skills
+from skills.registry import SkillRegistry, declared_permissions, load_skills
 
 PERMISSIONS = [p.value for p in Permission]
 
@@ -112,14 +112,11 @@ def skills_info(name: str, as_json: bool) -> None:
 
 
 def _declared(name: str, config: Config) -> list[str]:
-    """The permissions skill `name` declares, without starting any MCP server."""
-    if name in config.mcp:
-        return sorted(config.mcp[name].permissions)
-    registry = load_skills(config)
-    if name not in registry.skills:
-        known = ", ".join([*registry.skills, *config.mcp]) or "none"
-        raise UsageError(f"no skill named {name!r} (skills: {known})")
-    return sorted(registry.skills[name].permissions)
+    """The permissions skill `name` declares (no MCP server is started for this)."""
+    declared = declared_permissions(config)
+    if name not in declared:
+        raise UsageError(f"no skill named {name!r} (skills: {', '.join(declared) or 'none'})")
+    return declared[name]
 
 
 def _report(name: str, granted: list[str], as_json: bool) -> None:
@@ -162,8 +159,9 @@ def skills_revoke(name: str, permissions: tuple[str, ...], as_json: bool) -> Non
     config = load_config()
     had = config.skills.grants.get(name, [])
     granted = sorted(set(had) - set(permissions)) if permissions else []
-    # A skill no longer installed may still have grants: those can be taken back too.
-    if not had and name not in config.mcp:
+    # A skill no longer installed may still have grants: those can be taken back too; a name
+    # with no grants and no skill is a typo.
+    if not had:
         _declared(name, config)
     update_config_file(paths.config_file(), {f"skills.grants.{name}": granted or None})
     _report(name, granted, as_json)

@@ -24,7 +24,7 @@ from backends.health import probe
 from backends.keys import key_name, key_store
 from myninja.config import AGENTS, Config, GatewayBackendConfig, load_config, update_config_file
 from myninja.errors import MyninjaError
-from skills.registry import load_skills
+from skills.registry import declared_permissions
 
 
 def health_line(report: dict[str, Any]) -> str:
@@ -114,7 +114,10 @@ class SettingsScreen(Screen[bool]):
             self.load_error = exc.one_line()
         # Position → name, for the widgets of each backend and each skill.
         self.backend_names = list(self.config.backends) if self.config else []
-        self.skill_permissions = _declared_permissions(self.config) if self.config else {}
+        # Only skills that need a permission get a row.
+        self.skill_permissions = (
+            {n: p for n, p in declared_permissions(self.config).items() if p} if self.config else {}
+        )
         self.skill_names = list(self.skill_permissions)
 
     # -- layout ------------------------------------------------------------------------------
@@ -330,19 +333,6 @@ class SettingsScreen(Screen[bool]):
         message = self.query_one("#message", Static)
         message.set_class(error, "-error")
         message.update(text)
-
-
-def _declared_permissions(config: Config) -> dict[str, list[str]]:
-    """Each skill that needs a permission, with those it needs: built-ins, plugins and the
-    configured MCP servers (from the config; no server is started for this)."""
-    found = {
-        name: sorted(skill.permissions)
-        for name, skill in load_skills(config).skills.items()
-        if skill.permissions
-    }
-    for name, server in config.mcp.items():
-        found.setdefault(name, sorted(server.permissions))
-    return {name: permissions for name, permissions in found.items() if permissions}
 
 
 def _model_hint(config: Config, backend: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from myninja.config import Config
 from myninja.errors import UsageError
 from skills.api import Permission, Skill, ToolContext, ToolError
-from skills.registry import BUILTINS, GROUP, load_skills
+from skills.registry import BUILTINS, GROUP, declared_permissions, load_skills
 
 # Others add built-ins; these tests only assume files is the first.
 BUILTIN_NAMES = list(load_skills(Config(), entry_points=[]).skills)
@@ -227,3 +227,19 @@ def test_installed_entry_points_are_read_when_none_are_given() -> None:
 def test_a_skill_object_is_accepted_as_it_is(plugins) -> None:  # type: ignore[no-untyped-def]
     registry = load_skills(Config(), entry_points=[plugins("good", GOOD)])
     assert isinstance(registry.skills["loud"], Skill)
+
+
+def test_declared_permissions_come_from_the_skills_and_the_mcp_config() -> None:
+    config = Config.model_validate(
+        {
+            "mcp": {
+                "calc": {"command": "calc-server", "permissions": ["network"]},
+                "files": {"command": "other-files", "permissions": ["run_code"]},
+            }
+        }
+    )
+    declared = declared_permissions(config)
+    assert declared["calc"] == ["network"]  # from the config, no server started
+    assert declared["files"] == ["read_files"]  # the built-in keeps its name
+    assert declared["coder"] == ["run_code", "write_files"]
+    assert declared["advisor"] == []
