@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import tomli_w
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -51,9 +51,33 @@ class EmbeddedBackendConfig(_Strict):
     seed: int = Field(0, description="Sampling seed, for repeatable runs")
 
 
+def http_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host that httpx can request, else a ValueError
+    that says why (a pasted URL may carry a control character or a port out of range)."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ValueError(f"invalid url {url!r}: it holds a space or a control character")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"invalid url {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"url must start with http:// or https:// and name a host, got {url!r}")
+    import httpx  # only where a URL is configured: the CLI starts without it
+
+    try:
+        httpx.URL(url)
+        parts.port  # noqa: B018 - urlsplit checks the range only when asked
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"invalid url {url!r}: {exc}") from None
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
 class GatewayBackendConfig(_Strict):
     type: Literal["openai"] = "openai"
-    url: str = Field(description="Base URL of an OpenAI-compatible API, ending in /v1")
+    url: HttpUrl = Field(description="Base URL of an OpenAI-compatible API, ending in /v1")
     model: str | None = Field(None, description="Model used when an agent names none")
     key_name: str | None = Field(None, description="Key store entry; default: the backend name")
     max_concurrency: int = Field(8, ge=1, description="Requests in flight at once")
@@ -63,16 +87,6 @@ class GatewayBackendConfig(_Strict):
     json_mode: Literal["auto", "json_schema", "json_object"] = Field(
         "auto", description="How constrained output is asked for; auto tries json_schema first"
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url_is_http(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"url must start with http:// or https:// and name a host, got {url!r}"
-            )
-        return url
 
 
 class ScriptedBackendConfig(_Strict):
@@ -175,7 +189,7 @@ class ColbertConfig(_Strict):
     """ColBERTv2 late-interaction retrieval: a remote search endpoint, or a local index built
     with colbert-ai (the `colbert` extra) from a checkpoint. Either one turns it on."""
 
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         None, description="A ColBERT search endpoint answering GET URL?query=…&k=… (DSPy's API)"
     )
     checkpoint: str | None = Field(None, description="A ColBERTv2 checkpoint folder (colbert-ai)")
@@ -191,7 +205,7 @@ class WebConfig(_Strict):
     provider: Literal["none", "searxng", "brave", "tavily"] = Field(
         "none", description="none | searxng (self-hosted, no key) | brave | tavily (API keys)"
     )
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         None, description="SearXNG's base URL (its JSON API must be enabled); others: default"
     )
     key_name: str | None = Field(None, description="Key store entry; default: the provider name")
@@ -239,7 +253,9 @@ class McpServerConfig(_Strict):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables")
     cwd: str | None = None
-    url: str | None = Field(None, description="A streamable HTTP endpoint, e.g. http://host/mcp")
+    url: HttpUrl | None = Field(
+        None, description="A streamable HTTP endpoint, e.g. http://host/mcp"
+    )
     permissions: list[PermissionName] = Field(
         default_factory=lambda: ["run_code"],
         description="What its tools may do, asked of the person before first use",

@@ -33,6 +33,7 @@ from agent_graph.evals.runner import (
 )
 from myninja.config import Config, load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
+from ninja_tui.cli.params import Choice
 
 DEFAULT_MAX_TOKENS = 64  # a short answer and its citations; the researcher's cap if it sets one
 
@@ -98,7 +99,7 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 @click.command("eval")
-@click.argument("dataset", type=click.Choice((*DATASETS, humaneval.DATASET)))
+@click.argument("dataset", type=Choice((*DATASETS, humaneval.DATASET)))
 @click.option(
     "--data",
     "data",

@@ -13,6 +13,7 @@ import click
 from myninja import paths
 from myninja.config import Config, load_config, update_config_file
 from myninja.errors import UsageError
+from ninja_tui.cli.params import Choice
 from skills.api import Permission
 from skills.registry import SkillRegistry, declared_permissions, load_skills
 
@@ -131,7 +132,7 @@ def _report(name: str, granted: list[str], as_json: bool) -> None:
 @skills.command("grant")
 @click.argument("name")
 @click.argument(
-    "permissions", nargs=-1, required=True, type=click.Choice(PERMISSIONS), metavar="PERMISSION..."
+    "permissions", nargs=-1, required=True, type=Choice(PERMISSIONS), metavar="PERMISSION..."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def skills_grant(name: str, permissions: tuple[str, ...], as_json: bool) -> None:

@@ -66,13 +66,18 @@ def test_mistakes_are_one_line_and_leave_the_config_alone(myninja_home: Path) ->
         before = (myninja_home / "config.toml").read_text()
         again = run_myninja("backends", "add", "gw", "--url", url)
         bad_url = run_myninja("backends", "add", "ftp", "--url", "ftp://example/v1")
+        control = run_myninja("backends", "add", "ctl", "--url", url + "\x1f")
+        bad_port = run_myninja("backends", "add", "port", "--url", "http://127.0.0.1:99999/v1")
         bad_name = run_myninja("backends", "add", "9 lives", "--url", url)
         bad_agent = run_myninja("backends", "add", "x", "--url", url, "--agent", "chef")
-    for done in (again, bad_url, bad_name, bad_agent):
+    for done in (again, bad_url, control, bad_port, bad_name, bad_agent):
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
     assert "already exists" in again.stderr and "--replace" in again.stderr
     assert "url must start with http://" in bad_url.stderr
+    assert "invalid url" in control.stderr and "control character" in control.stderr
+    assert "invalid url" in bad_port.stderr
+    assert control.stderr.count("\n") == bad_port.stderr.count("\n") == 1
     assert "invalid backend name" in bad_name.stderr
     assert (myninja_home / "config.toml").read_text() == before
 

@@ -202,6 +202,11 @@ def test_grant_refuses_what_a_skill_does_not_need_in_one_line(myninja_home: Path
     assert undeclared.stderr.count("\n") == 1
     unknown = run_myninja("skills", "grant", "nope", "run_code")
     assert unknown.returncode == 2 and "no skill named 'nope'" in unknown.stderr
+    missing = run_myninja("skills", "grant", "files")
+    assert missing.returncode == 2
+    error = missing.stderr.rstrip("\n").split("\n")[-1]
+    assert error.startswith("Error: Missing argument 'PERMISSION...'. Choose from: network, ")
+    assert "run_code" in error  # every choice on the error's own line
     assert not (myninja_home / "config.toml").exists()  # nothing half-granted
 
 
