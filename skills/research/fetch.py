@@ -330,6 +330,8 @@ def _check_url(target: str, asked: str) -> None:
         )
     if not parsed.host:
         raise FetchError(f"cannot fetch {asked}: the URL has no host", url=asked)
+    if parsed.port is not None and not 0 < parsed.port < 65536:  # httpx leaves it to the socket
+        raise FetchError(f"cannot fetch {asked}: port {parsed.port} is out of range", url=asked)
 
 
 def _media_type(header: str) -> tuple[str, str | None]:

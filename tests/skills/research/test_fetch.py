@@ -400,9 +400,16 @@ async def test_a_page_bigger_than_max_bytes_is_refused(server, path: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:alert(1)", "http:///nohost"]
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/x",
+        "javascript:alert(1)",
+        "http:///nohost",
+        "http://127.0.0.1:99999/port",
+    ],
 )
-async def test_other_schemes_are_refused_without_a_request(url: str) -> None:
+async def test_urls_we_cannot_fetch_are_refused_without_a_request(url: str) -> None:
     requests: list[httpx.Request] = []
 
     async def record(request: httpx.Request) -> None:
