@@ -92,7 +92,7 @@ async def gated_call(
 ) -> tuple[str, str | None]:
     """(result, error) of one tool, run only once every permission it needs is granted."""
     granted = _given(ctx, skill)
-    missing = {str(p) for p in tool.permissions} - granted
+    missing = {str(p) for p in tool.needed(arguments)} - granted
     if missing:
         ask = permissions.question(skill.name, tool.name, missing)
         answer = interrupt({**ask, "step": step, "branch_id": branch_id})

@@ -120,6 +120,7 @@ def task_workspace(task_id: str) -> Path:
 
 Validator = Callable[[dict[str, Any]], dict[str, Any]]
 Runner = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+PermissionsFor = Callable[[dict[str, Any]], Iterable[Permission | str]]
 
 
 class Tool:
@@ -135,6 +136,7 @@ class Tool:
         validate: Validator,
         run: Runner,
         permissions: Iterable[Permission | str] = (),
+        needs: PermissionsFor | None = None,
         fn: Callable[..., Any] | None = None,
     ) -> None:
         if not TOOL_NAME.fullmatch(name):
@@ -149,6 +151,7 @@ class Tool:
         self.fn = fn  # the typed function behind a @tool, for calling it directly in Python
         self._validate = validate
         self._run = run
+        self._needs = needs
 
     @classmethod
     def from_schema(
@@ -199,7 +202,7 @@ class Tool:
 
         Raises PermissionNeeded before running when `context.granted` lacks a permission,
         ToolArgumentError for arguments that do not fit, and ToolError when the tool fails."""
-        missing = self.permissions - context.granted
+        missing = self.needed(arguments) - context.granted
         if missing:
             raise PermissionNeeded(self.name, missing)
         args = self._parse(arguments)
@@ -214,6 +217,18 @@ class Tool:
         if isinstance(result, str):
             return result
         return pydantic_core.to_json(result, fallback=str).decode()
+
+    def needed(self, arguments: Mapping[str, Any] | str | None) -> frozenset[Permission]:
+        """What a call with `arguments` needs: the declared permissions, or the part of them
+        that the tool's `needs` picks for these arguments (all of them when the arguments do
+        not validate or `needs` fails: asking too much is safe, too little is not)."""
+        if self._needs is None:
+            return self.permissions
+        try:
+            picked = self._needs(self._validate(self._parse(arguments)))
+            return self.permissions & _permissions(picked, f"tool {self.name!r}")
+        except Exception:
+            return self.permissions
 
     def _parse(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
         if arguments is None or arguments == "":
@@ -248,6 +263,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     permissions: Iterable[Permission | str] = (),
+    needs: PermissionsFor | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -256,6 +272,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     permissions: Iterable[Permission | str] = (),
+    needs: PermissionsFor | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a typed function (sync or async) a Tool: `@tool`, or `@tool(name=..., ...)`.
 
@@ -263,10 +280,13 @@ def tool(
     `Annotated[T, Field(description=...)]` or the docstring's `Args:` section; a parameter with
     a default is optional; a parameter annotated `ToolContext` is injected, not asked for.
     The tool's description is the docstring above its sections, unless `description=` is given.
+    `needs(arguments)`, given the validated arguments of one call, returns which of the
+    `permissions` that call needs (say, network only when a source is a URL); without it every
+    call needs them all.
     """
 
     def make(func: Callable[..., Any]) -> Tool:
-        return _tool_from_function(func, name, description, permissions)
+        return _tool_from_function(func, name, description, permissions, needs)
 
     return make(fn) if fn is not None else make
 
@@ -282,6 +302,7 @@ def _tool_from_function(
     name: str | None,
     description: str | None,
     permissions: Iterable[Permission | str],
+    needs: PermissionsFor | None = None,
 ) -> Tool:
     tool_name = name or getattr(func, "__name__", "")
     summary, arg_docs = parse_docstring(inspect.getdoc(func) or "")
@@ -344,6 +365,7 @@ def _tool_from_function(
         validate=validate,
         run=run,
         permissions=permissions,
+        needs=needs,
         fn=func,
     )
 

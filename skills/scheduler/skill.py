@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -47,7 +47,20 @@ class _Attendee:
 # -- find_meeting_slots -----------------------------------------------------------------------
 
 
-@tool(permissions=[Permission.READ_FILES, Permission.NETWORK])
+def _split(entry: str) -> tuple[str | None, str]:
+    """('anna', '/cal.ics') from 'anna=/cal.ics'; (None, '/cal.ics') from '/cal.ics'."""
+    named = _NAMED.match(entry)
+    return (named.group(1), named.group(2).strip()) if named else (None, entry.strip())
+
+
+def _calendar_permissions(arguments: dict[str, Any]) -> set[Permission]:
+    """A calendar given as a file needs read_files, one given as a URL the network: a person
+    who named only files is not asked about the network."""
+    sources = [_split(entry)[1] for entry in arguments["calendars"]]
+    return {Permission.NETWORK if _URL.match(s) else Permission.READ_FILES for s in sources}
+
+
+@tool(permissions=[Permission.READ_FILES, Permission.NETWORK], needs=_calendar_permissions)
 def find_meeting_slots(
     calendars: Annotated[
         list[str],
@@ -139,11 +152,10 @@ def _attendees(
     attendees: list[_Attendee] = []
     taken: set[str] = set()
     for index, (entry, tz) in enumerate(zip(calendars, timezones, strict=True)):
-        named = _NAMED.match(entry)
-        source = (named.group(2) if named else entry).strip()
+        given_name, source = _split(entry)
         if not source:
             raise ToolError(f"find_meeting_slots: calendar {index + 1} is empty")
-        name = named.group(1) if named else _name_from(source, index)
+        name = given_name or _name_from(source, index)
         if name.casefold() in taken:  # two "cal.ics" from different folders
             name = f"{name} ({index + 1})"
         taken.add(name.casefold())

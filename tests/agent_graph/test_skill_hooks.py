@@ -374,8 +374,8 @@ async def test_the_scheduler_works_out_the_times_before_its_model_writes(
         assert (await run_to_rest(manager, task_id))["status"] == "waiting"
         (question,) = manager.store.questions(task_id)
         assert question["text"] == (
-            "Allow the scheduler skill to use the network and read your files? "
-            "(its tool find_meeting_slots asks)"
+            # Calendars given as files: no network needed, none asked for.
+            "Allow the scheduler skill to read your files? (its tool find_meeting_slots asks)"
         )
         await manager.answer(task_id, None, "allow once")
         assert (await run_to_rest(manager, task_id))["status"] == "waiting"

@@ -211,6 +211,43 @@ async def test_a_tool_runs_only_with_its_permissions_granted() -> None:
     assert await fetch.call({"url": "http://x"}, context(granted={"network"})) == "ok"
 
 
+async def test_a_tool_asks_only_for_what_one_call_needs() -> None:
+    def by_source(arguments: dict[str, object]) -> list[str]:
+        source = str(arguments["source"])
+        return ["network", "run_code"] if source.startswith("http") else ["read_files"]
+
+    @tool(permissions=["network", "read_files"], needs=by_source)
+    def load(source: str) -> str:
+        """Load a file or a page."""
+        return f"loaded {source}"
+
+    assert load.permissions == frozenset({Permission.NETWORK, Permission.READ_FILES})
+    assert load.needed({"source": "/notes.txt"}) == frozenset({Permission.READ_FILES})
+    # Never more than declared: run_code is not the tool's to ask for.
+    assert load.needed('{"source": "http://x"}') == frozenset({Permission.NETWORK})
+    # Arguments that do not validate need everything declared.
+    assert load.needed({"nope": 1}) == load.permissions
+    granted = context(granted={"read_files"})
+    assert await load.call({"source": "/notes.txt"}, granted) == "loaded /notes.txt"
+    with pytest.raises(PermissionNeeded) as err:
+        await load.call({"source": "http://x"}, granted)
+    assert err.value.missing == frozenset({Permission.NETWORK})
+
+
+async def test_a_failing_needs_asks_for_every_declared_permission() -> None:
+    def broken(arguments: dict[str, object]) -> list[str]:
+        raise KeyError("oops")
+
+    @tool(permissions=["network", "read_files"], needs=broken)
+    def load(source: str) -> str:
+        """Load a file or a page."""
+        return source
+
+    assert load.needed({"source": "/x"}) == load.permissions
+    with pytest.raises(PermissionNeeded):
+        await load.call({"source": "/x"}, context(granted={"read_files"}))
+
+
 async def test_from_schema_validates_with_json_schema() -> None:
     seen = []
 

@@ -196,12 +196,17 @@ async def test_bad_arguments_are_one_line_tool_errors(
     assert "\n" not in str(err.value)
 
 
-async def test_finding_slots_needs_read_files_and_network() -> None:
+async def test_files_need_read_files_and_urls_the_network() -> None:
     assert find_meeting_slots.permissions == READ
+    url_args = week_args(calendars=["http://127.0.0.1:9/a.ics", "webcal://example.org/b.ics"])
+    assert find_meeting_slots.needed(week_args()) == {Permission.READ_FILES}
+    assert find_meeting_slots.needed(url_args) == {Permission.NETWORK}
+    both = week_args(calendars=[f"anna={CALENDARS / 'anna-berlin.ics'}", "ben=https://x/b.ics"])
+    assert find_meeting_slots.needed(both) == READ
+    files_only = ToolContext("t1", granted=frozenset({Permission.READ_FILES}))
+    assert starts(await find_meeting_slots.call(week_args(), files_only))  # it ran
     with pytest.raises(PermissionNeeded) as err:
-        await find_meeting_slots.call(
-            week_args(), ToolContext("t1", granted=frozenset({Permission.READ_FILES}))
-        )
+        await find_meeting_slots.call(both, files_only)
     assert err.value.missing == frozenset({Permission.NETWORK})
     with pytest.raises(ToolArgumentError, match="duration_minutes"):
         await find_meeting_slots.call(
