@@ -147,8 +147,9 @@ def _verdict(
 
 # A task asking for a choice, not a fact: "should I…", "A or B", "which … better", "pros and cons".
 _DECISION = re.compile(
-    r"\b(should (i|we)|shall (i|we)|which (one|option|is better|should)|better to|"
-    r"pros and cons|trade-?offs?|decide|choose between|worth it)\b|\w\s+or\s+\w.*\?",
+    r"^\W*(should|shall)\b|\b((should|shall) (i|we|my|our)\b|"
+    r"which (one|option|is better|should)|better to|pros and cons|trade-?offs?|decide|"
+    r"choose between|worth it)\b|\w\s+or\s+\w.*\?",
     re.IGNORECASE,
 )
 # The parts of structured advice, each with the words that show it is there.

@@ -144,6 +144,8 @@ FULL = (
         "Should I pay off my mortgage early or invest?",
         "Index fund or mortgage, which is better?",
         "What are the pros and cons of renting vs buying",
+        "Should our team of six move CI from Jenkins to GitHub Actions?",
+        "We have two offers. Should my partner take the one in Lyon",
     ],
 )
 async def test_decision_advice_with_every_part_passes(task: str) -> None:
@@ -160,7 +162,13 @@ async def test_advice_without_recommendation_or_risk_is_sent_back() -> None:
 
 
 @pytest.mark.parametrize(
-    "task", ["What is the capital of Norway?", "Explain how index funds work", "Write a haiku"]
+    "task",
+    [
+        "What is the capital of Norway?",
+        "Explain how index funds work",
+        "Write a haiku",
+        "Which tests should fail when the port is out of range?",
+    ],
 )
 async def test_a_question_that_is_not_a_decision_is_not_checked(task: str) -> None:
     assert await advisor.review(advice_draft(task, "Oslo.")) is None
