@@ -148,7 +148,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 if chunk.usage:
                     usage["prompt_tokens"] += chunk.usage.prompt_tokens
                     usage["completion_tokens"] += chunk.usage.completion_tokens
-            text = "".join(parts).strip()
+            text = drop_echoed_label("".join(parts).strip())
             if revision:
                 text = drop_reply_to_note(text)
             question = _asked_in_text(text) if may_ask and offer and not calls else None
@@ -287,6 +287,19 @@ _REPLY_OPENERS = re.compile(
     re.IGNORECASE,
 )
 _HERE_IS = re.compile(r"here(?:'s| is| are)\b", re.IGNORECASE)
+
+
+# The prompt's own labels ("Attempt 1.", "Step 2 of 3") on a line of their own.
+_LABEL_LINE = re.compile(r"[*#\s]*(attempt \d+|step \d+( of \d+)?)[.:]?[*\s]*", re.IGNORECASE)
+
+
+def drop_echoed_label(text: str) -> str:
+    """An answer without a first line that only echoes the prompt's label ("Attempt 1:"),
+    which a small model copies and the person has no use for."""
+    first, newline, rest = text.partition("\n")
+    if newline and rest.strip() and _LABEL_LINE.fullmatch(first):
+        return rest.strip()
+    return text
 
 
 def drop_reply_to_note(text: str) -> str:

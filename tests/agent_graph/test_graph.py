@@ -16,6 +16,7 @@ from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from tests.agent_graph.scripts import (
+    ALTERNATIVE,
     CAREFUL,
     DIRECT,
     PLAN_ONE_STEP,
@@ -92,6 +93,26 @@ async def test_branches_fan_out_and_the_judge_picks_the_best(open_manager: Open)
         (done,) = of_type(manager, task_id, "task_done")
         assert done["kept"] == ["s1r1b2"] and done["agent"] == "writer"
         assert [e["seq"] for e in manager.store.events(task_id)] == list(range(1, 16))
+
+
+async def test_a_label_the_model_echoes_from_its_prompt_is_not_in_the_answer(
+    open_manager: Open,
+) -> None:
+    rules = [
+        ROUTE,
+        PLAN_ONE_STEP,
+        judge("Roses are red", 9),
+        branch(DIRECT, "**Attempt 1:**\nRoses are red"),
+        branch(CAREFUL, "Step 1 of 1.\n\nRoses are red"),
+        branch(ALTERNATIVE, "Attempt 1 went well, roses are red"),  # a sentence, kept
+        judge("Attempt 1 went well", 2),
+    ]
+    async with open_manager(rules) as (manager, _):
+        task_id = await manager.submit("A poem about roses")
+        task = await run_to_rest(manager, task_id)
+        texts = sorted(e["text"] for e in of_type(manager, task_id, "branch_done"))
+        assert texts == ["Attempt 1 went well, roses are red", "Roses are red", "Roses are red"]
+        assert task["answer"] == "Roses are red"
 
 
 async def test_each_step_of_a_plan_gets_its_own_branches(open_manager: Open) -> None:
