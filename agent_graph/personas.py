@@ -71,7 +71,8 @@ PERSONAS: dict[str, Persona] = {
         "writer",
         "drafts and edits documents",
         f"{_COMMON} You are the writer. Produce the requested text in Markdown, ready to use, "
-        "with no preamble; put a [placeholder] where a detail only the person knows is missing.",
+        "with no preamble. Where a detail only the person knows is missing, name it in square "
+        "brackets in its place, e.g. [your project's URL].",
         # A placeholder serves better than a question: a small model asks about tone or
         # whether to proofread, and the task stops for nothing. `[agents.writer] may_ask`.
         may_ask=False,

@@ -626,4 +626,4 @@ async def test_by_default_the_writer_leaves_a_placeholder_rather_than_ask(tmp_pa
         task_id = await manager.submit("Write a thank-you letter")
         task = await run_to_rest(manager, task_id)
         assert task["status"] == "done" and task["answer"] == "Dear [name]"
-        assert "[placeholder]" in str(scripted.calls[-2].messages[0])
+        assert "name it in square brackets" in str(scripted.calls[-2].messages[0])
