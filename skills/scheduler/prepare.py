@@ -17,7 +17,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,8 +29,8 @@ MAX_DAYS = 60  # find_meeting_slots' own limit on days_ahead
 # Reserved by RFC 2606: an address there can never reach anyone by mistake.
 PLACEHOLDER_DOMAIN = "example.invalid"
 INSTRUCTION = (
-    "Propose the first time, list the alternatives, and write the invitation message; "
-    "the .ics file is already drafted."
+    "Propose time 1 and list the others as alternatives, each with every attendee's local time "
+    "as given above, then write the invitation message; the .ics file is already drafted."
 )
 
 # A calendar: "name=" optionally, then a quoted path, an http(s)/webcal URL or a path to .ics.
@@ -113,6 +113,7 @@ _TITLE = re.compile(
     re.IGNORECASE,
 )
 _FIRST_START = re.compile(r"^1\. start_utc=(\S+)$", re.MULTILINE)
+_OFFER = re.compile(r"^(\d+)\. start_utc=(\S+)$")
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,7 @@ async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
         lines.append(f"Could not look for free times: {exc}")
         lines.append("Tell the person what could not be done; do not invent times.")
         return "\n".join(lines)
-    # The model cannot call tools, and the invite is drafted below: that hint would mislead.
-    lines.extend(line for line in slots.splitlines() if not line.startswith("To invite, call "))
+    lines.extend(_readable(slots, request.duration_minutes))
     first = _FIRST_START.search(slots)
     if first is None:
         lines.append("No time fits, so no invitation was drafted.")
@@ -263,6 +263,28 @@ async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
         )
     lines.append(INSTRUCTION)
     return "\n".join(lines)
+
+
+def _readable(slots: str, minutes: int) -> list[str]:
+    """The tool's offers as one line each, its time in UTC and then every attendee's own,
+    without the start_utc lines: a small model quotes those with a wrong zone beside them. The
+    model cannot call tools, and the invite is drafted here, so the tool's hint goes too."""
+    parts: list[list[str]] = []  # one list per output line
+    in_offer = False
+    for line in slots.splitlines():
+        if match := _OFFER.match(line):
+            start = datetime.fromisoformat(match[2].replace("Z", "+00:00"))
+            end = start + timedelta(minutes=minutes)
+            when = f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M}–{end:%H:%M} UTC"
+            parts.append([f"{match[1]}. {when}"])
+            in_offer = True
+        elif in_offer and line.startswith("   "):
+            parts[-1].append(line.strip())
+        else:
+            in_offer = False
+            if not line.startswith("To invite, call "):
+                parts.append([line])
+    return ["; ".join(line) for line in parts]
 
 
 # -- reading the task -------------------------------------------------------------------------

@@ -280,7 +280,12 @@ def draft_of(task: str, use: Any, workspace: Path) -> Draft:
 
 
 def starts(text: str) -> list[str]:
-    return re.findall(r"^\d+\. start_utc=(\S+)$", text, flags=re.MULTILINE)
+    """The offers' UTC starts, from lines like "1. Thursday 6 March 2025, 15:00–16:00 UTC; …"."""
+    found = re.findall(r"^\d+\. \w+ (\d+ \w+ \d{4}), (\d\d:\d\d)–", text, flags=re.MULTILINE)
+    return [
+        datetime.strptime(f"{day} {clock}", "%d %B %Y %H:%M").strftime("%Y-%m-%dT%H:%M:00Z")
+        for day, clock in found
+    ]
 
 
 @pytest.fixture
@@ -339,10 +344,13 @@ async def test_prepare_finds_the_times_and_drafts_the_invite(
     )
     assert starts(text) == EXPECTED_STARTS == independent_starts(files)
     # Each attendee's local time, across the US change: 09:00 EST would be 14:00 UTC.
-    assert "   alice: Thursday 6 March 2025, 15:00–16:00 CET" in lines
-    assert "   bob: Thursday 6 March 2025, 09:00–10:00 EST" in lines
-    assert "   me: Thursday 6 March 2025, 14:00–15:00 GMT" in lines
-    assert "   bob: Monday 10 March 2025, 09:00–10:00 EDT" in lines
+    # One line per offer, its UTC time first; no start_utc for a small model to mislabel.
+    assert (
+        "1. Thursday 6 March 2025, 14:00–15:00 UTC; alice: Thursday 6 March 2025, 15:00–16:00 CET; "
+        "bob: Thursday 6 March 2025, 09:00–10:00 EST; me: Thursday 6 March 2025, 14:00–15:00 GMT"
+    ) in lines
+    assert "; bob: Monday 10 March 2025, 09:00–10:00 EDT;" in text
+    assert "start_utc" not in text
     assert "Tuesday 11 March" not in text  # my all-day offsite
     assert not any(line.startswith("To invite, call ") for line in lines)
 
