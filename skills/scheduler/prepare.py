@@ -112,8 +112,7 @@ _TITLE = re.compile(
     r"""(?:"(?P<dq>[^"\n]{1,120})"|“(?P<cq>[^”\n]{1,120})”|'(?P<sq>[^'\n]{1,120})'|‘(?P<tq>[^’\n]{1,120})’)""",
     re.IGNORECASE,
 )
-_FIRST_START = re.compile(r"^1\. start_utc=(\S+)$", re.MULTILINE)
-_OFFER = re.compile(r"^(\d+)\. start_utc=(\S+)$")
+_OFFER = re.compile(r"^(\d+)\. start_utc=(\S+)$", re.MULTILINE)  # offers are numbered from 1
 
 
 @dataclass(frozen=True)
@@ -240,13 +239,13 @@ async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
         lines.append("Tell the person what could not be done; do not invent times.")
         return "\n".join(lines)
     lines.extend(_readable(slots, request.duration_minutes))
-    first = _FIRST_START.search(slots)
+    first = _OFFER.search(slots)
     if first is None:
         lines.append("No time fits, so no invitation was drafted.")
         lines.append("Tell the person, and suggest more days, a shorter meeting or wider hours.")
         return "\n".join(lines)
     try:
-        invite = await draft.use("draft_meeting_invite", _invite_arguments(request, first[1]))
+        invite = await draft.use("draft_meeting_invite", _invite_arguments(request, first[2]))
     except ToolError as exc:
         lines.append(f"Could not draft the invitation: {exc}")
         lines.append("Propose the first time, list the alternatives; no .ics file was written.")
