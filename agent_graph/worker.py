@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 RESTING = ("waiting", "done", "failed", "cancelled")
 ORPHAN_GRACE_S = 3.0  # a task no runner holds, not at rest, for this long: its end was lost
+BACKLOG = 1024  # scripts submit hundreds of tasks at once; the kernel caps it at somaxconn
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -195,6 +197,33 @@ async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
     await writer.drain()
 
 
+async def _connect_unix(path: str, log: Path, wait_s: float = 30.0) -> socket.socket:
+    """A connected Unix socket. A full listen backlog makes connect() fail with EAGAIN, which
+    asyncio takes for a connect in progress: it hands back a socket that never connected and
+    the first write fails with "Connection lost". So retry the connect until the worker
+    accepts."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise BackendUnreachable(
+                    f"the background worker accepted no connection for {wait_s:.0f} s",
+                    hint=f"see {log}",
+                ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        except BaseException:
+            sock.close()
+            raise
+
+
 def run_worker(config: Config, data_dir: Path) -> int:
     """The worker's main loop. Returns at once if another worker holds the lock."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +246,7 @@ async def _serve(config: Config, data_dir: Path, sock: Path) -> None:
 
     async with TaskManager.open(config, data_dir) as manager:
         worker = Worker(manager, config.worker_idle_s)
-        server = await asyncio.start_unix_server(worker.handle, path=str(sock))
+        server = await asyncio.start_unix_server(worker.handle, path=str(sock), backlog=BACKLOG)
         os.chmod(sock, 0o600)
         await manager.resume_unfinished()
         try:
@@ -233,7 +262,8 @@ class WorkerClient:
         self.path = socket_path(data_dir)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_unix_connection(str(self.path), limit=2**24)
+        sock = await _connect_unix(str(self.path), self.data_dir / "worker.log")
+        return await asyncio.open_unix_connection(sock=sock, limit=2**24)
 
     async def alive(self) -> bool:
         try:
