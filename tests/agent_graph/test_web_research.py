@@ -83,7 +83,7 @@ class Site(BaseHTTPRequestHandler):
         elif url.path == "/lake.html":
             self.send(200, page("Lake Vannas", VALLEY))
         elif url.path == "/slow":
-            time.sleep(3)
+            time.sleep(5)  # well past the fetch deadline (web_config)
             self.send(200, page("Slow", "too late"))
         elif url.path == "/huge":
             self.send(200, page("Huge", "otter " * 20_000))
@@ -105,7 +105,8 @@ def site() -> Iterator[str]:
 def web_config(url: str, **web: Any) -> Config:
     research = {
         "retriever": "bm25",
-        "fetch_timeout_s": 1,
+        # 2 s: a good page must make it on a machine busy with other work; /slow must not.
+        "fetch_timeout_s": 2,
         "fetch_max_bytes": 20_000,
         "web": {"provider": "searxng", "url": url, "pages": 8, "requests_per_s": 50, **web},
     }
@@ -180,14 +181,21 @@ async def test_a_second_run_reads_searches_and_pages_from_the_cache(
     open_web: Open, site: str
 ) -> None:
     async with open_web(web_config(site), RULES) as (manager, _):
-        await run_to_rest(manager, await manager.submit(TASK))
+        first = await run_to_rest(manager, await manager.submit(TASK))
+        failed_first = " | ".join(
+            note for e in of_type(manager, first["id"], "retrieved") for note in e["notes"]
+        )
         asked = list(Site.seen)
         again = await run_to_rest(manager, await manager.submit(TASK))
     assert again["status"] == "done"
     assert sum(p.startswith("/search") for p in asked) == 2  # the task, then the follow-up
-    # Failures are not cached (they are tried again); searches and good pages are.
+    # Failures are not cached (they are tried again); searches and good pages are. "Good" is
+    # what the first run read: on a loaded machine a page may miss its deadline, and then it
+    # is rightly asked for again.
     retried = Site.seen[len(asked) :]
-    assert not any(p.startswith(("/search", "/otters", "/lake", "/paper")) for p in retried)
+    read_first = {p for p in asked if p != "/robots.txt" and f"{site}{p}" not in failed_first}
+    assert "/search" in {p.split("?")[0] for p in read_first}, (asked, failed_first)
+    assert not read_first & set(retried), (asked, retried, failed_first)
     assert {"/missing", "/slow", "/huge"} <= set(retried)
 
 
