@@ -587,12 +587,11 @@ async def test_a_robots_txt_we_may_not_read_forbids_everything(site: Site, statu
 
 
 async def test_a_slow_robots_txt_is_given_up_on_and_allows(site: Site) -> None:
-    # It would answer "Disallow: /" after 2 s; we wait 0.3 s for it.
+    # It would answer "Disallow: /" after 2 s; we wait 0.3 s for it. Had we waited, the page
+    # would have been refused: getting it shows we gave up and took the silence as "allowed".
     base, _ = site((-1, b"User-agent: *\nDisallow: /\n"))
-    started = time.monotonic()
     page = await fetch_page(f"{base}/article", robots=RobotsCache(timeout_s=0.3))
     assert MAIN_PARAGRAPHS[0] in page.text
-    assert time.monotonic() - started < 1.5  # loose: the point is we did not wait 2 s
 
 
 async def test_robots_txt_is_read_again_once_its_entry_is_stale(site: Site) -> None:

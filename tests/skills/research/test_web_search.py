@@ -483,7 +483,7 @@ async def test_a_hanging_server_times_out_quickly() -> None:
             started = time.monotonic()
             with pytest.raises(SearchUnreachable, match=r"no reply within 0.3 s"):
                 await provider.search("otters", 3)
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 4  # the reply would take 5 s
     assert len(script.seen) == 1  # a timed-out search is not sent again
 
 
