@@ -39,6 +39,10 @@ test: install
 	$(BIN)/pytest -q --slow
 
 bench: install
+	$(BIN)/python benchmarks/everyday.py
+	$(BIN)/python benchmarks/routing.py
+	$(BIN)/python benchmarks/branches.py
+	$(BIN)/python benchmarks/judge.py
 	$(BIN)/python benchmarks/embedded_speed.py
 	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/runtime_overhead.py

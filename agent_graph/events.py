@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 # type -> the fields it carries (documented in README "Events").
 FIELDS: dict[str, tuple[str, ...]] = {
     "task_started": ("text", "agent", "backend", "model"),
-    "routed": ("agent", "reason", "examples"),
+    "routed": ("agent", "path", "reason", "examples"),
     "plan": ("steps", "round", "examples"),
     "branch_started": ("step", "round", "branch_id", "agent", "temperature", "style"),
     "token": ("text", "branch_id"),
@@ -28,7 +28,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "tool_result": ("branch_id", "call_id", "name", "result", "error"),
     "branch_done": ("step", "round", "branch_id", "text", "checks", "revisions"),
     "evaluation": ("step", "round", "branch_id", "score", "reasons"),
-    "selected": ("step", "round", "branch_id", "score", "best_effort"),
+    "widened": ("step", "round", "branch_id", "reason"),
+    "selected": ("step", "round", "branch_id", "score", "best_effort", "by"),
     "replan": ("round", "reason"),
     "question": ("question_id", "text", "choices", "key", "step", "branch_id"),
     "question_answered": ("question_id", "answer"),

@@ -1,19 +1,21 @@
-"""The agent graph: route → retrieve → prepare → plan → fan_out → branch×N (Send) → evaluate →
-select | replan → finalize → deliver. Nodes live in nodes/, one phase each; this file only
-wires them."""
+"""The agent graph: route → answer (the fast path: one call) → finalize → deliver, or route →
+retrieve → prepare → plan → fan_out → branch×N (Send) → evaluate → select | replan → finalize →
+deliver. A fast answer that fails a check goes on to retrieve. Nodes live in nodes/, one phase
+each; this file only wires them."""
 
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
 from agent_graph.context import GraphContext
+from agent_graph.nodes.answer import answer
 from agent_graph.nodes.branch import branch, fan_out, send_branches
 from agent_graph.nodes.evaluate import evaluate
 from agent_graph.nodes.finalize import deliver, finalize
 from agent_graph.nodes.plan import plan
 from agent_graph.nodes.prepare import prepare
 from agent_graph.nodes.retrieve import retrieve
-from agent_graph.nodes.route import route
+from agent_graph.nodes.route import FAST, route
 from agent_graph.state import TaskState
 
 
@@ -21,6 +23,8 @@ def build_graph() -> StateGraph:
     graph = StateGraph(TaskState, context_schema=GraphContext)
     # Pick the specialised agent (or take the person's @agent).
     graph.add_node("route", route)
+    # The fast path: one streamed call; checks in code keep it or hand the task on.
+    graph.add_node("answer", answer, destinations=("finalize", "retrieve", END))
     # The researcher's first hop: corpora searched, named pages fetched, sources numbered.
     graph.add_node("retrieve", retrieve)
     # What the agent's skills work out in code for its branches (skills' prepare hooks).
@@ -38,7 +42,7 @@ def build_graph() -> StateGraph:
     # The skills' finish hooks (files saved), then answer and task_done.
     graph.add_node("deliver", deliver)
     graph.add_edge(START, "route")
-    graph.add_edge("route", "retrieve")
+    graph.add_conditional_edges("route", _path, ["answer", "retrieve"])
     graph.add_edge("retrieve", "prepare")
     graph.add_edge("prepare", "plan")
     graph.add_conditional_edges("fan_out", send_branches, ["branch"])
@@ -46,3 +50,7 @@ def build_graph() -> StateGraph:
     graph.add_edge("finalize", "deliver")
     graph.add_edge("deliver", END)
     return graph
+
+
+def _path(state: TaskState) -> str:
+    return "answer" if state.get("path") == FAST else "retrieve"

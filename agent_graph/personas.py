@@ -18,6 +18,14 @@ class Persona:
     # Most plan steps its tasks get (None: the config's). 1 means no planner call at all: the
     # task is the one step.
     max_steps: int | None = None
+    # Added to the system prompt when the task has numbered sources to cite (researcher):
+    # told to cite with nothing to cite, a small model cites "[1]" all the same.
+    cite_prompt: str = ""
+
+    def system(self, cited: bool = False) -> str:
+        if cited and self.cite_prompt:
+            return f"{self.system_prompt} {self.cite_prompt}"
+        return self.system_prompt
 
 
 _COMMON = (
@@ -26,13 +34,24 @@ _COMMON = (
 )
 
 PERSONAS: dict[str, Persona] = {
+    "assistant": Persona(
+        "assistant",
+        "answers everyday questions in one reply: facts, sums, conversions, definitions, "
+        "snippets, short messages",
+        f"{_COMMON} Answer directly: the answer first, then at most a short explanation. Give "
+        "a calculation's result with its unit, and code in one short fenced block. Never ask "
+        "the person a question back; where something is missing, say what you assumed.",
+        may_ask=False,
+        # The fast path: one call, no plan, no branches, no judge (nodes/answer.py).
+        max_steps=1,
+    ),
     "researcher": Persona(
         "researcher",
         "answers questions from sources, with citations",
         f"{_COMMON} You are the researcher. Give the short answer first, in one sentence, "
-        "then the explanation. When numbered sources are given, cite them as [1], [2]; "
-        "without sources write no citation marks, and never invent a source.",
+        "then the explanation.",
         may_ask=False,
+        cite_prompt="Cite the numbered sources as [1], [2]; never invent a source.",
         # A question is one step: its second hop is a branch's follow-up search, and a
         # small planner splits questions into steps that lose the question.
         max_steps=1,

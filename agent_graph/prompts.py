@@ -10,16 +10,88 @@ from typing import Any
 
 from agent_graph.state import Step, StepResult
 
-WORKER_AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer")
+WORKER_AGENTS = ("assistant", "researcher", "coder", "advisor", "scheduler", "writer")
+FAST_AGENT = "assistant"  # answers in one call: the fast path
 
-ROUTE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "agent": {"type": "string", "enum": list(WORKER_AGENTS)},
-        "reason": {"type": "string", "maxLength": 120},
-    },
-    "required": ["agent", "reason"],
+# The router names the kind of work in a word a small model knows; each kind is an agent.
+ROUTE_KINDS: dict[str, str] = {
+    "quick": "assistant",
+    "sources": "researcher",
+    "code": "coder",
+    "decision": "advisor",
+    "meeting": "scheduler",
+    "document": "writer",
 }
+ROUTE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(ROUTE_KINDS)}
+
+_ROUTE_GUIDE = (
+    "Route this task: say which kind of work it is, in one word.\n"
+    "quick: a short reply answers it. Any general-knowledge question (who, what, when, how "
+    "many), a sum, a unit conversion, a definition, a date, how to do something, a code "
+    "snippet or one-liner, a message of a few sentences, a quick tip, small talk.\n"
+    "sources: only when it asks for sources, citations or references, names web pages, asks "
+    "about the person's own documents or notes, or about recent news.\n"
+    "code: a program, script or function to write, run, test, debug or fix; more than a "
+    "snippet.\n"
+    "decision: options and trade-offs to weigh for the person's own choice or plan.\n"
+    "meeting: meetings, free times, calendars, invitations.\n"
+    "document: a document or a longer text to draft, rewrite or edit: a README, a blog post, "
+    "a report, a proposal, a speech, release notes.\n\n"
+    "Examples:"
+)
+
+# Worked examples for the router (not drawn from any benchmark set).
+ROUTE_SHOTS: tuple[tuple[str, str], ...] = (
+    ("How many ounces are in a pound?", "quick"),
+    ("What does HTTP status 418 mean?", "quick"),
+    ("Translate 'good morning' into Spanish.", "quick"),
+    ("What's 17% of 240?", "quick"),
+    ("Give me a bash one-liner to count the lines in all .py files.", "quick"),
+    ("Who painted the Mona Lisa?", "quick"),
+    ("Write a two-line text telling my flatmate I'll be late for dinner.", "quick"),
+    ("Any tips for staying focused when working from home?", "quick"),
+    ("What day of the week is Christmas 2030?", "quick"),
+    ("Explain what a race condition is in one paragraph.", "quick"),
+    ("hi, how are you?", "quick"),
+    ("What do the PDFs in ~/reports say about churn? Cite them.", "sources"),
+    ("Is there evidence that intermittent fasting helps weight loss? With references.", "sources"),
+    ("What changed in the latest Python release? Look it up.", "sources"),
+    ("Write a script that renames photos by their EXIF date, with tests, and run them.", "code"),
+    ("This function raises KeyError on empty input; fix it and add a test.", "code"),
+    ("Implement an LRU cache class in Python with unit tests.", "code"),
+    ("Refactor utils.py into smaller modules and make sure the tests still pass.", "code"),
+    ("Should I rent or buy a flat in Berlin on a 60k salary?", "decision"),
+    ("Help me decide between PostgreSQL and MongoDB for an analytics app.", "decision"),
+    ("We have three weeks to launch: cut scope or delay? Weigh it up.", "decision"),
+    ("Find an hour next Tuesday when Dana, Lee and I are free and send an invite.", "meeting"),
+    ("Set up a weekly 30-minute sync with the design team in London and Tokyo.", "meeting"),
+    ("Draft a blog post announcing our new open-source logging library.", "document"),
+    ("Write release notes for version 2.3 from this changelog.", "document"),
+    ("Proofread and tighten this paragraph for a grant application.", "document"),
+    ("Write a one-page project proposal for a community garden.", "document"),
+)  # fmt: skip
+
+
+def route_messages(text: str, corrections: list[dict[str, str]]):
+    """The router's prompt. Its system message never changes, so its KV state is reused (and
+    kept on disk by the embedded backend); the person's past corrections go after it."""
+    shots = "\n".join(f"Task: {task}\nKind: {kind}" for task, kind in ROUTE_SHOTS)
+    kind_of = {agent: kind for kind, agent in ROUTE_KINDS.items()}
+    fixed = "".join(
+        f"Task: {c['text']}\nKind: {kind_of[c['agent']]}\n"
+        for c in corrections
+        if c.get("agent") in kind_of
+    )
+    user = f"The person corrected these before:\n{fixed}\n" if fixed else ""
+    return [
+        {"role": "system", "content": f"{_ROUTE_GUIDE}\n{shots}"},
+        {"role": "user", "content": f"{user}Task: {text}\nKind:"},
+    ]
+
+
+def fast_messages(text: str, system: str):
+    """The fast path's one call: the persona and the task, nothing else."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
 def plan_schema(max_steps: int) -> dict[str, Any]:
@@ -53,6 +125,16 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["score", "reasons"],
 }
 
+COMPARE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "best": {"type": "integer", "minimum": 1, "maximum": 8},
+        "reasons": {"type": "string", "maxLength": 240},
+    },
+    "required": ["best", "reasons"],
+}
+COMPARE_CHARS = 2400  # of each candidate shown to the comparing judge
+
 # Branches differ in temperature and in the angle they take, so that judging them is a choice.
 BRANCH_STYLES: tuple[tuple[str, float, str], ...] = (
     ("direct", 0.2, "Answer directly and precisely."),
@@ -60,19 +142,6 @@ BRANCH_STYLES: tuple[tuple[str, float, str], ...] = (
     ("alternative", 0.9, "Consider an approach others might miss, then give your best answer."),
     ("concise", 0.4, "Be as brief as the task allows."),
 )
-
-
-def route_messages(text: str, descriptions: dict[str, str], examples: list[dict[str, str]]):
-    agents = "\n".join(f"- {name}: {descriptions[name]}" for name in WORKER_AGENTS)
-    shots = "".join(
-        f'Task: {ex["text"]}\nAnswer: {{"agent": "{ex["agent"]}", "reason": "corrected by the '
-        'user"}\n\n'
-        for ex in examples
-    )
-    return [
-        {"role": "system", "content": f"Route the task to one agent.\nAgents:\n{agents}"},
-        {"role": "user", "content": f"{shots}Route this task.\nTask: {text}\nAnswer with JSON."},
-    ]
 
 
 def plan_messages(
@@ -181,6 +250,21 @@ def judge_messages(
             "role": "user",
             "content": f"Judge this candidate for {goal}\nTask: {text}\n{rubric}\n"
             f"Candidate:\n{candidate}\nAnswer with JSON: score and reasons.",
+        },
+    ]
+
+
+def compare_messages(text: str, step: Step, candidates: list[str], system: str, multi_step: bool):
+    goal = f"the step '{step['title']}': {step['instruction']}" if multi_step else "the task"
+    shown = "\n\n".join(f"Candidate {n}:\n{c[:COMPARE_CHARS]}" for n, c in enumerate(candidates, 1))
+    return [
+        {"role": "system", "content": system},
+        {
+            "role": "user",
+            "content": f"Which candidate does {goal} best?\nTask: {text}\nWhat counts: correct "
+            "and complete for the request (most weight); follows what was asked; clear; no "
+            f"invented facts.\n\n{shown}\n\nAnswer with JSON: best (the candidate's number) "
+            "and reasons.",
         },
     ]
 

@@ -69,12 +69,14 @@ class TaskState(TypedDict, total=False):
     task_id: str
     text: str  # the task as the person wrote it, without a leading @agent
     agent: str | None  # given by the person, or chosen by route
+    path: str  # "fast" (one call, nodes/answer.py) or "agent" (plan, branches, judge)
     events: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, int], add_usage]
     plan: list[Step]
     examples: list[str]  # ids of past tasks whose plans the planner was shown
     round: int  # 1 for the first plan, +1 per replan
     step: int  # index into plan of the step being worked
+    wave: int  # 1: the step's first branch (adaptive branching); 2: the others
     candidates: Annotated[list[Candidate], operator.add]
     evaluations: Annotated[list[Evaluation], operator.add]
     results: Annotated[list[StepResult], operator.add]

@@ -1,9 +1,10 @@
 """The embedded backend: llama.cpp in this process, through llama-cpp-python.
 
-One loaded model per (file, context size, threads) is shared by every caller in the process.
-Generation runs on that model's single worker thread, so concurrent callers queue in order
-instead of loading a second copy; tokens cross into asyncio with `call_soon_threadsafe`.
-Cancelling the consumer sets a flag the worker checks between tokens.
+One loaded model per (file, context size, threads, parallel) is shared by every caller in the
+process. Its engine (backends/llama_batch.py) decodes the requests in flight together, one
+sequence each, and starts each from the longest prompt prefix already in its cache; tokens
+cross into asyncio with `call_soon_threadsafe`. A consumer that stops reading (or is
+cancelled) cancels its request, which the engine drops before its next step.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
+from backends.llama_batch import BatchEngine, Finished, Job, Sampling
 from backends.models import resolve_model
-from backends.openai_wire import StreamAssembler
-from backends.worker_stream import Emit, WorkerFailed, from_worker
+from myninja import paths
 from myninja.errors import ModelError
 
+KV_CACHE = "kv-cache"  # in the models dir: prompt heads' KV state, by model and tokens
+_PROBE = "\x00"  # stands for the first user message when the prompt's head is rendered
 _TAGGED_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 
 
@@ -47,64 +49,97 @@ def import_llama_cpp() -> Any:
 
 @dataclass
 class LoadedModel:
-    llama: Any
+    model: Any  # llama_cpp._internals.LlamaModel: the weights
+    engine: BatchEngine
+    formatter: Any  # the GGUF's own chat template (llama_chat_format.Jinja2ChatFormatter)
     path: Path
-    worker: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="llama")
-    )
 
 
-_loaded: dict[tuple[str, int, int], LoadedModel] = {}
+_loaded: dict[tuple[str, int, int, int, bool], LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
 @atexit.register
 def _close_models() -> None:
     """Free the loaded models while the interpreter still works: left to llama-cpp-python's
-    destructor at shutdown, freeing one prints a traceback ("'NoneType' is not callable")."""
+    destructors at shutdown, freeing one prints a traceback ("'NoneType' is not callable")."""
     for loaded in _loaded.values():
         with contextlib.suppress(Exception):
-            loaded.llama.close()
+            loaded.engine.close()
+        with contextlib.suppress(Exception):
+            loaded.model.close()
     _loaded.clear()
 
 
-def load_llama(path: Path, n_ctx: int, threads: int, seed: int = 0) -> Any:
-    """A llama_cpp.Llama for `path`, with extra (repacking) buffer types off.
+def load_llama(path: Path) -> Any:
+    """The weights of `path` (a llama_cpp LlamaModel).
 
-    The extra buffer types are where llama.cpp picks AMX kernels at run time; on virtual
-    machines that advertise AMX but fault on it, loading dies with "Illegal instruction".
-    The build flags already leave AMX out; this is the second line of defence."""
+    llama.cpp's extra buffer types repack the weights for faster kernels (15% faster decoding
+    here, and four sequences decoded for the price of three), but they are also where it
+    picks AMX kernels at run time, and on virtual machines that advertise AMX but fault on it
+    a build with AMX dies with "Illegal instruction". So they are used only when this build
+    of llama.cpp has no AMX in it (the Makefile builds it so)."""
     llama_cpp = import_llama_cpp()
+    from llama_cpp._internals import LlamaModel
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(False)  # llama.cpp logs every context it builds; errors still show
     low = llama_cpp.llama_cpp
-    original = low.llama_model_default_params
-
-    def params_without_extra_bufts() -> Any:
-        params = original()
-        if hasattr(params, "use_extra_bufts"):
-            params.use_extra_bufts = False
-        return params
-
-    low.llama_model_default_params = params_without_extra_bufts
+    params = low.llama_model_default_params()
+    if hasattr(params, "use_extra_bufts"):
+        params.use_extra_bufts = not has_amx(low)
     try:
-        return llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            seed=seed,
-            verbose=False,
-        )
+        return LlamaModel(path_model=str(path), params=params, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {path}: {exc}") from exc
-    finally:
-        low.llama_model_default_params = original
 
 
-def shared_model(path: Path, n_ctx: int, threads: int, seed: int = 0) -> LoadedModel:
-    key = (str(path), n_ctx, threads)
+def has_amx(low: Any) -> bool:
+    """Whether this build of llama.cpp carries AMX kernels."""
+    info = low.llama_print_system_info().decode(errors="replace")
+    return bool(re.search(r"AMX\w* = 1", info))
+
+
+def _chat_formatter(model: Any) -> Any:
+    """The model's own chat template, as llama-cpp-python's Llama would pick it."""
+    from llama_cpp import llama_chat_format
+
+    metadata = model.metadata()
+    template = metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError("the model file has no chat template (tokenizer.chat_template)")
+    eos, bos = model.token_eos(), model.token_bos()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+def shared_model(
+    path: Path,
+    n_ctx: int,
+    threads: int,
+    parallel: int = 4,
+    prompt_cache: bool = True,
+    disk: Path | None = None,
+) -> LoadedModel:
+    key = (str(path), n_ctx, threads, parallel, prompt_cache)
     with _load_lock:
         if key not in _loaded:
-            _loaded[key] = LoadedModel(load_llama(path, n_ctx, threads, seed), path)
+            model = load_llama(path)
+            stat = path.stat()
+            engine = BatchEngine(
+                model,
+                window=n_ctx,
+                threads=threads,
+                parallel=parallel,
+                reuse=prompt_cache,
+                disk=disk,
+                identity=f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}",
+            )
+            _loaded[key] = LoadedModel(model, engine, _chat_formatter(model), path)
         return _loaded[key]
 
 
@@ -118,6 +153,9 @@ class EmbeddedBackend:
         n_ctx: int = 4096,
         seed: int = 0,
         models_dir: Path | None = None,
+        parallel: int = 4,
+        prompt_cache: bool = True,
+        lookup: int = 0,
     ) -> None:
         self.name = name
         self.model = model
@@ -125,6 +163,9 @@ class EmbeddedBackend:
         self.n_ctx = n_ctx
         self.seed = seed
         self.models_dir = models_dir
+        self.parallel = parallel
+        self.prompt_cache = prompt_cache
+        self.lookup = lookup
 
     async def list_models(self) -> list[str]:
         return [self.model]
@@ -134,7 +175,10 @@ class EmbeddedBackend:
 
     async def _model(self, name: str) -> LoadedModel:
         path = await asyncio.to_thread(resolve_model, name, self.models_dir)
-        return await asyncio.to_thread(shared_model, path, self.n_ctx, self.threads, self.seed)
+        disk = (self.models_dir or paths.models_dir()) / KV_CACHE
+        return await asyncio.to_thread(
+            shared_model, path, self.n_ctx, self.threads, self.parallel, self.prompt_cache, disk
+        )
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         return await collect(self.stream(request), request.model or self.model)
@@ -142,86 +186,111 @@ class EmbeddedBackend:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         model_name = request.model or self.model
         loaded = await self._model(model_name)
-        kwargs, forced_union = self._llama_kwargs(request)
-
-        def produce(emit: Emit, stopped: threading.Event) -> None:
-            stream: Iterator[dict[str, Any]] = loaded.llama.create_chat_completion(
-                stream=True, **kwargs
-            )
-            for obj in stream:
-                if stopped.is_set():
-                    return
-                emit(obj)
-            emit(("n_tokens", loaded.llama.n_tokens))
-
-        assembler = StreamAssembler()
-        text_parts: list[str] = []
-        generated, context_tokens = 0, 0
-        # aclosing: a consumer that stops reading stops the worker now, not at garbage collection.
         try:
-            async with contextlib.aclosing(from_worker(loaded.worker, produce)) as items:
-                async for item in items:
-                    if isinstance(item, tuple):
-                        context_tokens = item[1]
-                        continue
-                    generated += _carries_output(item)
-                    chunk = assembler.feed(item)
-                    if chunk is None:
-                        continue
-                    chunk.finish_reason = None  # the closing chunk below carries it, once
-                    if chunk.text:
-                        text_parts.append(chunk.text)
-                        yield chunk
-        except WorkerFailed as failed:
-            error = failed.error
-            if isinstance(error, ValueError) and not text_parts:
-                # llama-cpp-python's word for a request it cannot serve: a prompt longer
-                # than the context, a tool_choice naming no tool, a schema it cannot use.
-                raise ModelError(f"{model_name}: {error}", status=400) from error
-            raise ModelError(
-                f"generation failed: {error}", partial_text="".join(text_parts)
-            ) from error
-        closing = assembler.finish()
-        # The context holds the prompt and every generated token but the last one when
-        # generation stopped at the length limit (it was sampled, never evaluated).
-        evaluated = generated - (closing.finish_reason == "length")
-        closing.usage = Usage(max(context_tokens - evaluated, 0), generated)
-        if not closing.tool_calls and request.tools:
-            closing.tool_calls = _calls_from_text("".join(text_parts), forced_union)
+            prompt, stops, grammar, forced = self._prompt(request, loaded)
+            head = _head(request, loaded)
+        except ValueError as exc:
+            raise ModelError(f"{model_name}: {exc}", status=400) from exc
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def emit(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        temperature = 0.2 if request.temperature is None else request.temperature
+        job = Job(
+            prompt=prompt,
+            max_tokens=request.max_tokens,
+            sampling=Sampling(
+                temperature=temperature,
+                seed=request.seed if request.seed is not None else self.seed,
+                grammar=grammar,
+            ),
+            stops=[*(request.stop or []), *stops],
+            emit=emit,
+            lookup=self.lookup,
+            head=head,
+        )
+        text_parts: list[str] = []
+        finished: Finished | None = None
+        loaded.engine.submit(job)
+        try:
+            while finished is None:
+                item = await queue.get()
+                if isinstance(item, Finished):
+                    finished = item
+                elif isinstance(item, BaseException):
+                    if isinstance(item, ValueError) and not text_parts:
+                        # A request it cannot serve: a prompt longer than the context, a
+                        # grammar it cannot parse.
+                        raise ModelError(f"{model_name}: {item}", status=400) from item
+                    raise ModelError(
+                        f"generation failed: {item}", partial_text="".join(text_parts)
+                    ) from item
+                elif item:
+                    text_parts.append(item)
+                    if forced is None:
+                        yield Chunk(text=item)
+        finally:
+            if finished is None:
+                job.cancelled.set()
+                loaded.engine.wake()
+        text = "".join(text_parts)
+        closing = Chunk(
+            finish_reason=finished.reason,
+            usage=Usage(finished.prompt_tokens, finished.completion_tokens),
+        )
+        if forced is not None:
+            closing.tool_calls = [ToolCall(f"call_{uuid.uuid4().hex[:24]}", forced, text)]
+            closing.finish_reason = "tool_calls"
+        elif request.tools and request.tool_choice != "none":
+            closing.tool_calls = _calls_from_text(text, request.tool_choice == "required")
             if closing.tool_calls:
                 closing.finish_reason = "tool_calls"
         yield closing
 
-    def _llama_kwargs(self, request: ChatRequest) -> tuple[dict[str, Any], bool]:
-        kwargs: dict[str, Any] = {
-            "messages": request.messages,
-            "temperature": 0.2 if request.temperature is None else request.temperature,
-            "max_tokens": request.max_tokens,
-            "stop": request.stop or [],
-            "seed": request.seed if request.seed is not None else self.seed,
-        }
-        forced_union = False
-        schema = request.json_schema
-        if request.tools and request.tool_choice != "none":
-            kwargs["tools"] = request.tools
-            choice = request.tool_choice
-            if choice == "required" and len(request.tools) == 1:
-                choice = {"type": "function", "function": request.tools[0]["function"]}
+    def _prompt(
+        self, request: ChatRequest, loaded: LoadedModel
+    ) -> tuple[str, list[str], str | None, str | None]:
+        """The prompt text, its stop strings, the grammar that constrains the reply (if any),
+        and the name of the tool the reply must call (if one is forced)."""
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        tools = request.tools if request.tools and request.tool_choice != "none" else None
+        schema, forced = request.json_schema, None
+        choice = request.tool_choice
+        if tools:
+            if choice == "required" and len(tools) == 1:
+                choice = {"type": "function", "function": tools[0]["function"]}
             if isinstance(choice, dict):
-                kwargs["tool_choice"] = choice
+                forced = choice["function"]["name"]
+                tool = next((t for t in tools if t["function"]["name"] == forced), None)
+                if tool is None:
+                    raise ValueError(f"Tool choice '{forced}' not found in tools.")
+                schema = tool["function"].get("parameters") or {"type": "object"}
             elif choice == "required":
-                schema, forced_union = _tool_union_schema(request.tools), True
-        if schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": schema}
-        return kwargs, forced_union
+                schema = _tool_union_schema(tools)
+        formatted = loaded.formatter(
+            messages=request.messages,
+            tools=tools,
+            tool_choice=request.tool_choice if tools else None,
+        )
+        stops = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]
+        grammar = json_schema_to_gbnf(json.dumps(schema)) if schema is not None else None
+        return formatted.prompt, [s for s in stops if s], grammar, forced
 
 
-def _carries_output(obj: dict[str, Any]) -> bool:
-    """Whether a streamed chunk holds generated output: text, or a piece of a tool call."""
-    return any(
-        (choice.get("delta") or {}).get("content") or (choice.get("delta") or {}).get("tool_calls")
-        for choice in obj.get("choices") or []
-    )
+def _head(request: ChatRequest, loaded: LoadedModel) -> str:
+    """The prompt's stable head: its system messages and the next turn's opening, as the chat
+    template renders them (the same for every request that shares the system prompt)."""
+    messages = request.messages
+    system = [m for m in messages[:1] if m.get("role") == "system"]
+    if not system or request.tools or len(messages) < 2 or messages[1].get("role") != "user":
+        return ""
+    rendered = loaded.formatter(messages=[*system, {"role": "user", "content": _PROBE}]).prompt
+    at = rendered.find(_PROBE)
+    return rendered[:at] if at > 0 else ""
 
 
 def _tool_union_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:

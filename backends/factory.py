@@ -22,7 +22,16 @@ def make_backend(config: Config, name: str) -> Backend:
     if isinstance(cfg, EmbeddedBackendConfig):
         from backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(name, cfg.model, threads=cfg.threads, n_ctx=cfg.n_ctx, seed=cfg.seed)
+        return EmbeddedBackend(
+            name,
+            cfg.model,
+            threads=cfg.threads,
+            n_ctx=cfg.n_ctx,
+            seed=cfg.seed,
+            parallel=cfg.parallel,
+            prompt_cache=cfg.prompt_cache,
+            lookup=cfg.lookup,
+        )
     if isinstance(cfg, ScriptedBackendConfig):
         from backends.scripted import ScriptedBackend
 

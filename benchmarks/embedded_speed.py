@@ -1,11 +1,12 @@
-"""Decode speed of `myninja ask` on the embedded backend vs raw llama-cpp-python.
+"""Decode speed of the embedded backend (the engine every myninja call on the embedded model
+goes through: continuous batching, prompt cache) vs raw llama-cpp-python's own loop.
 
-Ours goes through the whole agent graph (router skipped with --agent, one branch) and is timed
-on the branch's streamed token events, as a viewer receives them.
-
-Both run the same GGUF, thread count, prompt and greedy sampling, each in a fresh process,
-alternating, in the same run; decode tokens/s = (tokens - 1) / (last token - first token).
-Prints JSON. Target: ratio (ours / raw) >= 0.95.
+Ours streams one request through `EmbeddedBackend.stream`; raw streams
+`Llama.create_chat_completion`. Both run the same GGUF, thread count, prompt and greedy
+sampling, each in a fresh process, alternating, in the same run; decode tokens/s =
+(tokens - 1) / (last token - first token). This times decoding alone: what a whole task costs
+against one plain call is benchmarks/everyday.py's. Prints JSON. Target: ratio (ours / raw)
+>= 0.95.
 
     python benchmarks/embedded_speed.py [--model qwen2.5-coder-1.5b] [--rounds 3] [--max-tokens 128]
 """
@@ -56,32 +57,44 @@ def run_raw(path: Path, threads: int, max_tokens: int, system: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_ours(model: str, threads: int, max_tokens: int, home: str) -> dict:
-    """`myninja ask --json` with one branch; the rate is taken from the branch's token events,
-    i.e. what a person watching the stream sees."""
-    env = {
-        **os.environ,
-        "MYNINJA_HOME": home,
-        "MYNINJA_BACKENDS__EMBEDDED__MODEL": model,
-        "MYNINJA_BACKENDS__EMBEDDED__THREADS": str(threads),
-        "MYNINJA_AGENTS__CODER__MAX_TOKENS": str(max_tokens),
-        "MYNINJA_GRAPH__BRANCHES": "1",
-        "MYNINJA_GRAPH__MAX_STEPS": "1",
-    }
-    myninja = Path(sys.executable).parent / "myninja"
+OURS = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from pathlib import Path
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.path.insert(0, sys.argv[1])
+    from backends.base import ChatRequest
+    from backends.embedded import EmbeddedBackend
+    model, models, threads, max_tokens, system, prompt = sys.argv[2:8]
+    backend = EmbeddedBackend("embedded", model, threads=int(threads), n_ctx=4096,
+                              models_dir=Path(models))
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+
+    async def main():
+        stamps = []
+        request = ChatRequest(messages, temperature=0.0, max_tokens=int(max_tokens), seed=0)
+        async for chunk in backend.stream(request):
+            if chunk.text:
+                stamps.append(time.perf_counter())
+        return stamps
+
+    stamps = asyncio.run(main())
+    print(json.dumps({"tokens": len(stamps),
+                      "decode_tokens_per_s": (len(stamps) - 1) / (stamps[-1] - stamps[0])}))
+    """
+)
+
+
+def run_ours(model: str, models: Path, threads: int, max_tokens: int, system: str) -> dict:
+    repo = str(Path(__file__).resolve().parent.parent)
     out = subprocess.run(
-        [str(myninja), "ask", PROMPT, "--agent", "coder", "--backend", "embedded", "--json"],
+        [sys.executable, "-c", OURS, repo, model, str(models), str(threads), str(max_tokens),
+         system, PROMPT],
         capture_output=True,
         text=True,
-        env=env,
         check=True,
-    )
-    events = [json.loads(line) for line in out.stdout.splitlines()]
-    stamps = [e["ts"] for e in events if e["type"] == "token" and e["branch_id"] == "s1r1b1"]
-    return {
-        "tokens": len(stamps),
-        "decode_tokens_per_s": (len(stamps) - 1) / (stamps[-1] - stamps[0]),
-    }
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -97,12 +110,13 @@ def main() -> None:
     from backends.models import resolve_model
 
     with tempfile.TemporaryDirectory() as home:
-        path = resolve_model(args.model, Path(home) / "data" / "models")
+        models = Path(home) / "data" / "models"
+        path = resolve_model(args.model, models)
         system = persona("coder").system_prompt
         raw, ours = [], []
         for _ in range(args.rounds):  # alternate, so drift in machine load hits both
             raw.append(run_raw(path, args.threads, args.max_tokens, system))
-            ours.append(run_ours(args.model, args.threads, args.max_tokens, home))
+            ours.append(run_ours(args.model, models, args.threads, args.max_tokens, system))
     raw_tps = statistics.median(r["decode_tokens_per_s"] for r in raw)
     ours_tps = statistics.median(r["decode_tokens_per_s"] for r in ours)
     print(
@@ -114,7 +128,7 @@ def main() -> None:
                 "max_tokens": args.max_tokens,
                 "rounds": args.rounds,
                 "raw_llama_cpp_tokens_per_s": round(raw_tps, 2),
-                "myninja_ask_tokens_per_s": round(ours_tps, 2),
+                "embedded_backend_tokens_per_s": round(ours_tps, 2),
                 "ratio": round(ours_tps / raw_tps, 3),
                 "target_ratio": 0.95,
                 "tokens": {"raw": [r["tokens"] for r in raw], "ours": [r["tokens"] for r in ours]},

@@ -30,8 +30,10 @@ from pydantic import (
 from myninja import paths
 from myninja.errors import ConfigError
 
-AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer", "router", "judge")
-AgentName = Literal["researcher", "coder", "advisor", "scheduler", "writer", "router", "judge"]
+AGENTS = ("assistant", "researcher", "coder", "advisor", "scheduler", "writer", "router", "judge")
+AgentName = Literal[
+    "assistant", "researcher", "coder", "advisor", "scheduler", "writer", "router", "judge"
+]
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 ENV_PREFIX = "MYNINJA_"
 # Environment variables with our prefix that are not config keys.
@@ -49,6 +51,15 @@ class EmbeddedBackendConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores")
     n_ctx: int = Field(4096, ge=256, description="Context window in tokens")
     seed: int = Field(0, description="Sampling seed, for repeatable runs")
+    parallel: int = Field(
+        4, ge=1, le=16, description="Requests decoded together in one batch; 1: one at a time"
+    )
+    prompt_cache: bool = Field(
+        True, description="Start each request from the longest prompt prefix already evaluated"
+    )
+    lookup: int = Field(
+        0, ge=0, le=32, description="Prompt-lookup draft tokens per step (greedy only); 0: off"
+    )
 
 
 def http_url(url: str) -> str:
@@ -106,7 +117,21 @@ BackendConfig = Annotated[
 class GraphConfig(_Strict):
     """How the agent graph plans, branches and judges."""
 
+    fast_path: bool = Field(
+        True, description="Everyday tasks are answered in one call by the assistant agent"
+    )
+    escalate: bool = Field(
+        True, description="A fast answer that fails a check goes on to a specialist agent"
+    )
     branches: int = Field(3, ge=1, le=8, description="Candidates per step; 1 turns branching off")
+    adaptive: bool = Field(
+        True, description="One branch first; the others only when it falls short of its checks"
+    )
+    judge: Literal["compare", "each", "none"] = Field(
+        "compare",
+        description="Between branches no check or agreement decides: one call comparing them, "
+        "a call scoring each, or none (the first is kept)",
+    )
     judge_threshold: float = Field(6.0, ge=1, le=10, description="Below it everywhere: replan")
     max_rounds: int = Field(2, ge=1, le=5, description="Plans tried before the best effort is kept")
     plan_retries: int = Field(2, ge=0, le=5, description="Repairs of a malformed plan")
@@ -284,7 +309,7 @@ class SkillsConfig(_Strict):
 
 
 class Config(_Strict):
-    default_agent: AgentName = "advisor"
+    default_agent: AgentName = "assistant"
     backends: dict[str, BackendConfig] = Field(
         default_factory=lambda: {"embedded": EmbeddedBackendConfig()}
     )

@@ -138,6 +138,7 @@ class Tool:
         permissions: Iterable[Permission | str] = (),
         needs: PermissionsFor | None = None,
         fn: Callable[..., Any] | None = None,
+        workspace: bool = False,
     ) -> None:
         if not TOOL_NAME.fullmatch(name):
             raise SkillError(f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}")
@@ -149,6 +150,9 @@ class Tool:
         self.parameters = parameters
         self.permissions = _permissions(permissions, f"tool {name!r}")
         self.fn = fn  # the typed function behind a @tool, for calling it directly in Python
+        # It writes only in the task's own workspace and runs code only in the sandbox: that
+        # is what the workspace is for, so it asks for nothing (its permissions are the rest).
+        self.workspace = workspace
         self._validate = validate
         self._run = run
         self._needs = needs
@@ -264,6 +268,7 @@ def tool(
     description: str | None = None,
     permissions: Iterable[Permission | str] = (),
     needs: PermissionsFor | None = None,
+    workspace: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -273,6 +278,7 @@ def tool(
     description: str | None = None,
     permissions: Iterable[Permission | str] = (),
     needs: PermissionsFor | None = None,
+    workspace: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a typed function (sync or async) a Tool: `@tool`, or `@tool(name=..., ...)`.
 
@@ -282,11 +288,13 @@ def tool(
     The tool's description is the docstring above its sections, unless `description=` is given.
     `needs(arguments)`, given the validated arguments of one call, returns which of the
     `permissions` that call needs (say, network only when a source is a URL); without it every
-    call needs them all.
+    call needs them all. `workspace=True` says the tool writes only in the task's own workspace
+    (`ToolContext.workspace`) and runs code only in the sandbox: no question is asked for that,
+    so declare `permissions` only for what reaches further (the network, the person's files).
     """
 
     def make(func: Callable[..., Any]) -> Tool:
-        return _tool_from_function(func, name, description, permissions, needs)
+        return _tool_from_function(func, name, description, permissions, needs, workspace)
 
     return make(fn) if fn is not None else make
 
@@ -303,6 +311,7 @@ def _tool_from_function(
     description: str | None,
     permissions: Iterable[Permission | str],
     needs: PermissionsFor | None = None,
+    workspace: bool = False,
 ) -> Tool:
     tool_name = name or getattr(func, "__name__", "")
     summary, arg_docs = parse_docstring(inspect.getdoc(func) or "")
@@ -367,6 +376,7 @@ def _tool_from_function(
         permissions=permissions,
         needs=needs,
         fn=func,
+        workspace=workspace,
     )
 
 

@@ -147,6 +147,7 @@ class SkillRegistry:
                     "name": t.name,
                     "description": t.description,
                     "permissions": sorted(t.permissions),
+                    "workspace": t.workspace,
                     "parameters": t.parameters,
                 }
                 for t in s.tools

@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from skills.api import Draft, Permission, Review, Skill, ToolContext, ToolError, tool
+from skills.api import Draft, Review, Skill, ToolContext, ToolError, tool
 from skills.coder.sandbox import Workspace, WorkspaceError
 
 MAX_DOCUMENT_CHARS = 500_000  # a document, not a data dump: keeps one call's disk use sane
@@ -55,7 +55,7 @@ def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-@tool(permissions=[Permission.WRITE_FILES])
+@tool(workspace=True)
 def save_document(
     name: Annotated[str, Field(description="Document name, e.g. 'project plan'")],
     markdown: Annotated[str, Field(description="The whole document, in Markdown")],
@@ -75,7 +75,7 @@ def save_document(
     return f"{verb} {path} ({words} word{'' if words == 1 else 's'})"
 
 
-@tool(permissions=[Permission.WRITE_FILES])
+@tool(workspace=True)
 def edit_document(
     name: Annotated[str, Field(description="Name of a document saved before")],
     find: Annotated[str, Field(description="Exact text to replace; must occur once")],
@@ -160,11 +160,18 @@ async def review(draft: Draft) -> Review | None:
     )
 
 
+DOCUMENT_WORDS = 120  # below this, and without a heading, an answer is not a document
+
+
+def is_document(text: str) -> bool:
+    return _words(text) >= DOCUMENT_WORDS or bool(_HEADING.search(text))  # a titled document
+
+
 async def finish(draft: Draft) -> str | None:
-    """The chosen answer saved as a Markdown document in the task's workspace, when the writer
-    may already write files (saving is a convenience: it never stops a task with a question).
-    A branch that saved documents itself (through its tools) needs no copy."""
-    if Permission.WRITE_FILES not in draft.granted or not draft.text.strip():
+    """The chosen answer saved as a Markdown document in the task's workspace (its own folder:
+    no question is asked), when it is a document: a haiku or a two-line note is not worth a
+    file. A branch that saved documents itself (through its tools) needs no copy."""
+    if not is_document(draft.text):
         return None
     if any(draft.workspace.glob("*.md")):
         return None  # promoted from the chosen branch already

@@ -55,12 +55,19 @@ def myninja_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def scripted_config(home: Path, rules: list[dict[str, object]], idle_s: float = 2) -> Path:
+# Every branch runs and the judge scores each: the graph's whole machinery at once.
+CLASSIC_GRAPH = '[graph]\nadaptive = false\njudge = "each"\n'
+
+
+def scripted_config(
+    home: Path, rules: list[dict[str, object]], idle_s: float = 2, graph: str = ""
+) -> Path:
     """Point MYNINJA_HOME's config at a scripted backend answering with `rules`."""
     script = home / "script.json"
     script.write_text(json.dumps({"rules": rules}))
     (home / "config.toml").write_text(
         f'worker_idle_s = {idle_s}\n[backends.embedded]\ntype = "scripted"\nscript = "{script}"\n'
+        + graph
     )
     return home
 

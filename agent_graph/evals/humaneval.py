@@ -286,6 +286,8 @@ class HumanEvalSettings:
     model_label: str = ""  # the model actually used, named (part of the run's identity)
     max_tokens: int | None = MAX_TOKENS  # single shot's reply cap; the agent uses its own config
     temperature: float = 0.0
+    # Agent mode: the graph's and the coder's settings (JSON), which decide how it works.
+    agent_config: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -297,6 +299,8 @@ class HumanEvalSettings:
             # The agent's replies depend on its own config, not on these two.
             key.pop("max_tokens")
             key.pop("temperature")
+        if not self.agent_config:
+            key.pop("agent_config")  # so the runs made before it was kept keep their ids
         key["prompt"] = AGENT_TASK if self.mode == "agent" else SYSTEM
         key["check_wall_s"] = CHECK_LIMITS.wall_s
         text = json.dumps(key, sort_keys=True)

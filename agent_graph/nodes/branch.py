@@ -69,8 +69,21 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
     return inputs
 
 
+def wave_inputs(state: TaskState, ctx: GraphContext) -> list[BranchInput]:
+    """The branches of the step's current wave: with adaptive branching the first branch
+    alone, then (if it fell short) the others together; otherwise all of them at once."""
+    every = branch_inputs(state, ctx.config.graph.branches)
+    if not evaluate_adaptive(ctx):
+        return every
+    return every[:1] if state.get("wave", 1) == 1 else every[1:]
+
+
+def evaluate_adaptive(ctx: GraphContext) -> bool:
+    return ctx.config.graph.adaptive and ctx.config.graph.branches > 1
+
+
 async def fan_out(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:
-    """Announce the branches of this step (durably, before any of them runs)."""
+    """Announce the branches of this wave (durably, before any of them runs)."""
     events = [
         make_event(
             "branch_started",
@@ -81,13 +94,13 @@ async def fan_out(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
             temperature=b["temperature"],
             style=b["style"],
         )
-        for b in branch_inputs(state, runtime.context.config.graph.branches)
+        for b in wave_inputs(state, runtime.context)
     ]
     return {"events": events}
 
 
 def send_branches(state: TaskState, runtime: Runtime[GraphContext]) -> list[Send]:
-    return [Send("branch", b) for b in branch_inputs(state, runtime.context.config.graph.branches)]
+    return [Send("branch", b) for b in wave_inputs(state, runtime.context)]
 
 
 async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, Any]:
@@ -106,11 +119,11 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     sources: list[dict[str, Any]] = list(inp.get("sources") or [])
     extra: list[dict[str, Any]] = []
     if sources and inp.get("follow_up") and ctx.config.research.follow_up:
-        extra = await _follow_up(inp, ctx, who.system_prompt, sources, events, usage)
+        extra = await _follow_up(inp, ctx, who.system(cited=True), sources, events, usage)
         sources += extra
     messages: list[dict[str, Any]] = branch_messages(
         inp["text"],
-        who.system_prompt,
+        who.system(cited=bool(sources)),
         style_hint,
         inp["plan"],
         inp["step"],

@@ -1,8 +1,15 @@
-"""evaluate and select: a judge scores every branch; the best is kept, or the task is replanned.
+"""evaluate and select: which branch of the step is kept, whether more branches are tried, or
+whether the task is replanned.
 
-If every branch scores below the threshold and rounds are left, the task goes back to plan
-with the judge's reasons; when rounds run out the best branch is kept as a best effort, and
-the events say so."""
+Adaptive branching (`[graph] adaptive`, the default): a step is worked by one branch first,
+kept unless it falls short (it failed, its checks failed, its citations do not hold); only then
+do the other branches run, together. Among several branches, checks run by code decide first
+(passing over unchecked over failing), then agreement between them, then the model judge as
+`[graph] judge` says (one call comparing them, or none: the first); `judge = "each"` is the
+classic way, a call scoring each branch, which also replans when every score is low.
+Every branch failing its checks, with rounds left, means a replan; branches that agree, or
+pass their checks, never do. When rounds run out the best branch is kept as a best effort,
+and the events say so (judging.py has the ways of weighing)."""
 
 from __future__ import annotations
 
@@ -12,179 +19,191 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from agent_graph import judging
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
-from agent_graph.personas import persona
-from agent_graph.prompts import JUDGE_SCHEMA, judge_messages
-from agent_graph.research import source_passages
+from agent_graph.nodes.branch import evaluate_adaptive
 from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
-from agent_graph.structured import StructuredOutputError, structured_call
-from myninja.errors import BackendError
-from skills.research.citations import check_citations
-
-
-async def _judge(
-    ctx: GraphContext, state: TaskState, candidate: Candidate, usage: dict[str, int]
-) -> Evaluation:
-    base = {
-        "step": candidate["step"],
-        "round": candidate["round"],
-        "branch_id": candidate["branch_id"],
-    }
-    if candidate.get("error"):
-        # What arrived before its call broke (a cut stream, a timeout mid-reply) is part of an
-        # answer: never judged, never kept.
-        return Evaluation(**base, score=0.0, reasons=f"the branch failed: {candidate['error']}")
-    if not candidate["text"]:
-        return Evaluation(**base, score=0.0, reasons="the branch produced no answer")
-    backend, _, model = ctx.agent_backend("judge")
-    try:
-        verdict = await structured_call(
-            backend,
-            judge_messages(
-                state["text"],
-                state["plan"][candidate["step"]],
-                candidate["text"],
-                persona("judge").system_prompt,
-                len(state["plan"]) > 1,
-                cited=bool(candidate.get("source_keys")),
-            ),
-            JUDGE_SCHEMA,
-            retries=1,
-            model=model,
-            max_tokens=200,
-            usage=usage,
-        )
-    except (StructuredOutputError, BackendError) as exc:
-        return Evaluation(**base, score=-1.0, reasons=f"the judge failed: {exc}")
-    return Evaluation(**base, score=float(verdict["score"]), reasons=verdict["reasons"].strip())
-
-
-def _cited_fairly(state: TaskState, candidate: Candidate, verdict: Evaluation) -> Evaluation:
-    """The judge's score less one point per sentence whose citations the code finds false
-    (a mark naming no passage the branch was shown, a quote not in the passage it cites):
-    a small judge cannot check that, and a researcher must not win with it."""
-    keys = candidate.get("source_keys")
-    if not keys or verdict["score"] <= 1:
-        return verdict
-    by_key = {source["key"]: source for source in state.get("sources") or []}
-    shown = [by_key[key] for key in keys if key in by_key]
-    faulty = len(check_citations(candidate["text"], source_passages(shown)).by_sentence())
-    if not faulty:
-        return verdict
-    score = max(1.0, verdict["score"] - faulty)
-    note = f" Citation check: {faulty} sentence{'s' * (faulty != 1)} not supported."
-    return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
-
-
-def _judged_as(candidate: Candidate) -> tuple[bool, str]:
-    """Candidates judged once together: the same words, and whether the branch failed."""
-    return bool(candidate.get("error")), " ".join(candidate["text"].split())
-
-
-FAILED_CHECK_CAP = 3.0  # the most a branch whose own checks fail can score: below any threshold
-
-
-def _checked_by_skills(candidate: Candidate, verdict: Evaluation) -> Evaluation:
-    """The judge's score weighed with what the skills' reviews found by running things (the
-    code's tests, say): failing them caps it, passing them is worth a point. A small judge
-    reading code cannot tell whether it runs; this can."""
-    checks = candidate.get("checks") or []
-    ran = [c for c in checks if c.get("passed") is not None]
-    if not ran or verdict["score"] < 0:
-        return verdict
-    note = " Checks: " + "; ".join(f"{c['skill']}: {c['verdict']}" for c in ran) + "."
-    if any(c["passed"] is False for c in ran):
-        score = min(verdict["score"], FAILED_CHECK_CAP)
-    else:
-        score = min(10.0, verdict["score"] + 1)
-    return Evaluation(**{**verdict, "score": score, "reasons": verdict["reasons"] + note})
 
 
 async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     ctx = runtime.context
-    settings = ctx.config.graph
     step, round_ = state["step"], state["round"]
     candidates = [c for c in state["candidates"] if c["step"] == step and c["round"] == round_]
+    if all(c.get("error") for c in candidates):
+        return _all_failed(candidates)
+
+    if state.get("wave", 1) == 1 and evaluate_adaptive(ctx) and len(candidates) == 1:
+        (first,) = candidates
+        short = judging.falls_short(state, first)
+        if short is None:
+            return _keep(state, first, "only", [judging.check_evaluation(first)], {})
+        # Falling short is what more branches are for.
+        event = make_event(
+            "widened", step=step, round=round_, branch_id=first["branch_id"], reason=short
+        )
+        return Command(update={"wave": 2, "events": [event]}, goto="fan_out")
+    return await _choose(ctx, state, candidates)
+
+
+async def _choose(ctx: GraphContext, state: TaskState, candidates: list[Candidate]) -> Command:
+    settings = ctx.config.graph
+    round_ = state["round"]
     usage: dict[str, int] = {}
-    # Branches that wrote the same answer are judged once: on a small model that is common,
-    # and every judge call costs seconds.
+    whole = [c for c in candidates if judging.whole(c)] or [
+        c for c in candidates if not c.get("error")
+    ]
+    best_tier, group = judging.by_checks(state, whole)
+    checked = [judging.check_evaluation(c) for c in candidates]
+    if best_tier == judging.FAILED and round_ < settings.max_rounds:
+        reason = "; ".join(f"{c['branch_id']}: {judging.falls_short(state, c)}" for c in candidates)
+        return _replan(state, reason, checked, usage)
+
+    failed = _failed(best_tier)
+    if len(group) == 1:
+        by = "only" if len(whole) == 1 else "checks"  # else the checks narrowed it to one
+        return _keep(state, group[0], by, checked, usage, best_effort=failed)
+    if settings.judge == "each":  # the judge scores every branch, as it always did
+        return await _judge_each(ctx, state, candidates, group, best_tier, usage)
+    if agreeing := judging.agreeing(group):
+        return _keep(state, agreeing[0], "agreement", checked, usage, best_effort=failed)
+    if settings.judge == "compare":
+        verdict = await judging.judge_compare(ctx, state, group, usage)
+        chosen, by = (verdict[0], "judge") if verdict else (group[0], "first")
+        return _keep(state, chosen, by, checked, usage, best_effort=failed)
+    return _keep(state, group[0], "first", checked, usage, best_effort=failed)
+
+
+def _failed(best_tier: int) -> bool:
+    """Kept though its checks failed: the rounds ran out."""
+    return best_tier == judging.FAILED
+
+
+async def _judge_each(
+    ctx: GraphContext,
+    state: TaskState,
+    candidates: list[Candidate],
+    group: list[Candidate],
+    best_tier: int,
+    usage: dict[str, int],
+) -> Command:
+    """The judge scores every branch in a call of its own (branches that wrote the same
+    answer are judged once); checks and citations adjust the scores; the best is kept, or,
+    when every score is below the threshold and no branch passed its checks, the task is
+    replanned."""
+    settings = ctx.config.graph
     distinct: dict[tuple[bool, str], Candidate] = {}
     for candidate in candidates:
-        distinct.setdefault(_judged_as(candidate), candidate)
-    verdicts = await asyncio.gather(*(_judge(ctx, state, c, usage) for c in distinct.values()))
+        if judging.whole(candidate):
+            distinct.setdefault(judging.judged_as(candidate), candidate)
+    verdicts = await asyncio.gather(
+        *(judging.judge_one(ctx, state, c, usage) for c in distinct.values())
+    )
     by_text = dict(zip(distinct, verdicts, strict=True))
-    evaluations = [
-        _checked_by_skills(
-            c,
-            _cited_fairly(
-                state,
-                c,
-                Evaluation(**{**by_text[_judged_as(c)], "branch_id": c["branch_id"]}),
-            ),
-        )
-        for c in candidates
-    ]
-    events = [make_event("evaluation", **e) for e in evaluations]
-    update: dict[str, Any] = {"evaluations": evaluations, "events": events, "usage": usage}
-
-    if all(c.get("error") for c in candidates):
-        first = candidates[0]["error"]  # type: ignore[typeddict-item]
-        # The backend's own exit code (2 for a model name that does not exist, 4 when it
-        # cannot be reached); older checkpoints carry none.
-        code = candidates[0].get("exit_code")  # type: ignore[misc]
-        update["failed"] = True
-        update["events"] = [
-            *events,
-            make_event(
-                "task_failed",
-                error=f"every branch failed: {first}",
-                error_type="BackendError",
-                exit_code=code or (4 if "connect" in first or "unreachable" in first else 1),
-                partial_text="",
-            ),
-        ]
-        return Command(update=update, goto="__end__")
-
-    # Only branches whose calls completed can be kept.
-    whole = [e for e, c in zip(evaluations, candidates, strict=True) if not c.get("error")]
-    judged = [e for e in whole if e["score"] >= 0]
-    # max keeps the first of equal scores; if the judge failed every time there is no basis
-    # for a replan, and the first whole branch is kept.
-    best = max(judged, key=lambda e: e["score"]) if judged else whole[0]
-    below = bool(judged) and best["score"] < settings.judge_threshold
-    if below and round_ < settings.max_rounds:
+    evaluations: list[Evaluation | None] = []
+    for c in candidates:
+        if not judging.whole(c):
+            evaluations.append(None)
+            continue
+        verdict = Evaluation(**{**by_text[judging.judged_as(c)], "branch_id": c["branch_id"]})
+        evaluations.append(judging.checked_by_skills(c, verdict))
+    scored = {e["branch_id"]: e for e in evaluations if e is not None and e["score"] >= 0}
+    in_group = [scored[c["branch_id"]] for c in group if c["branch_id"] in scored]
+    if not in_group:  # the judge failed every time: no basis for a replan
+        return _keep(state, group[0], "first", evaluations, usage, best_effort=_failed(best_tier))
+    best = max(in_group, key=lambda e: e["score"])
+    below = best["score"] < settings.judge_threshold and best_tier != judging.PASSED
+    if below and state["round"] < settings.max_rounds:
         reason = "; ".join(
-            f"{e['branch_id']} scored {e['score']:g}: {e['reasons']}" for e in judged
+            f"{e['branch_id']} scored {e['score']:g}: {e['reasons']}" for e in scored.values()
         )
-        update["events"] = [*events, make_event("replan", round=round_ + 1, reason=reason)]
-        update["replan_reason"] = reason
-        return Command(update=update, goto="plan")
+        return _replan(state, reason, evaluations, usage)
+    chosen = next(c for c in group if c["branch_id"] == best["branch_id"])
+    return _keep(
+        state, chosen, "judge", evaluations, usage, best_effort=below or _failed(best_tier)
+    )
 
-    chosen = next(c for c in candidates if c["branch_id"] == best["branch_id"])
-    update["events"] = [
-        *events,
+
+def _evaluation_events(evaluations: list[Evaluation | None]) -> list[dict[str, Any]]:
+    return [make_event("evaluation", **e) for e in evaluations if e is not None]
+
+
+def _replan(
+    state: TaskState,
+    reason: str,
+    evaluations: list[Evaluation | None],
+    usage: dict[str, int],
+) -> Command:
+    events = [
+        *_evaluation_events(evaluations),
+        make_event("replan", round=state["round"] + 1, reason=reason),
+    ]
+    kept = [e for e in evaluations if e is not None]
+    update = {"evaluations": kept, "events": events, "usage": usage, "replan_reason": reason}
+    return Command(update=update, goto="plan")
+
+
+def _keep(
+    state: TaskState,
+    chosen: Candidate,
+    by: str,
+    evaluations: list[Evaluation | None],
+    usage: dict[str, int],
+    best_effort: bool = False,
+) -> Command:
+    step, round_ = state["step"], state["round"]
+    score = next(
+        (
+            e["score"]
+            for e in evaluations
+            if e is not None and e["branch_id"] == chosen["branch_id"]
+        ),
+        None,
+    )
+    events = [
+        *_evaluation_events(evaluations),
         make_event(
             "selected",
             step=step,
             round=round_,
-            branch_id=best["branch_id"],
-            score=max(best["score"], 0.0),
-            best_effort=below,
+            branch_id=chosen["branch_id"],
+            score=max(score, 0.0) if score is not None else None,
+            best_effort=best_effort,
+            by=by,
         ),
     ]
-    update["results"] = [
-        StepResult(
-            step=step,
-            round=round_,
-            branch_id=best["branch_id"],
-            score=best["score"],
-            text=chosen["text"],
-        )
-    ]
+    result = StepResult(
+        step=step,
+        round=round_,
+        branch_id=chosen["branch_id"],
+        score=score if score is not None else 0.0,
+        text=chosen["text"],
+    )
     if "source_keys" in chosen:
-        update["results"][0]["source_keys"] = chosen["source_keys"]
+        result["source_keys"] = chosen["source_keys"]
+    update: dict[str, Any] = {
+        "evaluations": [e for e in evaluations if e is not None],
+        "events": events,
+        "usage": usage,
+        "results": [result],
+        "wave": 1,
+    }
     if step + 1 < len(state["plan"]):
         update["step"] = step + 1
         return Command(update=update, goto="fan_out")
     return Command(update=update, goto="finalize")
+
+
+def _all_failed(candidates: list[Candidate]) -> Command:
+    first = candidates[0]["error"]  # type: ignore[typeddict-item]
+    # The backend's own exit code (2 for a model name that does not exist, 4 when it cannot
+    # be reached); older checkpoints carry none.
+    code = candidates[0].get("exit_code")  # type: ignore[misc]
+    failed = make_event(
+        "task_failed",
+        error=f"every branch failed: {first}",
+        error_type="BackendError",
+        exit_code=code or (4 if "connect" in first or "unreachable" in first else 1),
+        partial_text="",
+    )
+    return Command(update={"failed": True, "events": [failed]}, goto="__end__")

@@ -38,6 +38,7 @@ from skills.research.citations import (
     render_sources,
     renumber,
     repair_prompt,
+    strip_marks,
 )
 
 
@@ -61,6 +62,8 @@ async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str
     if sources:
         answer, checked = await _checked(ctx, state, answer, sources, usage)
         events.append(checked)
+    else:
+        answer = strip_marks(answer)  # a mark with no source behind it names nothing
     return {"answer": answer, "usage": usage, "events": events}
 
 
@@ -172,7 +175,7 @@ async def _repair(
     backend, settings, model = ctx.agent_backend(agent)
     request = ChatRequest(
         [
-            {"role": "system", "content": persona(agent).system_prompt},
+            {"role": "system", "content": persona(agent).system(cited=True)},
             {
                 "role": "user",
                 "content": f"Sources:\n{sources_block(sources)}\n\nTask: {state['text']}",
@@ -201,7 +204,8 @@ async def _compose(
     write = get_stream_writer()
     parts: list[str] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    messages = compose_messages(state["text"], persona(agent).system_prompt, results, state["plan"])
+    system = persona(agent).system(cited=bool(sources))
+    messages = compose_messages(state["text"], system, results, state["plan"])
     if sources:
         messages[-1]["content"] = (
             f"Sources:\n{sources_block(sources)}\n\n{messages[-1]['content']}\n\n"

@@ -66,6 +66,7 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
         "plan": steps,
         "round": round_,
         "step": 0,
+        "wave": 1,
         "examples": examples,
         "events": [event],
         "usage": usage,
@@ -77,7 +78,14 @@ def _one_step(text: str, round_: int) -> Command:
     """The plan of an agent whose tasks are one step: the task itself, with no model call."""
     steps = [{"title": "Answer", "instruction": text}]
     event = make_event("plan", steps=steps, round=round_, examples=[])
-    update = {"plan": steps, "round": round_, "step": 0, "examples": [], "events": [event]}
+    update = {
+        "plan": steps,
+        "round": round_,
+        "step": 0,
+        "wave": 1,
+        "examples": [],
+        "events": [event],
+    }
     return Command(update=update, goto="fan_out")
 
 

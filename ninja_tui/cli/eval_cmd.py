@@ -283,6 +283,10 @@ def _eval_humaneval(
         model=model or coder.model,
         max_tokens=None if through_agent else (max_tokens or humaneval.MAX_TOKENS),
     )
+    if through_agent:
+        settings.agent_config = json.dumps(
+            {"graph": config.graph.model_dump(), "coder": coder.model_dump()}, sort_keys=True
+        )
     settings.model_label = humaneval.model_label(config, settings.backend, settings.model)
     problems = humaneval.load_problems(data, limit)
     command = "myninja " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])

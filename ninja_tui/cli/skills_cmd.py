@@ -107,7 +107,9 @@ def skills_info(name: str, as_json: bool) -> None:
     for agent, persona in info["personas"].items():
         click.echo(f"adds agent {agent} (model: {persona['model'] or 'the configured one'})")
     for tool in info["tools"]:
-        click.echo(f"\ntool {tool['name']} (needs {_joined(tool['permissions'], 'nothing')})")
+        needs = _joined(tool["permissions"], "nothing")
+        where = "; works in the task's workspace" if tool["workspace"] else ""
+        click.echo(f"\ntool {tool['name']} (needs {needs}{where})")
         click.echo(textwrap.indent(tool["description"], "  "))
         click.echo(textwrap.indent(json.dumps(tool["parameters"], indent=2), "  "))
 

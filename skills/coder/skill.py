@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from skills.api import Permission, Skill, ToolContext, ToolError, tool
+from skills.api import Skill, ToolContext, ToolError, tool
 
 from .review import review
 from .sandbox import (
@@ -110,7 +110,7 @@ def _unfence(content: str) -> str:
     return match.group(1) + "\n" if match else content
 
 
-@tool(permissions=[Permission.WRITE_FILES])
+@tool(workspace=True)
 def write_file(
     path: Annotated[str, Field(description="File path in the workspace, e.g. 'solution.py'")],
     content: Annotated[str, Field(description="The whole new content of the file")],
@@ -132,7 +132,7 @@ def write_file(
     return f"wrote {path}\n{diff}"
 
 
-@tool(name="read_workspace_file")
+@tool(name="read_workspace_file", workspace=True)
 def read_workspace_file(
     path: Annotated[str, Field(description="File path in the workspace, e.g. 'solution.py'")],
     ctx: ToolContext,
@@ -176,7 +176,7 @@ def _looks_like_path(text: str) -> bool:
     return "\n" not in text and text.strip().endswith(".py") and " " not in text.strip()
 
 
-@tool(permissions=[Permission.RUN_CODE])
+@tool(workspace=True)
 async def run_python(
     path_or_code: Annotated[
         str, Field(description="A .py file in the workspace, or Python code to run")
@@ -221,7 +221,7 @@ def report_tests(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-@tool(permissions=[Permission.RUN_CODE])
+@tool(workspace=True)
 async def run_tests(
     ctx: ToolContext,
     path: Annotated[

@@ -233,6 +233,27 @@ def cited_numbers(answer: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
+# A mark with the spaces before it.
+_LOOSE_MARK = re.compile(r"[ \t]*\[\d{1,4}(?:\s*[,;]\s*\d{1,4})*\](?![(:])")
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def strip_marks(answer: str) -> str:
+    """The answer without citation marks, for an answer that had no sources to cite: a mark
+    that names nothing is worse than none. Fenced and inline code (`xs[1]`) are left alone."""
+    out = answer
+    for block in reversed(_blocks(answer)):
+        prose = answer[block.body : block.end]
+        pieces, last = [], 0
+        for code in _INLINE_CODE.finditer(prose):
+            pieces.append(_LOOSE_MARK.sub("", prose[last : code.start()]))
+            pieces.append(code.group(0))
+            last = code.end()
+        pieces.append(_LOOSE_MARK.sub("", prose[last:]))
+        out = out[: block.body] + "".join(pieces) + out[block.end :]
+    return out
+
+
 # -- checking ---------------------------------------------------------------------------------
 
 _CURLY = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"'})

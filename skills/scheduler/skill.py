@@ -242,7 +242,7 @@ def _iso_utc(moment: datetime) -> str:
 # -- draft_meeting_invite ---------------------------------------------------------------------
 
 
-@tool(permissions=[Permission.WRITE_FILES])
+@tool(workspace=True)
 def draft_meeting_invite(
     title: str,
     start_utc: Annotated[str, Field(description="Start in UTC, e.g. '2025-03-10T14:00:00Z'")],

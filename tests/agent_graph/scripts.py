@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ROUTE = {"match": r"Route this task", "json": {"agent": "writer", "reason": "it is writing"}}
+ROUTE = {"match": r"Route this task", "json": "document"}
 PLAN_ONE_STEP = {
     "match": r"Task to plan",
     "json": {"steps": [{"title": "Draft", "instruction": "Write the text."}]},

@@ -17,6 +17,7 @@ from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP, ROUTE, branch
+from tests.agent_graph.test_graph import CLASSIC
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = "ABC"
@@ -89,7 +90,9 @@ async def test_a_hundred_tasks_at_once_lose_nothing(tmp_path: Path) -> None:
     scripted = ScriptedBackend("embedded", [Rule(**r) for r in RULES])
     published: dict[str, list[int]] = {}
     async with TaskManager.open(
-        Config.model_validate({}), tmp_path / "data", backends={"embedded": scripted}
+        Config.model_validate({"graph": CLASSIC}),
+        tmp_path / "data",
+        backends={"embedded": scripted},
     ) as manager:
 
         def on_event(event: dict[str, Any]) -> None:
@@ -143,7 +146,7 @@ async def test_tasks_finish_while_another_process_reads_history(tmp_path: Path) 
     ready, stop = tmp_path / "ready", tmp_path / "stop"
     scripted = ScriptedBackend("embedded", [Rule(**r) for r in RULES])
     async with TaskManager.open(
-        Config.model_validate({}), data, backends={"embedded": scripted}
+        Config.model_validate({"graph": CLASSIC}), data, backends={"embedded": scripted}
     ) as manager:
         reader = await asyncio.create_subprocess_exec(
             sys.executable,

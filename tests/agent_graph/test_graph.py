@@ -30,12 +30,17 @@ from tests.agent_graph.scripts import (
 Open = Callable[..., Any]
 
 
+# The whole machinery at once: every branch runs, the judge scores each (adaptive branching
+# and the comparing judge are tested in test_adaptive.py).
+CLASSIC = {"adaptive": False, "judge": "each"}
+
+
 def config(**graph: Any) -> Config:
     # The scripted backend stands in for a model that plans (the embedded default plans
     # one step without asking the model): max_steps set, as a gateway user would have it.
     # The writer may ask, as `[agents.writer] may_ask = true` allows (its default is no).
     return Config.model_validate(
-        {"graph": {"max_steps": 4, **graph}, "agents": {"writer": {"may_ask": True}}}
+        {"graph": {"max_steps": 4, **CLASSIC, **graph}, "agents": {"writer": {"may_ask": True}}}
     )
 
 
@@ -290,8 +295,8 @@ async def test_a_routing_correction_is_shown_to_the_router_next_time(open_manage
         await run_to_rest(manager, task_id)
         route_call = next(c for c in scripted.calls if "Route this task" in str(c.messages))
         prompt = route_call.messages[-1]["content"]
-        assert "Task: summarise the quarterly sales figures" in prompt
-        assert '"agent": "researcher"' in prompt
+        # The correction is shown as the kind of work that goes to the agent it named.
+        assert "Task: summarise the quarterly sales figures\nKind: sources" in prompt
         (routed,) = of_type(manager, task_id, "routed")
         assert routed["examples"] == ["summarise the quarterly sales figures"]
 
@@ -306,7 +311,8 @@ async def test_a_question_in_one_branch_stores_each_event_once(open_manager: Ope
         judge("Other", 3),
         {"match": r"tool: blue", "reply": "Painted it blue"},
         ASK_COLOUR,
-        {"match": r"Attempt 1\.", "reply": "Other"},
+        {"match": rf"Attempt 1\. {CAREFUL}", "reply": "Other"},
+        {"match": r"Attempt 1\.", "reply": "Other again"},
     ]
     async with open_manager(rules) as (manager, _):
         task_id = await manager.submit("Paint the fence")
@@ -626,4 +632,19 @@ async def test_by_default_the_writer_leaves_a_placeholder_rather_than_ask(tmp_pa
         task_id = await manager.submit("Write a thank-you letter")
         task = await run_to_rest(manager, task_id)
         assert task["status"] == "done" and task["answer"] == "Dear [name]"
-        assert "name it in square brackets" in str(scripted.calls[-2].messages[0])
+        (branch_call,) = [c for c in scripted.calls if "Attempt 1" in str(c.messages)]
+        assert "name it in square brackets" in str(branch_call.messages[0])
+
+
+async def test_the_same_task_text_as_a_correction_goes_where_the_person_said(
+    open_manager: Open,
+) -> None:
+    rules = [ROUTE, PLAN_ONE_STEP, *three_branches((9, 1, 1))]
+    async with open_manager(rules) as (manager, scripted):
+        manager.store.add_route_correction("Summarise the weekly  sales figures", "researcher")
+        task_id = await manager.submit("summarise the weekly sales figures")
+        await run_to_rest(manager, task_id)
+        (routed,) = of_type(manager, task_id, "routed")
+        assert routed["agent"] == "researcher" and routed["path"] == "agent"
+        assert routed["reason"] == "the person routed this task so before"
+        assert not any("Route this task" in str(c.messages) for c in scripted.calls)

@@ -18,7 +18,7 @@ from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from skills.research.corpus import Corpus
 from tests.agent_graph.scripts import CAREFUL, DIRECT, branch, judge
-from tests.agent_graph.test_graph import Open, of_type, run_to_rest
+from tests.agent_graph.test_graph import CLASSIC, Open, of_type, run_to_rest
 from tests.local_http import serving
 
 FOUNDER = "Zorblat Inc. was founded in 1987 by the engineer Mira Quell in a garage."
@@ -38,7 +38,9 @@ def open_manager(tmp_path: Path) -> Open:
         rules: list[dict[str, Any]], **graph: Any
     ) -> AsyncIterator[tuple[TaskManager, ScriptedBackend]]:
         scripted = ScriptedBackend("embedded", [Rule(**r) for r in rules])
-        config = Config.model_validate({"graph": graph, "research": {"retriever": "bm25"}})
+        config = Config.model_validate(
+            {"graph": {**CLASSIC, **graph}, "research": {"retriever": "bm25"}}
+        )
         async with TaskManager.open(
             config, tmp_path / "data", backends={"embedded": scripted}
         ) as manager:
@@ -312,9 +314,7 @@ async def test_with_colbert_the_researcher_searches_the_endpoint_once_per_query(
     )
 
 
-async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(
-    open_manager: Open, notes: Path
-) -> None:
+async def test_the_citation_checker_outranks_the_judge(open_manager: Open, notes: Path) -> None:
     invented = 'Tallinn [1]. She loved "the sea breeze" [1]. Her father was a pilot [6].'
     honest = "Tallinn [1]."
     rules = [
@@ -326,10 +326,11 @@ async def test_the_judge_score_loses_a_point_per_sentence_with_false_citations(
     ]
     async with open_manager(rules, branches=2) as (manager, _):
         task = await run_to_rest(manager, await manager.submit("@researcher Quell childhood?"))
-        scores = {e["branch_id"]: e for e in of_type(manager, task["id"], "evaluation")}
-        assert scores["s1r1b1"]["score"] == 7  # 9, less two faulty sentences
-        assert scores["s1r1b1"]["reasons"].endswith("Citation check: 2 sentences not supported.")
-        assert scores["s1r1b2"]["score"] == 8
+        # The judge would prefer the invented answer (9 against 8); it is never asked: the
+        # checker finds two sentences of it unsupported and none of the honest one.
+        assert of_type(manager, task["id"], "evaluation") == []
+        (selected,) = of_type(manager, task["id"], "selected")
+        assert (selected["branch_id"], selected["by"]) == ("s1r1b2", "checks")
         assert task["answer"].startswith("Tallinn [1].\n\n**Sources**")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent_graph import skill_hooks
+from agent_graph import judging, skill_hooks
 from agent_graph.nodes.branch import drop_reply_to_note
 from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
@@ -111,7 +111,7 @@ async def test_a_branch_given_prepared_work_is_not_invited_to_ask(open_hooked: O
         assert (await run_to_rest(manager, task_id))["status"] == "waiting"
 
 
-async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
+async def test_a_failed_review_asks_for_a_revision_and_the_pass_decides(
     open_hooked: Open,
 ) -> None:
     rules = [
@@ -120,7 +120,7 @@ async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
         {"match": r"Say FIXED", "reply": "Draft FIXED"},
         {"match": DIRECT, "reply": "Draft one"},
     ]
-    async with open_hooked(rules, hooked_skill(review=_review)) as (manager, _):
+    async with open_hooked(rules, hooked_skill(review=_review)) as (manager, scripted):
         task_id = await manager.submit("@advisor Write it")
         task = await run_to_rest(manager, task_id)
         assert task["answer"] == "Draft FIXED"
@@ -128,8 +128,10 @@ async def test_a_failed_review_asks_for_a_revision_and_the_pass_earns_a_point(
         assert done["revisions"] == 1
         assert done["checks"] == [{"skill": "hooked", "verdict": "looks fixed", "passed": True}]
         (evaluation,) = of_type(manager, task_id, "evaluation")
-        assert evaluation["score"] == 8  # the judge's 7, plus one for passing its checks
-        assert "Checks: hooked: looks fixed." in evaluation["reasons"]
+        # A lone branch that passes its checks is weighed by them: no judge is asked.
+        assert evaluation["score"] == judging.PASSED_SCORE
+        assert evaluation["reasons"] == "Checks: hooked: looks fixed."
+        assert not [c for c in scripted.calls if "Candidate" in str(c.messages)]
 
 
 async def test_a_revision_reads_without_its_reply_to_the_checks_note(open_hooked: Open) -> None:
@@ -251,7 +253,8 @@ async def test_the_chosen_branchs_files_become_the_tasks(open_hooked: Open) -> N
             ],
         },
     ]
-    async with open_hooked(rules, graph={"branches": 2}, agents={"coder": {"tools": True}}) as (
+    classic = {"branches": 2, "adaptive": False, "judge": "each"}
+    async with open_hooked(rules, graph=classic, agents={"coder": {"tools": True}}) as (
         manager,
         _,
     ):
@@ -264,20 +267,30 @@ async def test_the_chosen_branchs_files_become_the_tasks(open_hooked: Open) -> N
         assert (root / ".branches" / "s1r1b1" / "solution.py").read_text() == "A = 1\n"
 
 
-async def test_the_writer_saves_its_answer_only_when_it_may_write(open_hooked: Open) -> None:
+async def test_the_writer_saves_a_document_in_its_workspace_without_asking(
+    open_hooked: Open,
+) -> None:
     answer = "# Launch plan\n\nShip on Monday."
-    rules = [PLAN_ONE_STEP, judge("# Launch plan", 8), {"match": DIRECT, "reply": answer}]
+    note = "Ship it on Monday."
+    rules = [
+        PLAN_ONE_STEP,
+        judge("# Launch plan", 8),
+        judge("Ship it", 8),
+        {"match": r"Draft the launch plan.*Answer directly", "reply": answer},
+        {"match": r"Write a note.*Answer directly", "reply": note},
+    ]
     async with open_hooked(rules) as (manager, _):
-        quiet = await manager.submit("@writer Draft the launch plan")
-        task = await run_to_rest(manager, quiet)
-        assert task["status"] == "done" and task["answer"] == answer  # nothing asked, no copy
-        assert not task_workspace(quiet).exists()
-
-        saved = await manager.submit("@writer Draft the launch plan", allow=["write_files"])
+        saved = await manager.submit("@writer Draft the launch plan")
         task = await run_to_rest(manager, saved)
         path = task_workspace(saved) / "launch-plan.md"
+        assert task["status"] == "done"  # no question: the workspace is the task's own
         assert task["answer"] == f"{answer}\n\nSaved {path}"
         assert path.read_text() == answer + "\n"
+
+        short = await manager.submit("@writer Write a note to ship it")
+        task = await run_to_rest(manager, short)
+        assert task["answer"] == note  # two lines are not a document: no file
+        assert not task_workspace(short).exists()
 
 
 def test_promote_copies_what_the_branches_wrote_and_nothing_else(tmp_path: Path) -> None:
@@ -347,7 +360,7 @@ async def test_the_coder_runs_its_answers_tests_and_revises_until_they_pass(
         revised = of_type(manager, task_id, "tool_result")[2]["result"]
         assert "-    return a - b\n+    return a + b" in revised  # the revision's diff
         (evaluation,) = of_type(manager, task_id, "evaluation")
-        assert evaluation["score"] == 8
+        assert evaluation["score"] == judging.PASSED_SCORE  # its tests decided: no judge
 
 
 CALENDARS = Path(__file__).resolve().parents[1] / "fixtures" / "calendars"
@@ -357,7 +370,8 @@ async def test_the_scheduler_works_out_the_times_before_its_model_writes(
     open_hooked: Open,
 ) -> None:
     """The embedded scheduler gets the free times and a drafted invite from code, once per
-    task, after the person allowed its tools; the invite is named under the answer."""
+    task, after the person allowed it to read their files (writing the invite into the task's
+    own workspace asks nothing); the invite is named under the answer."""
     task = (
         f"@scheduler Find a 30-minute slot from 2025-03-10 for anna={CALENDARS}/anna-berlin.ics "
         f"(Europe/Berlin) and ben={CALENDARS}/ben-new-york.ics (America/New_York), "
@@ -378,13 +392,8 @@ async def test_the_scheduler_works_out_the_times_before_its_model_writes(
             "Allow the scheduler skill to read your files? (its tool find_meeting_slots asks)"
         )
         await manager.answer(task_id, None, "allow once")
-        assert (await run_to_rest(manager, task_id))["status"] == "waiting"
-        second = [q for q in manager.store.questions(task_id) if q["answer"] is None]
-        assert [q["text"] for q in second] == [
-            "Allow the scheduler skill to write files? (its tool draft_meeting_invite asks)"
-        ]
-        await manager.answer(task_id, None, "allow once")
         done = await run_to_rest(manager, task_id)
+        assert len(manager.store.questions(task_id, status=None)) == 1  # only the one
         root = task_workspace(task_id)
         assert done["answer"] == f"Monday works\n\nFiles: invite-sync.ics in {root}"
         assert (root / "invite-sync.ics").read_text().startswith("BEGIN:VCALENDAR")

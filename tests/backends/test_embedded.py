@@ -1,5 +1,6 @@
 """The embedded backend in this process, on the tiny model: chat, stream, JSON schema output,
-cancellation, and one shared model for concurrent callers.
+cancellation, one shared model for concurrent callers, requests decoded together, and prompts
+that start from the cache.
 
 The tiny model is weak: the assertions are on structure, never on wording."""
 
@@ -13,6 +14,7 @@ import pytest
 from backends import embedded
 from backends.base import ChatRequest, Chunk
 from backends.embedded import EmbeddedBackend
+from myninja.errors import ModelError
 from tests.backends.shapes import PERSON_SCHEMA
 from tests.conftest import TINY_MODEL
 from tests.conftest import TINY_THREADS as THREADS
@@ -38,9 +40,15 @@ def backend(models_dir: Path) -> EmbeddedBackend:
     )
 
 
-async def worker_idle(loaded: embedded.LoadedModel, within_s: float) -> None:
-    """Returns once the model's worker thread has nothing left to do."""
-    await asyncio.wait_for(asyncio.wrap_future(loaded.worker.submit(lambda: None)), within_s)
+def key_of(path: Path, n_ctx: int = 2048) -> tuple[str, int, int, int, bool]:
+    return (str(path), n_ctx, THREADS, 4, True)
+
+
+async def engine_idle(loaded: embedded.LoadedModel, within_s: float) -> None:
+    """Returns once the model's engine has no job queued or running."""
+    async with asyncio.timeout(within_s):
+        while loaded.engine.busy():  # noqa: ASYNC110 - the engine is a thread: nothing to await
+            await asyncio.sleep(0.01)
 
 
 async def test_list_models(backend: EmbeddedBackend) -> None:
@@ -137,15 +145,15 @@ async def test_cancel_mid_stream_then_chat_again(
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(first_chunk.wait(), 60)
-    loaded = embedded._loaded[(str(tiny_model_path), 2048, THREADS)]
+    loaded = embedded._loaded[key_of(tiny_model_path)]
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done and task.cancelled()
     assert received and all(c.finish_reason is None for c in received)
-    # The worker stops between tokens: it is free again long before 400 tokens could be made,
-    # and the context holds far fewer than the 400 tokens the request allowed.
-    await worker_idle(loaded, 5)
-    assert loaded.llama.n_tokens < 200
+    # The engine drops it between steps: it is free again long before 400 tokens could be
+    # made, and no sequence holds anywhere near the 400 tokens the request allowed.
+    await engine_idle(loaded, 5)
+    assert max(loaded.engine.held_tokens()) < 200
 
     result = await asyncio.wait_for(backend.chat(ask("Say hi.", max_tokens=4)), 60)
     assert result.text
@@ -159,9 +167,9 @@ async def test_closing_a_stream_early_stops_generation(
     first = await anext(stream)
     assert first.text
     await stream.aclose()
-    loaded = embedded._loaded[(str(tiny_model_path), 2048, THREADS)]
-    await worker_idle(loaded, 5)
-    assert loaded.llama.n_tokens < 200
+    loaded = embedded._loaded[key_of(tiny_model_path)]
+    await engine_idle(loaded, 5)
+    assert max(loaded.engine.held_tokens()) < 200
     assert (await backend.chat(ask("Say hi.", max_tokens=4))).text
 
 
@@ -169,7 +177,7 @@ async def test_concurrent_calls_share_one_model(
     models_dir: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A context size no other test uses, so this test sees the model being loaded.
-    key = (str(tiny_model_path), 1024, THREADS)
+    key = key_of(tiny_model_path, 1024)
     embedded._loaded.pop(key, None)
     loads: list[Path] = []
     real_load = embedded.load_llama
@@ -196,8 +204,91 @@ async def test_concurrent_calls_share_one_model(
         assert result.usage.completion_tokens > 0
     assert loads == [tiny_model_path]
     assert [k for k in embedded._loaded if k[:2] == key[:2]] == [key]
+    # They were decoded together: fewer steps than the two replies' tokens one after another.
+    loaded = embedded._loaded[key]
+    generated = sum(r.usage.completion_tokens for r in results)
+    assert loaded.engine.steps < generated
     # Both backends resolve to the one loaded model.
     loaded = embedded._loaded[key]
     assert (await first._model(TINY_MODEL)) is loaded
     assert (await second._model(TINY_MODEL)) is loaded
     assert loads == [tiny_model_path]
+
+
+async def test_a_batch_gives_each_request_what_it_alone_would_get(backend: EmbeddedBackend) -> None:
+    prompts = ["Name three fruits.", "Count from one to five.", "What colour is the sky?"]
+    alone = [(await backend.chat(ask(p, max_tokens=24))).text for p in prompts]
+    together = await asyncio.gather(*(backend.chat(ask(p, max_tokens=24)) for p in prompts))
+    # Greedy decoding: the same reply whether a request ran alone or beside others. A batch
+    # may round the last bits of a logit differently, and a tiny model has near ties, so one
+    # reply in three may part ways; sequences that saw each other's tokens would all differ.
+    same = [b.text == one for one, b in zip(alone, together, strict=True)]
+    assert sum(same) >= 2, (alone, [b.text for b in together])
+
+
+async def test_a_repeated_prompt_starts_from_the_cache(
+    backend: EmbeddedBackend, tiny_model_path: Path
+) -> None:
+    system = "You are a careful assistant. " * 40
+    request = ChatRequest(
+        [{"role": "system", "content": system}, {"role": "user", "content": "Say hi."}],
+        temperature=0,
+        max_tokens=4,
+    )
+    first = await backend.chat(request)
+    loaded = embedded._loaded[key_of(tiny_model_path)]
+    steps = loaded.engine.steps
+    follow_up = ChatRequest(
+        [
+            *request.messages,
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": "Again."},
+        ],
+        temperature=0,
+        max_tokens=4,
+    )
+    second = await backend.chat(follow_up)
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens > 200
+    # The long system prompt was not evaluated again: one decode call took the short new
+    # part of the prompt (a prompt of 200+ tokens from nothing needs at least one call per 512
+    # tokens too, so the count alone proves little; the reused tokens do).
+    assert loaded.engine.steps - steps <= 1 + second.usage.completion_tokens
+    assert loaded.engine.last_reused >= first.usage.prompt_tokens - 1
+
+
+async def test_a_prompt_longer_than_the_context_is_a_400(backend: EmbeddedBackend) -> None:
+    with pytest.raises(ModelError) as caught:
+        await backend.chat(ask("word " * 3000, max_tokens=4))
+    assert caught.value.status == 400
+    assert "exceed context window" in str(caught.value)
+
+
+async def test_a_long_system_prompt_is_kept_on_disk_for_the_next_process(
+    models_dir: Path, tiny_model_path: Path
+) -> None:
+    system = "You answer questions about the sea, briefly and kindly. " * 12
+    request = ChatRequest(
+        [{"role": "system", "content": system}, {"role": "user", "content": "Name a fish."}],
+        temperature=0,
+        max_tokens=8,
+    )
+    # parallel=3 and 2: two models of their own, as two processes would have.
+    first = EmbeddedBackend("a", TINY_MODEL, threads=THREADS, models_dir=models_dir, parallel=3)
+    before = set((models_dir / embedded.KV_CACHE).glob("*.kv"))
+    one = await first.chat(request)
+    saved = set((models_dir / embedded.KV_CACHE).glob("*.kv")) - before
+    assert len(saved) == 1
+    second = EmbeddedBackend("b", TINY_MODEL, threads=THREADS, models_dir=models_dir, parallel=2)
+    two = await second.chat(request)
+    loaded = await second._model(TINY_MODEL)
+    assert loaded is not await first._model(TINY_MODEL)
+    # Its head (the system prompt) came from the file: only the question was evaluated.
+    assert loaded.engine.last_reused > 100
+    assert two.text == one.text
+    # A file that does not hold what its name says is not used, and is replaced.
+    (path,) = saved
+    path.write_bytes(b"not a state")
+    third = EmbeddedBackend("c", TINY_MODEL, threads=THREADS, models_dir=models_dir, parallel=1)
+    assert (await third.chat(request)).text == one.text
+    assert (await third._model(TINY_MODEL)).engine.last_reused == 0
+    assert path.stat().st_size > 1000

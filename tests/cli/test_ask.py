@@ -20,11 +20,13 @@ TINY = {
 def test_ask_json_runs_the_whole_graph_on_the_tiny_model() -> None:
     """Route, plan, two branches, judge, select and finalize, all on the real tiny model."""
     env = {**TINY, "MYNINJA_GRAPH__BRANCHES": "2", "MYNINJA_GRAPH__MAX_STEPS": "1"}
+    env |= {"MYNINJA_GRAPH__ADAPTIVE": "false", "MYNINJA_GRAPH__JUDGE": "each"}
     env |= {
         f"MYNINJA_AGENTS__{a}__MAX_TOKENS": "24"
         for a in ("ADVISOR", "WRITER", "CODER", "RESEARCHER", "SCHEDULER")
     }
-    done = run_myninja("ask", "Name one colour.", "--json", env=env)
+    # A task no rule routes: the router model decides (the tiny model may pick any agent).
+    done = run_myninja("ask", "Name one colour and say nothing else.", "--json", env=env)
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]  # every line is JSON
     durable = [e for e in events if e["type"] != "token"]
@@ -45,6 +47,28 @@ def test_ask_json_runs_the_whole_graph_on_the_tiny_model() -> None:
     )
     assert durable[-1]["answer"] == kept["text"] != ""
     assert durable[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_ask_json_takes_the_fast_path_on_the_tiny_model() -> None:
+    """A short question: one call on the real tiny model, no plan call, no branches, no judge."""
+    env = {**TINY, "MYNINJA_AGENTS__ASSISTANT__MAX_TOKENS": "24"}
+    done = run_myninja("ask", "What is the capital of France?", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    durable = [e for e in events if e["type"] != "token"]
+    assert [e["type"] for e in durable] == [
+        "task_started", "routed", "plan", "branch_started", "branch_done", "answer", "task_done",
+    ]  # fmt: skip
+    routed = durable[1]
+    assert (routed["agent"], routed["path"], routed["reason"]) == (
+        "assistant",
+        "fast",
+        "a short question",
+    )
+    tokens = [e for e in events if e["type"] == "token"]
+    assert tokens and {e["branch_id"] for e in tokens} == {"fast"}
+    assert durable[-1]["answer"] == durable[4]["text"] != ""
+    assert durable[-1]["kept"] == ["fast"]
 
 
 @pytest.mark.slow

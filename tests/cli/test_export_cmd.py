@@ -66,7 +66,8 @@ def setup_home(home: Path) -> None:
         for a in ("writer", "coder", "judge", "router", "advisor", "researcher")
     )
     (home / "config.toml").write_text(
-        f'[keys]\nstore = "file"\n[backends.s]\ntype = "scripted"\n'
+        f'[keys]\nstore = "file"\n[graph]\nadaptive = false\njudge = "each"\n'
+        f'[backends.s]\ntype = "scripted"\n'
         f'script = "{home / "script.json"}"\n{agents}'
         '[backends.embedded]\nmodel = "smollm2-135m"\n'  # its tokenizer counts the tokens
     )

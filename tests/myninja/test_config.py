@@ -23,6 +23,7 @@ def write(path: Path, text: str) -> Path:
 def test_defaults_put_every_agent_on_the_embedded_model(tmp_path: Path) -> None:
     config = load_config(tmp_path / "absent.toml", environ={})
     assert set(config.agents) == {
+        "assistant",
         "researcher",
         "coder",
         "advisor",

@@ -22,7 +22,7 @@ from ninja_tui.screens.history import HistoryScreen
 from ninja_tui.screens.inbox import InboxScreen, QuestionCard
 from ninja_tui.widgets.task_view import TaskView
 from tests.agent_graph.scripts import FENCE_RULES
-from tests.conftest import scripted_config
+from tests.conftest import CLASSIC_GRAPH, scripted_config
 from tests.ninja_tui.seed import ANSWER, seed_history
 
 STORY = " ".join(f"word{i}" for i in range(60))
@@ -35,7 +35,7 @@ STREAM_RULES = [
 
 @pytest.fixture
 def data_dir(myninja_home: Path) -> Iterator[Path]:
-    scripted_config(myninja_home, STREAM_RULES, idle_s=30)
+    scripted_config(myninja_home, STREAM_RULES, idle_s=30, graph=CLASSIC_GRAPH)
     data = myninja_home / "data"
     yield data
     client = WorkerClient(data)

@@ -200,18 +200,19 @@ async def test_skill_grants_are_ticked_off_and_on_and_saved(myninja_home: Path) 
     async with app.run_test(size=(100, 40)) as pilot:
         screen = app.screen
         assert isinstance(screen, SettingsScreen)
-        files, coder = screen.skill_names.index("files"), screen.skill_names.index("coder")
-        # Only what a skill declares is offered: the advisor needs nothing, so it has no row.
-        assert "advisor" not in screen.skill_names
-        assert screen.skill_permissions["coder"] == ["run_code", "write_files"]
+        files, sched = screen.skill_names.index("files"), screen.skill_names.index("scheduler")
+        # Only what a skill declares is offered: the advisor needs nothing, and the coder
+        # works in its task's own workspace, so neither has a row.
+        assert "advisor" not in screen.skill_names and "coder" not in screen.skill_names
+        assert screen.skill_permissions["scheduler"] == ["network", "read_files"]
         assert screen.query_one(f"#grant-{files}-read_files", Checkbox).value is True
-        run_code = screen.query_one(f"#grant-{coder}-run_code", Checkbox)
-        assert run_code.value is False
-        run_code.focus()
+        network = screen.query_one(f"#grant-{sched}-network", Checkbox)
+        assert network.value is False
+        network.focus()
         await pilot.press("space")  # as a person ticks it
         screen.query_one(f"#grant-{files}-read_files", Checkbox).value = False
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.results == [True])
     config = load_config(path, environ={})
-    assert config.skills.grants == {"coder": ["run_code"]}
+    assert config.skills.grants == {"scheduler": ["network"]}
     assert config.backends["gw"].model == "gpt-x"  # the rest is kept

@@ -198,6 +198,7 @@ def test_describe_shapes(plugins) -> None:  # type: ignore[no-untyped-def]
             "name": "shout",
             "description": "Say it loudly.",
             "permissions": [],
+            "workspace": False,
             "parameters": {
                 "type": "object",
                 "properties": {"text": {"type": "string"}},
@@ -241,5 +242,5 @@ def test_declared_permissions_come_from_the_skills_and_the_mcp_config() -> None:
     declared = declared_permissions(config)
     assert declared["calc"] == ["network"]  # from the config, no server started
     assert declared["files"] == ["read_files"]  # the built-in keeps its name
-    assert declared["coder"] == ["run_code", "write_files"]
+    assert declared["coder"] == []  # it writes and runs code in the task's own workspace
     assert declared["advisor"] == []

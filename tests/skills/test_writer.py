@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from skills import writer
-from skills.api import Draft, Permission, PermissionNeeded, ToolContext, ToolError
+from skills.api import Draft, Permission, ToolContext, ToolError
 from skills.writer import edit_document, save_document, skill
 
 WRITE = frozenset({Permission.WRITE_FILES})
@@ -117,15 +117,13 @@ async def test_names_without_letters_are_refused(workspace: Path) -> None:
         await save_document.call({"name": "!!!", "markdown": "x"}, ctx(workspace))
 
 
-async def test_both_tools_need_write_files(workspace: Path) -> None:
-    no_grant = ctx(workspace, granted=frozenset({Permission.READ_FILES}))
-    with pytest.raises(PermissionNeeded):
-        await save_document.call({"name": "plan", "markdown": PLAN}, no_grant)
-    with pytest.raises(PermissionNeeded):
-        await edit_document.call({"name": "plan", "find": "a", "replace": "b"}, no_grant)
-    assert not (workspace / "plan.md").exists()
+async def test_both_tools_work_in_the_workspace_with_no_grant(workspace: Path) -> None:
+    no_grant = ctx(workspace, granted=frozenset())
+    await save_document.call({"name": "plan", "markdown": PLAN}, no_grant)
+    assert (workspace / "plan.md").read_text() == PLAN + ("" if PLAN.endswith("\n") else "\n")
+    assert save_document.workspace and edit_document.workspace
     assert skill.name == "writer" and skill.agents == ("writer",)
-    assert skill.permissions == WRITE
+    assert skill.permissions == set()
 
 
 def _draft(text: str, task: str = "Draft the launch email") -> Draft:

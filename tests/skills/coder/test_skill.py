@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from skills.api import Permission, PermissionNeeded, ToolContext, ToolError
+from skills.api import Permission, ToolContext, ToolError
 from skills.coder import skill as coder
 
 pytestmark = pytest.mark.slow  # real sandboxed subprocesses
@@ -30,25 +30,24 @@ async def call(name: str, ctx: ToolContext, **arguments: object) -> str:
     return await coder.skill.tool(name).call(arguments, ctx)
 
 
-def test_the_skill_declares_what_each_tool_may_do() -> None:
+def test_the_skill_works_in_its_workspace_and_asks_for_nothing() -> None:
     assert coder.skill.name == "coder" and coder.skill.agents == ("coder",)
-    needs = {t.name: set(t.permissions) for t in coder.skill.tools}
-    assert needs == {
-        "write_file": {Permission.WRITE_FILES},
-        "read_workspace_file": set(),
-        "run_python": {Permission.RUN_CODE},
-        "run_tests": {Permission.RUN_CODE},
+    # Writing and running code in the task's own sandboxed workspace is what it is for.
+    assert {t.name: (set(t.permissions), t.workspace) for t in coder.skill.tools} == {
+        "write_file": (set(), True),
+        "read_workspace_file": (set(), True),
+        "run_python": (set(), True),
+        "run_tests": (set(), True),
     }
-    assert coder.skill.permissions == {Permission.WRITE_FILES, Permission.RUN_CODE}
+    assert coder.skill.permissions == set()
 
 
-async def test_tools_refuse_to_run_without_their_permission(tmp_path: Path) -> None:
+async def test_tools_run_with_no_permission_granted(tmp_path: Path) -> None:
     bare = ToolContext("t-bare", workspace_dir=tmp_path / "ws")
-    with pytest.raises(PermissionNeeded, match="write_files"):
-        await call("write_file", bare, path="a.py", content="x = 1\n")
-    with pytest.raises(PermissionNeeded, match="run_code"):
-        await call("run_python", bare, path_or_code="print(1)")
-    assert not (tmp_path / "ws" / "a.py").exists()
+    assert (await call("write_file", bare, path="a.py", content="print(6 * 7)\n")).startswith(
+        "wrote a.py"
+    )
+    assert "42" in await call("run_python", bare, path_or_code="a.py")
 
 
 async def test_write_file_returns_the_diff_and_read_gives_it_back(ctx: ToolContext) -> None:

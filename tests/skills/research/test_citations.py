@@ -17,6 +17,7 @@ from skills.research.citations import (
     render_sources,
     renumber,
     repair_prompt,
+    strip_marks,
 )
 
 EIFFEL = (
@@ -303,3 +304,22 @@ def test_a_web_source_shows_its_domain_and_date() -> None:
         "[1] Otters — news.example.org, 2024-05-01 — https://news.example.org/a (#2)\n"
         "[2] Otter notes — /notes/o.md (#0)"
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "clean"),
+    [
+        ("The capital of France is Paris. [1]", "The capital of France is Paris."),
+        ("Paris [1][2] is large [3, 4].", "Paris is large."),
+        ("Canberra[1].", "Canberra."),
+        ("- one [2]\n- two", "- one\n- two"),
+        # Code is not prose: an index stays an index.
+        (
+            "Use `xs[1]` here.\n\n```python\nx = xs[1]\n```",
+            "Use `xs[1]` here.\n\n```python\nx = xs[1]\n```",
+        ),
+        ("See [the docs](https://example.org) [1]", "See [the docs](https://example.org)"),
+    ],
+)
+def test_strip_marks_leaves_no_mark_in_prose(answer: str, clean: str) -> None:
+    assert strip_marks(answer) == clean

@@ -437,14 +437,15 @@ async def test_a_denied_permission_is_reported_not_raised(
     assert text is not None
     assert "Could not look for free times: tool 'find_meeting_slots' needs permission" in text
     assert "do not invent times" in text
-    # Reading allowed, writing not: the times are there, the invite is not.
+    assert not workspace.exists() or list(workspace.iterdir()) == []
+    # Reading allowed: the times are there, and the invite, drafted in the task's own
+    # workspace, needed nothing more.
     reading = Recorder(workspace, granted=frozenset({Permission.READ_FILES, Permission.NETWORK}))
     text = await prepare(draft_of(task, reading, workspace), today=TODAY)
     assert text is not None
     assert starts(text)[0] == "2025-03-06T09:00:00Z"  # 09:00 GMT, 10:00 CET
-    assert "Could not draft the invitation: tool 'draft_meeting_invite' needs permission" in text
-    assert INSTRUCTION not in text
-    assert not workspace.exists() or list(workspace.iterdir()) == []
+    assert "Could not draft the invitation" not in text
+    assert [p.suffix for p in workspace.iterdir()] == [".ics"]
 
 
 async def test_what_the_gate_says_reaches_the_model(tmp_path: Path) -> None:

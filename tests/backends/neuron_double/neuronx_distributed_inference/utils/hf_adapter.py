@@ -57,8 +57,8 @@ class HuggingFaceGenerationAdapter:
             next_tokens = torch.full((batch_size,), token_id, dtype=torch.long)
             out.append(next_tokens[:, None])
             if streamer is not None:
+                record["put"] += 1  # counted first: the caller may read the token at once
                 streamer.put(next_tokens.cpu())
-                record["put"] += 1
             if token_id in eos:
                 break
         if streamer is not None:

@@ -124,8 +124,8 @@ class LlamaForSampling:
             token = torch.full((batch_size, 1), token_id, dtype=torch.long)
             tokens.append(token)
             if streamer:
+                record["put"] += 1  # counted first: the caller may read the token at once
                 streamer.put(token)
-                record["put"] += 1
             if token_id == eos:
                 break
         if streamer:

@@ -1,0 +1,122 @@
+"""answer: the fast path. One streamed call answers the task; checks in code decide whether
+that answer stands or the task goes on to a specialist agent's full machinery.
+
+No plan is made, no branches are tried, no judge is asked: the `plan`, `branch_started` and
+`branch_done` events it writes describe the one call, so every view shows it like any other
+step. The call is round 0; an escalated task's first plan is round 1."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from agent_graph.context import GraphContext
+from agent_graph.events import make_event
+from agent_graph.nodes.route import AGENT
+from agent_graph.personas import persona
+from agent_graph.prompts import FAST_AGENT, fast_messages
+from agent_graph.state import StepResult, TaskState
+from backends.base import ChatRequest
+from myninja.errors import BackendError
+from skills.research.citations import strip_marks
+
+BRANCH_ID = "fast"
+ROUND = 0
+TEMPERATURE = 0.2
+
+_PYTHON_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def problem_with(text: str) -> tuple[str, str] | None:
+    """(what is wrong, the agent that should take over) when a fast answer fails a check."""
+    if not text.strip():
+        return "the fast answer was empty", "advisor"
+    for block in _PYTHON_BLOCK.findall(text):
+        try:
+            ast.parse(block)
+        except SyntaxError as exc:
+            return f"its Python does not parse ({exc.msg}, line {exc.lineno})", "coder"
+    return None
+
+
+async def answer(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
+    ctx = runtime.context
+    write = get_stream_writer()
+    backend, settings, model = ctx.agent_backend(FAST_AGENT)
+    text = state["text"]
+    steps = [{"title": "Answer", "instruction": text}]
+    temperature = settings.temperature if settings.temperature is not None else TEMPERATURE
+    events: list[dict[str, Any]] = [
+        make_event("plan", steps=steps, round=ROUND, examples=[]),
+        make_event(
+            "branch_started",
+            step=0,
+            round=ROUND,
+            branch_id=BRANCH_ID,
+            agent=FAST_AGENT,
+            temperature=temperature,
+            style="fast",
+        ),
+    ]
+    request = ChatRequest(
+        fast_messages(text, persona(FAST_AGENT).system_prompt),
+        model=model,
+        temperature=temperature,
+        max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,
+    )
+    usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    parts: list[str] = []
+    try:
+        async for chunk in backend.stream(request):
+            if chunk.text:
+                parts.append(chunk.text)
+                write({"type": "token", "branch_id": BRANCH_ID, "text": chunk.text})
+            if chunk.usage:
+                usage["prompt_tokens"] += chunk.usage.prompt_tokens
+                usage["completion_tokens"] += chunk.usage.completion_tokens
+    except BackendError as exc:
+        failed = make_event(
+            "task_failed",
+            error=exc.one_line(),
+            error_type=type(exc).__name__,
+            exit_code=exc.exit_code,
+            partial_text="".join(parts),
+        )
+        return Command(
+            update={"failed": True, "events": [*events, failed], "usage": usage}, goto="__end__"
+        )
+    # No sources were searched: a citation mark here would name nothing.
+    reply = strip_marks("".join(parts).strip())
+    events.append(
+        make_event(
+            "branch_done",
+            step=0,
+            round=ROUND,
+            branch_id=BRANCH_ID,
+            text=reply,
+            error=None,
+            checks=None,
+            revisions=0,
+        )
+    )
+    update: dict[str, Any] = {"events": events, "usage": usage, "plan": steps, "step": 0}
+    problem = problem_with(reply)
+    if problem is not None and ctx.config.graph.escalate:
+        why, agent = problem
+        update["agent"] = agent
+        update["path"] = AGENT
+        update["round"] = ROUND
+        events.append(
+            make_event("routed", agent=agent, path=AGENT, reason=f"escalated: {why}", examples=[])
+        )
+        return Command(update=update, goto="retrieve")
+    update["round"] = ROUND
+    update["results"] = [
+        StepResult(step=0, round=ROUND, branch_id=BRANCH_ID, score=0.0, text=reply)
+    ]
+    return Command(update=update, goto="finalize")

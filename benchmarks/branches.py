@@ -1,0 +1,165 @@
+"""Three branches against one, on the same prompts, on the default model: what a step's branches
+cost when the embedded engine decodes them together (one llama.cpp batch, the shared prompt
+prefix evaluated once), and what they cost queued one after another (`parallel = 1`, as the
+embedded backend worked before).
+
+The prompts are the graph's own branch prompts (persona, task, the branch's style line) for
+six tasks: two coder tasks (HumanEval dev problems, as the coder agent is given them), two
+researcher questions with their passages as numbered sources (HotpotQA dev), two advisor
+decisions. Branch i has the graph's temperature and style for branch i; the reply cap is the
+graph's. Every measurement starts from an empty cache (memory and disk), in one process; the
+order of the modes alternates from prompt to prompt. Target: three branches batched take at
+most 1.5x the wall time of one. Prints JSON.
+
+    python benchmarks/branches.py [--model qwen2.5-coder-1.5b] [--limit 6] [--max-tokens N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT.parent / "shared" / "eval-data" / "dev"
+ADVICE = (
+    "Should a two-person startup build its first product on a managed platform such as Heroku "
+    "or on raw cloud VMs? We expect a few hundred users in the first year.",
+    "My team of five wants to adopt code review for every change. Should reviews be required "
+    "before merging, or done after merging within a day?",
+)
+
+
+def tasks(limit: int) -> list[dict[str, Any]]:
+    """(agent, task text, sources) for each prompt."""
+    from agent_graph.evals import humaneval
+
+    found: list[dict[str, Any]] = []
+    for problem in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 2):
+        found.append({"agent": "coder", "text": humaneval.agent_task(problem), "sources": []})
+    lines = (DEV / "hotpotqa-distractor-dev100.jsonl").read_text().splitlines()[:2]
+    for line in lines:
+        row = json.loads(line)
+        sources = [
+            {"key": str(i), "title": c["title"], "source": c["title"], "text": c["paragraph_text"]}
+            for i, c in enumerate(row["contexts"])
+        ]
+        found.append({"agent": "researcher", "text": row["question_text"], "sources": sources})
+    for text in ADVICE:
+        found.append({"agent": "advisor", "text": text, "sources": []})
+    return found[:limit]
+
+
+def branch_requests(task: dict[str, Any], branches: int, max_tokens: int) -> list[Any]:
+    from agent_graph.personas import persona
+    from agent_graph.prompts import BRANCH_STYLES, branch_messages
+    from agent_graph.research import sources_block
+    from backends.base import ChatRequest
+
+    who = persona(task["agent"])
+    sources = sources_block(task["sources"]) if task["sources"] else ""
+    plan = [{"title": "Answer", "instruction": task["text"]}]
+    requests = []
+    for i in range(branches):
+        _, temperature, hint = BRANCH_STYLES[i % len(BRANCH_STYLES)]
+        messages = branch_messages(
+            task["text"], who.system(cited=bool(sources)), hint, plan, 0, 1, [], who.may_ask,
+            sources,
+        )  # fmt: skip
+        requests.append(ChatRequest(messages, temperature=temperature, max_tokens=max_tokens))
+    return requests
+
+
+async def timed(backend: Any, requests: list[Any], kv: Path) -> dict[str, Any]:
+    loaded = await backend._model(backend.model)
+    loaded.engine.forget()  # nothing from an earlier measurement
+    shutil.rmtree(kv, ignore_errors=True)
+    started = time.perf_counter()
+    results = await asyncio.gather(*(backend.chat(r) for r in requests))
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "tokens": [r.usage.completion_tokens for r in results],
+        "prompt_tokens": results[0].usage.prompt_tokens,
+    }
+
+
+async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    from backends.embedded import KV_CACHE, EmbeddedBackend
+    from myninja.config import GraphConfig
+
+    models = home / "models"
+    kv = models / KV_CACHE
+    max_tokens = args.max_tokens or GraphConfig().max_tokens
+
+    def backend(parallel: int) -> EmbeddedBackend:
+        return EmbeddedBackend(
+            "embedded", args.model, threads=args.threads, models_dir=models, parallel=parallel
+        )
+
+    batched, queued = backend(4), backend(1)
+    rows = []
+    for n, task in enumerate(tasks(args.limit)):
+        one = branch_requests(task, 1, max_tokens)
+        three = branch_requests(task, 3, max_tokens)
+        modes = [("one", batched, one), ("three", batched, three), ("three_queued", queued, three)]
+        if n % 2:
+            modes.reverse()  # drift in machine load hits every mode alike
+        row: dict[str, Any] = {"agent": task["agent"], "task": task["text"][:80]}
+        for name, engine, requests in modes:
+            row[name] = await timed(engine, requests, kv)
+        row["three_over_one"] = round(row["three"]["seconds"] / row["one"]["seconds"], 3)
+        row["queued_over_one"] = round(row["three_queued"]["seconds"] / row["one"]["seconds"], 3)
+        print(json.dumps(row), file=sys.stderr)
+        rows.append(row)
+
+    def total(name: str) -> float:
+        return sum(r[name]["seconds"] for r in rows)
+
+    return {
+        "benchmark": "branches",
+        "model": args.model,
+        "threads": args.threads,
+        "max_tokens": max_tokens,
+        "prompts": len(rows),
+        "seconds": {name: round(total(name), 2) for name in ("one", "three", "three_queued")},
+        "three_over_one": round(total("three") / total("one"), 3),
+        "three_queued_over_one": round(total("three_queued") / total("one"), 3),
+        "median_three_over_one": round(statistics.median(r["three_over_one"] for r in rows), 3),
+        "target_three_over_one": 1.5,
+        "by_agent": {
+            agent: round(
+                sum(r["three"]["seconds"] for r in rows if r["agent"] == agent)
+                / sum(r["one"]["seconds"] for r in rows if r["agent"] == agent),
+                3,
+            )
+            for agent in dict.fromkeys(r["agent"] for r in rows)
+        },
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=int, default=6)
+    parser.add_argument("--max-tokens", type=int, default=None)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["MYNINJA_HOME"] = home
+        result = asyncio.run(run(args, Path(home)))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
