@@ -260,7 +260,10 @@ def task_text(n: int, scenario: Scenario) -> str:
 
 
 def write_config(home: Path, server: FaultServer, scenarios: list[Scenario]) -> None:
-    lines = ["worker_idle_s = 60", "", "[keys]", 'store = "file"', ""]
+    # Every branch runs and each is judged: the faults above aim at named branches and judges.
+    # A route that fails falls back to the writer, whose notes the server knows how to check.
+    lines = ["worker_idle_s = 60", 'default_agent = "writer"', "", "[keys]", 'store = "file"', ""]
+    lines += ["[graph]", "adaptive = false", 'judge = "each"', ""]
     for scenario in scenarios:
         lines += [
             f"[backends.{scenario.backend}]",

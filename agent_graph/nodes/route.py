@@ -66,11 +66,23 @@ RULES: tuple[Rule, ...] = (
         rf"\b(free|available)\b[^.?!\n]*\b{_MEETING}s?\b|\b{_MEETING}s?\b[^.?!\n]*\b(free|available)\b",
         "it asks when people are free to meet",
     ),
+    _rule(
+        "scheduler",
+        r"\b(am i|are we|is \w+) (free|available|busy)\b|\bmy (schedule|agenda)\b"
+        r"|\b(block|reserve)\b[^.?!\n]*\b(time|hours?|slots?|mornings?|afternoons?|evenings?)\b",
+        "it asks about the person's time",
+    ),
+    _rule(
+        "writer",
+        r"^\s*(please\s+)?(turn|make|convert)\s+(these|this|my)\s+(notes|bullets|bullet points|"
+        r"points|draft)\b[^\n]*\binto\b",
+        "it asks to turn notes into a text",
+    ),
     _rule("researcher", r"https?://\S+", "it names a web page"),
     _rule(
         "researcher",
-        r"\b(cite|citations?|sources? for|according to my)\b|\b(give|list|include|add|with|show)"
-        r"\b[^.?!\n]{0,20}\b(sources|references|links to)\b",
+        r"\b(cite|citations?|sources? for|according to my)\b"
+        r"|\b(give|list|include|add|with|show|need)\b[^.?!\n]{0,20}\b(sources|references|links|studies)\b",
         "it asks for sources",
     ),
     _rule(
@@ -86,10 +98,15 @@ RULES: tuple[Rule, ...] = (
         "it asks for code that is run or tested",
     ),
     _rule(
+        "researcher",
+        r"(?:~|\$HOME)/(?![\w./-]*\.(py|js|ts|sh|rs|go|c|cpp|java|rb)\b)[\w./-]+",
+        "it names the person's files",
+    ),
+    _rule(
         "writer",
         r"\b(write|draft|compose|create|prepare)\b[^.?!\n]*\b(readme|blog post|article|essay|"
-        r"cover letter|newsletter|press release|report|proposal|release notes|speech|toast|"
-        r"eulogy|documentation|user guide)\b",
+        r"cover letter|newsletter|press release|report|post-?mortem|memo|"
+        r"proposal|release notes|speech|toast|eulogy|documentation|user guide)\b",
         "it asks for a document",
     ),
     _rule(
@@ -102,8 +119,16 @@ RULES: tuple[Rule, ...] = (
         r"^\s*should (i|we|my|our)\b|^\s*is it (better|worth|wise|a good idea)\b"
         r"|\bhelp me (decide|choose)\b|\bpros and cons\b"
         r"|\btrade-?offs?\b|\bwhich (one )?(would|should) (you|i|we) (pick|choose|recommend|go "
-        r"with)\b|\bwhat would you recommend\b",
+        r"with)\b|\bwhat would you recommend\b"
+        r"|\b(compare|versus|vs\.?)\b[^\n]*\b(recommend|pick|choose)\b"
+        r"|\b(make|give|draw up|build)\b[^.?!\n]{0,25}\b(plan|roadmap|strategy) for\b",
         "it asks for a decision",
+    ),
+    _rule(
+        FAST_AGENT,
+        r"^(?!\s*(\S+\s+){20}\S)(?!.*\n)[^\n]*\b(one-?liner|one-line|in one (sentence|word)|"
+        r"give (me )?the number)\b|^\s*(define|translate)\b",
+        "it asks for a short answer",
     ),
     # Last: a short question with none of the cues above is answered in one call.
     _rule(

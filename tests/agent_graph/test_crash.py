@@ -109,7 +109,7 @@ class Home:
         script.write_text(json.dumps({"rules": RULES}))
         (self.path / "config.toml").write_text(
             "worker_idle_s = 5\n"
-            "[graph]\nbranches = 2\nmax_steps = 4\nadaptive = false\njudge = \"each\"\n"
+            '[graph]\nbranches = 2\nmax_steps = 4\nadaptive = false\njudge = "each"\n'
             f'[backends.embedded]\ntype = "scripted"\nscript = "{script}"\n'
         )
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MYNINJA_")}

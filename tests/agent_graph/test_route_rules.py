@@ -25,6 +25,16 @@ from agent_graph.nodes.route import agent_in, by_rule
         ("Is it better to lease or buy a car for city driving?", "advisor"),
         ("What is the capital of Australia?", "assistant"),
         ("How many minutes are in 3.5 hours?", "assistant"),
+        ("Are we free on Monday morning?", "scheduler"),
+        ("Reserve an hour every Friday afternoon for admin.", "scheduler"),
+        ("Make this draft into a short memo for the board: ...", "writer"),
+        ("Does the research back standing desks? Show me studies.", "researcher"),
+        ("Which files in ~/Downloads/invoices are from 2024?", "researcher"),
+        ("Write a script that tidies ~/Downloads and run it", "coder"),  # code first
+        ("Rust or Go for a CLI? Compare them and pick one.", "advisor"),
+        ("Give me a plan for running my first marathon in spring.", "advisor"),
+        ("Define 'latency' in one sentence.", "assistant"),
+        ("Write a one-liner that sums a list of numbers in Python.", "assistant"),
     ],
 )
 def test_clear_cues_pick_their_agent(text: str, agent: str) -> None:

@@ -118,7 +118,7 @@ def test_the_counting_catches_planted_duplicates_and_a_lost_event(
             conn.execute(
                 "INSERT INTO events (task_id, seq, key, type, ts, data)"
                 " SELECT task_id, (SELECT max(seq) + 1 FROM events WHERE task_id = ?), key,"
-                " type, ts, data FROM events WHERE task_id = ? AND type = 'evaluation' LIMIT 1",
+                " type, ts, data FROM events WHERE task_id = ? AND type = 'branch_done' LIMIT 1",
                 (same_key, same_key),
             )
             # An event the crash lost: its row is gone.
