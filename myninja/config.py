@@ -123,6 +123,10 @@ class GraphConfig(_Strict):
     escalate: bool = Field(
         True, description="A fast answer that fails a check goes on to a specialist agent"
     )
+    compute: bool = Field(
+        True,
+        description="A calculation on the fast path is answered by Python the sandbox runs",
+    )
     branches: int = Field(3, ge=1, le=8, description="Candidates per step; 1 turns branching off")
     adaptive: bool = Field(
         True, description="One branch first; the others only when it falls short of its checks"

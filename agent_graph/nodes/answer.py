@@ -15,6 +15,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from agent_graph import computed
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.nodes.route import AGENT
@@ -42,6 +43,31 @@ def problem_with(text: str) -> tuple[str, str] | None:
         except SyntaxError as exc:
             return f"its Python does not parse ({exc.msg}, line {exc.lineno})", "coder"
     return None
+
+
+async def _nothing() -> Any:
+    return
+    yield
+
+
+async def _compute(backend: Any, model: str | None, text: str, usage: dict[str, int]) -> str | None:
+    """The answer worked out by a short program the model writes and the sandbox runs."""
+    request = ChatRequest(
+        [{"role": "system", "content": computed.SYSTEM}, {"role": "user", "content": text}],
+        model=model,
+        temperature=0.0,
+        max_tokens=computed.MAX_TOKENS,
+    )
+    parts: list[str] = []
+    async for chunk in backend.stream(request):
+        parts.append(chunk.text or "")
+        if chunk.usage:
+            usage["prompt_tokens"] += chunk.usage.prompt_tokens
+            usage["completion_tokens"] += chunk.usage.completion_tokens
+    source = computed.source_of("".join(parts))
+    program = computed.program_of(source)
+    value = await computed.run_program(program) if program else None
+    return computed.computed_answer(value, source) if value else None
 
 
 async def answer(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
@@ -72,7 +98,14 @@ async def answer(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     parts: list[str] = []
     try:
-        async for chunk in backend.stream(request):
+        if ctx.config.graph.compute and computed.is_calculation(text):
+            # Computed, or None: then the prose call below answers as it always did.
+            found = await _compute(backend, model, text, usage)
+            if found is not None:
+                parts.append(found)
+                write({"type": "token", "branch_id": BRANCH_ID, "text": found})
+                request = None
+        async for chunk in backend.stream(request) if request else _nothing():
             if chunk.text:
                 parts.append(chunk.text)
                 write({"type": "token", "branch_id": BRANCH_ID, "text": chunk.text})
