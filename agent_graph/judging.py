@@ -213,12 +213,27 @@ def judged_as(candidate: Candidate) -> tuple[bool, str]:
     return bool(candidate.get("error")), " ".join(candidate["text"].split())
 
 
+# "doctests: passed 2, failed 1; examples: passed 2, failed 1": the coder's reviews count.
+_COUNTS = re.compile(r"passed (\d+), failed (\d+)")
+
+
+def passed_share(candidate: Candidate) -> float:
+    """Of the tests and examples its checks counted, the share that passed (0.0: none counted)."""
+    passed = failed = 0
+    for check in candidate.get("checks") or []:
+        for p, f in _COUNTS.findall(str(check.get("verdict") or "")):
+            passed, failed = passed + int(p), failed + int(f)
+    return passed / (passed + failed) if passed + failed else 0.0
+
+
 def by_checks(state: TaskState, candidates: list[Candidate]) -> tuple[int, list[Candidate]]:
     """The best tier of checks among `candidates`, and those in it whose citations fail least
-    (the citation checker is a check too), in branch order."""
+    (the citation checker is a check too), in branch order; among failing branches, those that
+    pass the largest share of their tests and examples."""
 
-    def rank(c: Candidate) -> tuple[int, int]:
-        return tier(c), -unsupported(state, c)
+    def rank(c: Candidate) -> tuple[int, int, float]:
+        share = passed_share(c) if tier(c) == FAILED else 0.0
+        return tier(c), -unsupported(state, c), share
 
     best = max(rank(c) for c in candidates)
     return best[0], [c for c in candidates if rank(c) == best]

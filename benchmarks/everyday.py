@@ -406,7 +406,28 @@ def report(rows: list[dict[str, Any]], model: str, threads: int, data: Path) -> 
             "no_dangling_citations": ours["dangling_citations"] == 0,
         },
         "per_kind": per_kind,
+        "per_path": per_path(ours_rows, plain_rows),
     }
+
+
+def per_path(ours_rows: list[dict[str, Any]], plain_rows: list[dict[str, Any]]) -> dict:
+    """What each path costs: its tasks' median wall time beside the plain call's on the same
+    tasks, and how many each got right."""
+    plain_by_id = {r["id"]: r for r in plain_rows}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in ours_rows:
+        groups.setdefault(_route_key(r["routed"]), []).append(r)
+    found = {}
+    for key, group in sorted(groups.items()):
+        plain = [plain_by_id[r["id"]] for r in group if r["id"] in plain_by_id]
+        found[key] = {
+            "tasks": len(group),
+            "ours_correct": sum(r["correct"] for r in group),
+            "plain_correct": sum(r["correct"] for r in plain),
+            "ours_median_wall_s": _median([r["wall_s"] for r in group]),
+            "plain_median_wall_s": _median([r["wall_s"] for r in plain]),
+        }
+    return found
 
 
 def main() -> None:

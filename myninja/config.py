@@ -138,6 +138,12 @@ class GraphConfig(_Strict):
     )
     judge_threshold: float = Field(6.0, ge=1, le=10, description="Below it everywhere: replan")
     max_rounds: int = Field(2, ge=1, le=5, description="Plans tried before the best effort is kept")
+    replan_one_step: bool = Field(
+        False,
+        description="Plan a task again when every branch fails its checks even where its plan "
+        "is the task itself, one step made without the planner (a new round asks the same "
+        "again); off: the branch that passes most of its checks is kept as a best effort",
+    )
     plan_retries: int = Field(2, ge=0, le=5, description="Repairs of a malformed plan")
     max_steps: int | None = Field(
         None,

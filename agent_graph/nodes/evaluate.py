@@ -7,7 +7,8 @@ do the other branches run, together. Among several branches, checks run by code 
 (passing over unchecked over failing), then agreement between them, then the model judge as
 `[graph] judge` says (one call comparing them, or none: the first); `judge = "each"` is the
 classic way, a call scoring each branch, which also replans when every score is low.
-Every branch failing its checks, with rounds left, means a replan; branches that agree, or
+Every branch failing its checks, with rounds left, means a replan (unless the plan is the task
+itself, one step the planner did not make: `[graph] replan_one_step`); branches that agree, or
 pass their checks, never do. When rounds run out the best branch is kept as a best effort,
 and the events say so (judging.py has the ways of weighing)."""
 
@@ -23,6 +24,7 @@ from agent_graph import judging
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.nodes.branch import evaluate_adaptive
+from agent_graph.personas import persona
 from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
 
 
@@ -55,7 +57,7 @@ async def _choose(ctx: GraphContext, state: TaskState, candidates: list[Candidat
     ]
     best_tier, group = judging.by_checks(state, whole)
     checked = [judging.check_evaluation(c) for c in candidates]
-    if best_tier == judging.FAILED and round_ < settings.max_rounds:
+    if best_tier == judging.FAILED and round_ < settings.max_rounds and _may_replan(ctx, state):
         reason = "; ".join(f"{c['branch_id']}: {judging.falls_short(state, c)}" for c in candidates)
         return _replan(state, reason, checked, usage)
 
@@ -72,6 +74,15 @@ async def _choose(ctx: GraphContext, state: TaskState, candidates: list[Candidat
         chosen, by = (verdict[0], "judge") if verdict else (group[0], "first")
         return _keep(state, chosen, by, checked, usage, best_effort=failed)
     return _keep(state, group[0], "first", checked, usage, best_effort=failed)
+
+
+def _may_replan(ctx: GraphContext, state: TaskState) -> bool:
+    """A plan the planner made can change; a one-step plan that is the task itself cannot, and
+    a new round of it is the same prompts again (on HumanEval, minutes for nothing)."""
+    if ctx.config.graph.replan_one_step:
+        return True
+    agent = state["agent"] or ctx.config.default_agent
+    return ctx.max_steps(agent, persona(agent).max_steps) > 1
 
 
 def _failed(best_tier: int) -> bool:

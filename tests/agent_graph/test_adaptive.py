@@ -102,13 +102,46 @@ async def test_every_branch_failing_its_checks_is_a_replan(open_graph: Open) -> 
         {"match": r"Attempt 2\.", "reply": "GOOD at last"},
         {"match": r"Attempt 1\.", "reply": "bad"},
     ]
-    async with open_graph(rules, CHECKED) as (manager, _):
+    # The plan is the task itself (one step, no planner): a replan asks the same again, so
+    # only the switch makes one.
+    async with open_graph(rules, CHECKED, replan_one_step=True) as (manager, _):
         task_id = await manager.submit("@advisor Plan the move")
         task = await run_to_rest(manager, task_id)
         assert task["answer"] == "GOOD at last"
         (replan,) = of_type(manager, task_id, "replan")
         assert replan["round"] == 2 and "s1r1b3: its checks failed: bad" in replan["reason"]
         assert started(manager, task_id) == ["s1r1b1", "s1r1b2", "s1r1b3", "s1r2b1"]
+
+
+async def _counts_ticks(draft: Draft) -> Review:
+    """A check that counts: each tick in the answer is an example passed, of three."""
+    ticks = min(draft.text.count("+"), 3)
+    verdict = f"examples: passed {ticks}, failed {3 - ticks}"
+    return Review(verdict=verdict, passed=ticks == 3)
+
+
+COUNTED = Skill(
+    name="counted", description="Counts the examples", agents=("advisor",), review=_counts_ticks
+)
+
+
+async def test_a_one_step_task_whose_branches_all_fail_keeps_the_one_passing_most(
+    open_graph: Open,
+) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        {"match": rf"Attempt 1\. {DIRECT}", "reply": "one +"},
+        {"match": rf"Attempt 1\. {CAREFUL}", "reply": "two ++"},
+        {"match": rf"Attempt 1\. {ALTERNATIVE}", "reply": "none"},
+        {"match": r"Attempt 2\.", "reply": "all +++"},
+    ]
+    async with open_graph(rules, COUNTED) as (manager, _):
+        task_id = await manager.submit("@advisor Plan the move")
+        task = await run_to_rest(manager, task_id)
+        assert "replan" not in types(manager, task_id)
+        assert task["answer"] == "two ++"
+        (selected,) = of_type(manager, task_id, "selected")
+        assert (selected["branch_id"], selected["best_effort"]) == ("s1r1b2", True)
 
 
 async def test_out_of_rounds_the_best_failing_branch_is_a_best_effort(open_graph: Open) -> None:

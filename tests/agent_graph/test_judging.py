@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_graph.judging import agree
+from agent_graph.judging import agree, passed_share
 
 
 @pytest.mark.parametrize(
@@ -21,3 +21,15 @@ from agent_graph.judging import agree
 )
 def test_agree(a: str, b: str, same: bool) -> None:
     assert agree(a, b) is same
+
+
+@pytest.mark.parametrize(("verdicts", "share"), [
+    (["doctests: passed 2, failed 1; examples: passed 2, failed 1"], 4 / 6),
+    (["solution.py: exit code 1 (ValueError)", "examples: passed 0, failed 3"], 0.0),
+    (["tests: passed 3, failed 0", "examples: passed 1, failed 1"], 4 / 5),
+    (["the citations hold"], 0.0),
+    ([], 0.0),
+])  # fmt: skip
+def test_passed_share_counts_every_check(verdicts: list[str], share: float) -> None:
+    checks = [{"skill": "coder", "verdict": v, "passed": False} for v in verdicts]
+    assert passed_share({"checks": checks}) == pytest.approx(share)  # type: ignore[typeddict-item]

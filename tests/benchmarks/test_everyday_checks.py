@@ -268,7 +268,7 @@ def test_python_check_rejects(answer: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_report_from_rows() -> None:
     def row(mode: str, kind: str, correct: bool, wall: float, **extra) -> dict:
-        base = {"id": "x", "kind": kind, "text": "t", "mode": mode, "answer": "a"}
+        base = {"id": kind, "kind": kind, "text": "t", "mode": mode, "answer": "a"}
         return base | {"correct": correct, "wall_s": wall, "first_token_s": wall / 4} | extra
 
     ours = {"replans": 1, "questions": 0, "exit_code": 0, "dangling_citation": False}
@@ -291,3 +291,12 @@ def test_report_from_rows() -> None:
         "no_dangling_citations": True,
     }
     assert summary["per_kind"]["code"] == {"tasks": 1, "ours": 0, "plain": 0}
+    # Each path beside the plain call on its own tasks: the fact, not the code task's 2 s.
+    assert summary["per_path"]["fast/assistant"] == {
+        "tasks": 1,
+        "ours_correct": 1,
+        "plain_correct": 1,
+        "ours_median_wall_s": 4.0,
+        "plain_median_wall_s": 2.0,
+    }
+    assert summary["per_path"]["coder"]["ours_median_wall_s"] == 8.0
