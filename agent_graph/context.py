@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent_graph.personas import persona
 from backends.base import Backend
 from backends.factory import make_backend
 from myninja.config import AgentConfig, Config
@@ -63,16 +64,17 @@ class GraphContext:
         backend = self.config.backends.get(self.backend_override or settings.backend)
         return getattr(backend, "type", "") != "embedded"
 
-    def max_steps(self, agent: str, persona_steps: int | None = None) -> int:
-        """The most steps an agent's plan may have: its own setting, its persona's, the
-        graph's when set in the config, else 1 on the embedded backend (a small planner's
-        extra steps lose the task: "send the email", "check your interest rate") and the
-        graph's default elsewhere."""
+    def max_steps(self, agent: str | None) -> int:
+        """The most steps the plan of an agent (None: the default one) may have: its own
+        setting, its persona's, the graph's when set in the config, else 1 on the embedded
+        backend (a small planner's extra steps lose the task: "send the email", "check your
+        interest rate") and the graph's default elsewhere."""
+        agent = agent or self.config.default_agent
         settings = self.config.agent(agent)
         if settings.max_steps is not None:
             return settings.max_steps
-        if persona_steps is not None:
-            return persona_steps
+        if persona(agent).max_steps is not None:
+            return persona(agent).max_steps
         if self.config.graph.max_steps is not None:
             return self.config.graph.max_steps
         backend = self.config.backends.get(self.backend_override or settings.backend)

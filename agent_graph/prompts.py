@@ -138,7 +138,13 @@ COMPARE_CHARS = 2400  # of each candidate shown to the comparing judge
 # Branches differ in temperature and in the angle they take, so that judging them is a choice.
 BRANCH_STYLES: tuple[tuple[str, float, str], ...] = (
     ("direct", 0.2, "Answer directly and precisely."),
-    ("careful", 0.6, "Work it out step by step, check the result, then give it."),
+    # No "step by step": on the default model that style wrote two to three times as much as
+    # the others, and the branches of a step end when the longest does.
+    (
+        "careful",
+        0.6,
+        "Check the result against the task before you give it; keep any working short.",
+    ),
     ("alternative", 0.9, "Consider an approach others might miss, then give your best answer."),
     ("concise", 0.4, "Be as brief as the task allows."),
 )

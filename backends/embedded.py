@@ -57,6 +57,7 @@ class LoadedModel:
 
 _loaded: dict[tuple[str, int, int, int, bool], LoadedModel] = {}
 _load_lock = threading.Lock()
+_resolve_lock = threading.Lock()
 
 
 @atexit.register
@@ -174,11 +175,26 @@ class EmbeddedBackend:
         """The loaded model is shared by the process and outlives one backend object."""
 
     async def _model(self, name: str) -> LoadedModel:
-        path = await asyncio.to_thread(resolve_model, name, self.models_dir)
+        return await asyncio.to_thread(self._load, name)
+
+    def _load(self, name: str) -> LoadedModel:
+        with _resolve_lock:  # a model assembled from its packages is assembled once
+            path = resolve_model(name, self.models_dir)
         disk = (self.models_dir or paths.models_dir()) / KV_CACHE
-        return await asyncio.to_thread(
-            shared_model, path, self.n_ctx, self.threads, self.parallel, self.prompt_cache, disk
-        )
+        return shared_model(path, self.n_ctx, self.threads, self.parallel, self.prompt_cache, disk)
+
+    def preload(self, name: str | None = None) -> threading.Thread:
+        """Start loading a model in a daemon thread, so that a command's own start-up (its
+        imports, config and history) runs while the weights are read and repacked; the first
+        call finds the model loaded or waits for it. Errors are left to that call to report."""
+
+        def load() -> None:
+            with contextlib.suppress(Exception):
+                self._load(name or self.model)
+
+        thread = threading.Thread(target=load, name="myninja-preload", daemon=True)
+        thread.start()
+        return thread
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         return await collect(self.stream(request), request.model or self.model)

@@ -38,6 +38,13 @@ N_BATCH = 512  # tokens evaluated per llama_decode call, prompts included
 LOOKUP_NGRAM = 3  # tokens matched against the prompt to find a draft
 MIN_DISK_PREFIX = 48  # tokens: a shorter head costs less to evaluate than to look up
 DISK_FILES = 64  # prefix files kept on disk (the oldest go first)
+# A reply whose tail repeats one block of 8 to 256 tokens LOOP_REPEATS times is a small model
+# stuck in a loop: it ends there instead of at its token cap. A shorter block repeated ("hello,
+# hello, ...", a row of zeros) is more often what the person asked for, and runs on.
+LOOP_PERIODS = range(8, 257)
+LOOP_REPEATS = 4
+LOOP_SPAN = 64  # the shortest tail checked
+LOOP_EVERY = 8  # tokens between checks
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class _Seq:
     decoder: Any = None
     held: str = ""  # text kept back: it may be the start of a stop string
     generated: int = 0
+    reply: list[int] = field(default_factory=list)  # the generated tokens
     reused: int = 0
     drafted: int = 0
     accepted: int = 0
@@ -101,6 +109,24 @@ class _Seq:
     @property
     def busy(self) -> bool:
         return self.job is not None
+
+
+def looping(tokens: list[int]) -> bool:
+    """True when the tail of `tokens` is one block of LOOP_PERIODS tokens repeated."""
+    n = len(tokens)
+    for period in range(1, LOOP_PERIODS.stop):
+        span = max(period * LOOP_REPEATS, LOOP_SPAN)
+        if span > n:
+            if period * LOOP_REPEATS > n:
+                return False
+            continue
+        if tokens[-1] != tokens[-1 - period]:
+            continue
+        tail = tokens[-span:]
+        if tail[period:] == tail[:-period]:
+            # The shortest period found decides: a short block repeated is not a loop.
+            return period in LOOP_PERIODS
+    return False
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -313,6 +339,7 @@ class BatchEngine:
         seq.todo = list(job.tokens[len(seq.cached) :])
         seq.next = None
         seq.generated = seq.drafted = seq.accepted = 0
+        seq.reply = []
         seq.held = ""
         seq.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         seq.sampler = self._sampler(job.sampling)
@@ -419,10 +446,13 @@ class BatchEngine:
             self._finish(seq, "stop", evaluated=feed)
             return False
         seq.generated += 1
+        seq.reply.append(token)
         if self._out(seq, self._piece(token, seq)):
             self._finish(seq, "stop", evaluated=feed)
             return False
         limit = job.max_tokens is not None and seq.generated >= job.max_tokens
+        if seq.generated % LOOP_EVERY == 0 and looping(seq.reply):
+            limit = True  # cut short, as at the cap
         if limit or len(seq.cached) + 1 >= self.window:
             self._finish(seq, "length", evaluated=feed)
             return False

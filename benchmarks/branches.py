@@ -9,7 +9,8 @@ researcher questions with their passages as numbered sources (HotpotQA dev), two
 decisions. Branch i has the graph's temperature and style for branch i; the reply cap is the
 graph's. Every measurement starts from an empty cache (memory and disk), in one process; the
 order of the modes alternates from prompt to prompt. Target: three branches batched take at
-most 1.5x the wall time of one. Prints JSON.
+most 1.5x the wall time of one. Then the seconds per decoding step with 1 to 4 sequences in
+the batch, which bound what batching can save on this machine. Prints JSON.
 
     python benchmarks/branches.py [--model qwen2.5-coder-1.5b] [--limit 6] [--max-tokens N]
 """
@@ -91,6 +92,27 @@ async def timed(backend: Any, requests: list[Any], kv: Path) -> dict[str, Any]:
     }
 
 
+async def step_seconds(backend: Any, steps: int = 64) -> dict[str, float]:
+    """Seconds per decoding step with 1 to 4 sequences in the batch (the prompt cached): what
+    a batch of branches can save is set by how much more a step of several costs than one."""
+    from backends.base import ChatRequest
+
+    loaded = await backend._model(backend.model)
+    messages = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
+
+    async def count(seed: int) -> None:
+        request = ChatRequest(messages, temperature=0.7, max_tokens=steps, seed=seed)
+        await backend.chat(request)
+
+    await count(0)  # the prompt, cached
+    found = {}
+    for n in (1, 2, 3, 4):
+        before, started = loaded.engine.steps, time.perf_counter()
+        await asyncio.gather(*(count(seed) for seed in range(1, n + 1)))
+        found[str(n)] = round((time.perf_counter() - started) / (loaded.engine.steps - before), 4)
+    return found
+
+
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from backends.embedded import KV_CACHE, EmbeddedBackend
     from myninja.config import GraphConfig
@@ -120,6 +142,8 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
 
+    steps = await step_seconds(batched)
+
     def total(name: str) -> float:
         return sum(r[name]["seconds"] for r in rows)
 
@@ -142,6 +166,8 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             )
             for agent in dict.fromkeys(r["agent"] for r in rows)
         },
+        "step_seconds": steps,
+        "step_over_one": {n: round(s / steps["1"], 3) for n, s in steps.items()},
         "rows": rows,
     }
 

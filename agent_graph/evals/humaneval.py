@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_graph.prompts import BRANCH_STYLES
 from backends.base import Backend, ChatRequest, Usage
 from myninja import paths
 from myninja.config import Config
@@ -302,6 +303,8 @@ class HumanEvalSettings:
         if not self.agent_config:
             key.pop("agent_config")  # so the runs made before it was kept keep their ids
         key["prompt"] = AGENT_TASK if self.mode == "agent" else SYSTEM
+        if self.mode == "agent":
+            key["branch_styles"] = BRANCH_STYLES  # the agent's branch prompts are part of it
         key["check_wall_s"] = CHECK_LIMITS.wall_s
         text = json.dumps(key, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

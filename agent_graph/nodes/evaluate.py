@@ -24,7 +24,6 @@ from agent_graph import judging
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.nodes.branch import evaluate_adaptive
-from agent_graph.personas import persona
 from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
 
 
@@ -81,8 +80,7 @@ def _may_replan(ctx: GraphContext, state: TaskState) -> bool:
     a new round of it is the same prompts again (on HumanEval, minutes for nothing)."""
     if ctx.config.graph.replan_one_step:
         return True
-    agent = state["agent"] or ctx.config.default_agent
-    return ctx.max_steps(agent, persona(agent).max_steps) > 1
+    return ctx.max_steps(state["agent"]) > 1
 
 
 def _failed(best_tier: int) -> bool:

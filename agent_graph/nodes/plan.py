@@ -21,7 +21,7 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     settings = ctx.config.graph
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
-    max_steps = ctx.max_steps(agent, persona(agent).max_steps)
+    max_steps = ctx.max_steps(agent)
     if max_steps == 1:
         return _one_step(state["text"], round_)
     past: list[dict[str, Any]] = []

@@ -126,9 +126,16 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         FAST_AGENT,
-        r"^(?!\s*(\S+\s+){20}\S)(?!.*\n)[^\n]*\b(one-?liner|one-line|in one (sentence|word)|"
+        r"^(?!.*\n)[^\n]*\bone-?liner\b"
+        r"|^(?!\s*(\S+\s+){20}\S)(?!.*\n)[^\n]*\b(one-line|in one (sentence|word)|"
         r"give (me )?the number)\b|^\s*(define|translate)\b",
         "it asks for a short answer",
+    ),
+    _rule(
+        FAST_AGENT,
+        r"^(?!.*\n)\s*(please\s+)?(write|draft|compose)\b[^.?!\n]{0,30}\b(short|brief|quick)\b"
+        r"[^.?!\n]{0,30}\b(message|reply|note|e-?mail|text|thank-you)\b",
+        "it asks for a short message",
     ),
     # Last: a short question with none of the cues above is answered in one call.
     _rule(

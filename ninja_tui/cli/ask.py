@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from agent_graph.prompts import WORKER_AGENTS
+from agent_graph.prompts import FAST_AGENT, WORKER_AGENTS
 from myninja.config import Config, load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.driving import PresetAnswers, drive_here
@@ -88,9 +88,28 @@ def ask(
     text = read_text(text)
     config = load_config()
     answers = PresetAnswers(answers_file)
+    preload_model(config, agent, backend_name, model)
     return asyncio.run(
         _ask(config, text, agent, backend_name, model, as_json, answers, list(allow))
     )
+
+
+def preload_model(
+    config: Config, agent: str | None, backend_name: str | None, model: str | None
+) -> None:
+    """Start loading the embedded model that answers first (the fast path's, or the agent's
+    named) while the task runtime starts: on the default model the weights take about as long
+    to load as the runtime's imports, and the two can run side by side."""
+    from backends.embedded import EmbeddedBackend
+    from backends.factory import make_backend
+
+    settings = config.agent(agent or FAST_AGENT)
+    name = backend_name or settings.backend
+    if name not in config.backends:
+        return  # the task reports it, in its own words
+    backend = make_backend(config, name)
+    if isinstance(backend, EmbeddedBackend):
+        backend.preload(model or settings.model)
 
 
 async def _ask(

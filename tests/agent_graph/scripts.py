@@ -5,7 +5,10 @@ each rule below answers exactly one kind of call."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from agent_graph.prompts import BRANCH_STYLES
 
 ROUTE = {"match": r"Route this task", "json": "document"}
 PLAN_ONE_STEP = {
@@ -34,7 +37,8 @@ def branch(style_words: str, reply: str, attempt: int = 1, **extra: Any) -> dict
     return {"match": rf"Attempt {attempt}\. {style_words}", "reply": reply, **extra}
 
 
-DIRECT, CAREFUL, ALTERNATIVE = "Answer directly", "Work it out", "Consider an approach"
+# The first words of each style's line: plain text, safe in a regex and as a substring.
+DIRECT, CAREFUL, ALTERNATIVE = (re.split(r"[.;,]", hint)[0] for _, _, hint in BRANCH_STYLES[:3])
 
 
 def three_branches(scores: tuple[int, int, int], attempt: int = 1) -> list[dict[str, Any]]:

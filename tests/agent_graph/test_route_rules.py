@@ -35,6 +35,15 @@ from agent_graph.nodes.route import agent_in, by_rule
         ("Give me a plan for running my first marathon in spring.", "advisor"),
         ("Define 'latency' in one sentence.", "assistant"),
         ("Write a one-liner that sums a list of numbers in Python.", "assistant"),
+        # A one-liner is short however long its description.
+        (
+            "Write a Python one-liner that turns the list of pairs `rows` into a dict, the first "
+            "item of each pair as key and the second as its value, later keys winning.",
+            "assistant",
+        ),
+        ("Draft a brief note to my landlord saying the boiler is broken again.", "assistant"),
+        ("Write a quick text to Jo: running ten minutes late, start without me.", "assistant"),
+        ("Write a short report on our Q3 sales for the board.", "writer"),  # a document
     ],
 )
 def test_clear_cues_pick_their_agent(text: str, agent: str) -> None:
@@ -52,6 +61,7 @@ def test_clear_cues_pick_their_agent(text: str, agent: str) -> None:
         "time zones without burning anyone out?",
         "What is x?\nAnd y?",  # several lines
         "the source code of the parser is slow",  # "source" alone is not a request for sources
+        "Write a message to the whole company announcing the new parental-leave policy.",
     ],
 )
 def test_without_a_clear_cue_the_model_decides(text: str) -> None:

@@ -44,6 +44,19 @@ def key_of(path: Path, n_ctx: int = 2048) -> tuple[str, int, int, int, bool]:
     return (str(path), n_ctx, THREADS, 4, True)
 
 
+def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths the embedded backend loads from now on, in order."""
+    loads: list[Path] = []
+    real_load = embedded.load_llama
+
+    def counting_load(path: Path, *args: object, **kwargs: object) -> object:
+        loads.append(path)
+        return real_load(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded, "load_llama", counting_load)
+    return loads
+
+
 async def engine_idle(loaded: embedded.LoadedModel, within_s: float) -> None:
     """Returns once the model's engine has no job queued or running."""
     async with asyncio.timeout(within_s):
@@ -70,6 +83,17 @@ async def test_max_tokens_ends_with_length(backend: EmbeddedBackend) -> None:
     assert result.finish_reason == "length"
     assert 0 < result.usage.completion_tokens <= 5
     assert result.text
+
+
+async def test_a_reply_stuck_in_a_loop_ends_before_its_cap(
+    backend: EmbeddedBackend, tiny_model_path: Path
+) -> None:
+    # Greedy, the tiny model tells the dragon's story until one sentence repeats for good.
+    result = await backend.chat(ask(LONG_STORY, max_tokens=1500))
+    assert result.finish_reason == "length"
+    assert result.usage.completion_tokens < 1500
+    assert result.text.count(result.text[-40:]) >= 3  # it ended in the repeated part
+    embedded._loaded[key_of(tiny_model_path)].engine.forget()  # the next tests start clean
 
 
 async def test_stream(backend: EmbeddedBackend) -> None:
@@ -179,14 +203,7 @@ async def test_concurrent_calls_share_one_model(
     # A context size no other test uses, so this test sees the model being loaded.
     key = key_of(tiny_model_path, 1024)
     embedded._loaded.pop(key, None)
-    loads: list[Path] = []
-    real_load = embedded.load_llama
-
-    def counting_load(path: Path, *args: object, **kwargs: object) -> object:
-        loads.append(path)
-        return real_load(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(embedded, "load_llama", counting_load)
+    loads = count_loads(monkeypatch)
     first, second = (
         EmbeddedBackend(name, TINY_MODEL, threads=THREADS, n_ctx=1024, models_dir=models_dir)
         for name in ("one", "two")
@@ -224,6 +241,29 @@ async def test_a_batch_gives_each_request_what_it_alone_would_get(backend: Embed
     # reply in three may part ways; sequences that saw each other's tokens would all differ.
     same = [b.text == one for one, b in zip(alone, together, strict=True)]
     assert sum(same) >= 2, (alone, [b.text for b in together])
+
+
+async def test_a_preloaded_model_is_the_one_the_first_call_uses(
+    models_dir: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = key_of(tiny_model_path, 1280)  # a context size no other test uses
+    embedded._loaded.pop(key, None)
+    loads = count_loads(monkeypatch)
+    backend = EmbeddedBackend("pre", TINY_MODEL, threads=THREADS, n_ctx=1280, models_dir=models_dir)
+    thread = backend.preload()
+    assert thread.daemon
+    result = await asyncio.wait_for(backend.chat(ask("Name a colour.")), 120)
+    assert result.text.strip()
+    thread.join(60)
+    assert loads == [tiny_model_path]  # loaded once, by the thread or by the call waiting on it
+    assert (await backend._model(TINY_MODEL)) is embedded._loaded[key]
+
+
+async def test_a_preload_that_fails_leaves_the_error_to_the_call(models_dir: Path) -> None:
+    backend = EmbeddedBackend("pre", "no-such-model", threads=THREADS, models_dir=models_dir)
+    backend.preload().join(30)
+    with pytest.raises(ModelError):
+        await backend.chat(ask("Hi"))
 
 
 async def test_a_repeated_prompt_starts_from_the_cache(

@@ -3,28 +3,19 @@ passes and a hand-written wrong one fails. No model is loaded."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import everyday_checks
+from benchmarks.everyday import report
+from benchmarks.everyday_checks import check, numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "benchmarks" / "data" / "everyday.jsonl"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location(
-        "everyday_bench", ROOT / "benchmarks" / "everyday.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-everyday = _load_module()
 TASKS = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
 
 # task id -> (a correct answer, a wrong answer), written by hand.
@@ -197,14 +188,14 @@ def test_data_shape() -> None:
 def test_correct_answer_passes(task: dict) -> None:
     if task["id"] not in ANSWERS:
         pytest.fail(f"no hand-written answers for {task['id']}")
-    assert everyday.check(ANSWERS[task["id"]][0], task["check"])
+    assert check(ANSWERS[task["id"]][0], task["check"])
 
 
 @pytest.mark.parametrize("task", TASKS, ids=[t["id"] for t in TASKS])
 def test_wrong_answer_fails(task: dict) -> None:
     if task["id"] not in ANSWERS:
         pytest.fail(f"no hand-written answers for {task['id']}")
-    assert not everyday.check(ANSWERS[task["id"]][1], task["check"])
+    assert not check(ANSWERS[task["id"]][1], task["check"])
 
 
 def test_routing_data() -> None:
@@ -223,7 +214,7 @@ def test_routing_data() -> None:
 
 
 def test_numbers() -> None:
-    assert everyday.numbers("It is 5,040 or 210.0, not −3; 12, 18 and 27") == [
+    assert numbers("It is 5,040 or 210.0, not −3; 12, 18 and 27") == [
         5040.0,
         210.0,
         -3.0,
@@ -231,8 +222,8 @@ def test_numbers() -> None:
         18.0,
         27.0,
     ]
-    assert everyday.check("210.0", {"number": 210, "tol": 0})
-    assert not everyday.check("CO2 is 44 g/mol", {"number": 2})
+    assert check("210.0", {"number": 210, "tol": 0})
+    assert not check("CO2 is 44 g/mol", {"number": 2})
 
 
 @pytest.mark.parametrize(
@@ -247,7 +238,7 @@ def test_numbers() -> None:
 )
 def test_python_check_is_lenient_with_correct_forms(answer: str) -> None:
     spec = {"python": {"setup": "s = 'stressed'", "expr": "r", "expect": "'desserts'"}}
-    assert everyday.check(answer, spec)
+    assert check(answer, spec)
 
 
 @pytest.mark.parametrize(
@@ -261,9 +252,9 @@ def test_python_check_is_lenient_with_correct_forms(answer: str) -> None:
     ],
 )
 def test_python_check_rejects(answer: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(everyday, "PYTHON_TIMEOUT_S", 2)
+    monkeypatch.setattr(everyday_checks, "PYTHON_TIMEOUT_S", 2)
     spec = {"python": {"setup": "s = 'stressed'", "expr": "r", "expect": "'desserts'"}}
-    assert not everyday.check(answer, spec)
+    assert not check(answer, spec)
 
 
 def test_report_from_rows() -> None:
@@ -278,7 +269,7 @@ def test_report_from_rows() -> None:
         row("ours", "code", False, 8.0, routed={"agent": "coder"}, **ours | {"exit_code": 3}),
         row("plain", "code", False, 2.0),
     ]
-    summary = everyday.report(rows, "m", 2, Path("d.jsonl"))
+    summary = report(rows, "m", 2, Path("d.jsonl"))
     assert summary["ours"]["correct"] == summary["plain"]["correct"] == 1
     assert summary["ours"]["paths"] == {"fast/assistant": 1, "coder": 1}
     assert summary["ours"]["exit_codes"] == {"0": 1, "3": 1}

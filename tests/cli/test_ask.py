@@ -119,3 +119,39 @@ def test_debug_flag_shows_the_traceback() -> None:
     done = run_myninja("--debug", "ask", "hi", "--backend", "nowhere")
     assert done.returncode == 2
     assert "Traceback" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("agent", "backend", "model", "preloaded"),
+    [
+        (None, None, None, [("embedded", None)]),  # the fast path's model
+        ("coder", None, "tiny", [("embedded", "tiny")]),
+        (None, "gw", None, []),  # a gateway has nothing to load
+        (None, "nowhere", None, []),  # an unknown backend is the task's to report
+    ],
+)
+def test_ask_starts_loading_the_first_model_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+    agent: str | None,
+    backend: str | None,
+    model: str | None,
+    preloaded: list[tuple[str, str | None]],
+) -> None:
+    from backends.embedded import EmbeddedBackend
+    from myninja.config import Config
+    from ninja_tui.cli.ask import preload_model
+
+    started: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        EmbeddedBackend, "preload", lambda self, name=None: started.append((self.name, name))
+    )
+    config = Config.model_validate(
+        {
+            "backends": {
+                "embedded": {"type": "embedded"},
+                "gw": {"type": "openai", "url": "http://127.0.0.1:9/v1"},
+            }
+        }
+    )
+    preload_model(config, agent, backend, model)
+    assert started == preloaded

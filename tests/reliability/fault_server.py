@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_graph.prompts import BRANCH_STYLES
+
 HANG_MAX_S = 60.0  # a hang ends when the client hangs up, or after this
 MODEL = "fault-model"
 
@@ -133,12 +135,7 @@ class Served:
 
 
 # The model ------------------------------------------------------------------------------------
-STYLES = {
-    "Answer directly": "direct",
-    "Work it out": "careful",
-    "Consider an approach": "alternative",
-    "Be as brief": "concise",
-}
+STYLES = {hint: name for name, _, hint in BRANCH_STYLES}
 # A lenient judge, as small models are: it likes the direct note best and anything it cannot
 # place (a note cut short, say) better than the careful one.
 SCORES = {"direct": 9, "careful": 7, "alternative": 5, "concise": 6}

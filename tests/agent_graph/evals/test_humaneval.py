@@ -218,6 +218,18 @@ async def test_agent_mode_checks_what_submit_answers(
     assert settings.run_id() != HumanEvalSettings(model_label="scripted").run_id()
 
 
+def test_new_branch_prompts_make_a_new_agent_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent_graph.evals import humaneval as module
+
+    agent = HumanEvalSettings(mode="agent", model_label="m")
+    single = HumanEvalSettings(model_label="m")
+    before = agent.run_id(), single.run_id()
+    restyled = (("direct", 0.2, "Answer in one word."), *module.BRANCH_STYLES[1:])
+    monkeypatch.setattr(module, "BRANCH_STYLES", restyled)
+    assert agent.run_id() != before[0]
+    assert single.run_id() == before[1]  # one greedy call: the branches play no part
+
+
 # -- the CLI ---------------------------------------------------------------------------------
 
 
