@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import re
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
-from backends.llama_batch import BatchEngine, Finished, Job, Sampling
+from backends.llama_batch import LLAMA_VERBOSE, BatchEngine, Finished, Job, Sampling
 from backends.models import resolve_model
 from myninja import paths
 from myninja.errors import ModelError
@@ -82,17 +84,39 @@ def load_llama(path: Path) -> Any:
     of llama.cpp has no AMX in it (the Makefile builds it so)."""
     llama_cpp = import_llama_cpp()
     from llama_cpp._internals import LlamaModel
-    from llama_cpp._logger import set_verbose
 
-    set_verbose(False)  # llama.cpp logs every context it builds; errors still show
     low = llama_cpp.llama_cpp
+    quiet_llama_logs(low)
     params = low.llama_model_default_params()
     if hasattr(params, "use_extra_bufts"):
         params.use_extra_bufts = not has_amx(low)
     try:
-        return LlamaModel(path_model=str(path), params=params, verbose=False)
+        return LlamaModel(path_model=str(path), params=params, verbose=LLAMA_VERBOSE)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {path}: {exc}") from exc
+
+
+# ggml's log levels (ggml.h): what llama.cpp says at ERROR and above reaches stderr.
+GGML_LOG_ERROR, GGML_LOG_CONT = 4, 5
+_log_state: dict[str, Any] = {"level": 0, "callback": None}
+
+
+def quiet_llama_logs(low: Any) -> None:
+    """Only llama.cpp's errors reach stderr (it logs every model and context it builds).
+    llama-cpp-python's own logger reads these levels by an older numbering (warnings pass as
+    errors), and its `verbose=False` redirects the process's stdout and stderr, which from a
+    loading thread swallows what the main thread prints: see LLAMA_VERBOSE."""
+    if _log_state["callback"] is not None:
+        return
+
+    def log(level: int, text: bytes, _user_data: Any) -> None:
+        if level != GGML_LOG_CONT:
+            _log_state["level"] = level
+        if _log_state["level"] >= GGML_LOG_ERROR:
+            sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+    _log_state["callback"] = low.llama_log_callback(log)  # kept: llama.cpp holds a pointer
+    low.llama_log_set(_log_state["callback"], ctypes.c_void_p(0))
 
 
 def has_amx(low: Any) -> bool:

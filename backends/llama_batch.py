@@ -38,6 +38,11 @@ N_BATCH = 512  # tokens evaluated per llama_decode call, prompts included
 LOOKUP_NGRAM = 3  # tokens matched against the prompt to find a draft
 MIN_DISK_PREFIX = 48  # tokens: a shorter head costs less to evaluate than to look up
 DISK_FILES = 64  # prefix files kept on disk (the oldest go first)
+# llama-cpp-python's `verbose=False` quiets llama.cpp by pointing the process's stdout and
+# stderr at /dev/null while a model or context is made; done from a thread (a model loading
+# beside a command's start-up) it swallows what the main thread prints meanwhile. Its logger,
+# set to errors only (embedded.load_llama), quiets llama.cpp without touching either.
+LLAMA_VERBOSE = True
 # A reply whose tail repeats one block of 8 to 256 tokens LOOP_REPEATS times is a small model
 # stuck in a loop: it ends there instead of at its token cap. A shorter block repeated ("hello,
 # hello, ...", a row of zeros) is more often what the person asked for, and runs on.
@@ -170,10 +175,10 @@ class BatchEngine:
         params.n_seq_max = self.parallel + (keep if reuse else 0)
         params.kv_unified = True
         params.no_perf = True
-        self._ctx = LlamaContext(model=model, params=params, verbose=False)
+        self._ctx = LlamaContext(model=model, params=params, verbose=LLAMA_VERBOSE)
         self._memory = low.llama_get_memory(self._ctx.ctx)
         self._vocab = model.vocab
-        self._batch = LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=False)
+        self._batch = LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=LLAMA_VERBOSE)
         self._seqs = [_Seq(i) for i in range(params.n_seq_max)]
         self._queue: list[Job] = []
         self._cond = threading.Condition()

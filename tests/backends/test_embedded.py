@@ -259,6 +259,25 @@ async def test_a_preloaded_model_is_the_one_the_first_call_uses(
     assert (await backend._model(TINY_MODEL)) is embedded._loaded[key]
 
 
+def test_loading_leaves_stdout_and_stderr_alone(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A model loads in a thread while the command prints: redirecting the process's streams
+    # (llama-cpp-python's verbose=False) swallowed `ask`'s answer.
+    import os
+    import sys
+
+    redirected: list[int] = []
+    real_dup2 = os.dup2
+    monkeypatch.setattr(
+        os, "dup2", lambda fd, to, *a: (redirected.append(to), real_dup2(fd, to, *a))[1]
+    )
+    stdout = sys.stdout
+    embedded.shared_model(tiny_model_path, 1152, THREADS, disk=None)
+    assert redirected == [] and sys.stdout is stdout
+    assert capfd.readouterr().err == ""  # llama.cpp's warnings stay quiet
+
+
 async def test_a_preload_that_fails_leaves_the_error_to_the_call(models_dir: Path) -> None:
     backend = EmbeddedBackend("pre", "no-such-model", threads=THREADS, models_dir=models_dir)
     backend.preload().join(30)
