@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import hashlib
+import importlib.util
 import json
 import re
 import tempfile
@@ -170,7 +171,9 @@ def extract_code(reply: str, entry_point: str) -> str:
         if _defines(block, entry_point):
             # Helpers the model wrote in blocks of their own come first, so the function can
             # call them; this block comes last, so its own definitions win.
-            others = [_definitions_only(b) for b in parsing if b is not block]
+            others = [
+                _definitions_only(b, found_imports_only=True) for b in parsing if b is not block
+            ]
             return "\n\n".join([*filter(None, others), block])
     if parsing or blocks:
         return (parsing or blocks)[0]
@@ -196,10 +199,22 @@ def _main_guard(node: ast.stmt) -> bool:
     return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
 
 
-def _definitions_only(code: str) -> str:
+def _found(node: ast.stmt) -> bool:
+    """Whether an import names modules this Python has (not the model's own `solution.py`)."""
+    if isinstance(node, ast.ImportFrom):
+        names = [node.module or ""] if node.level == 0 else [""]
+    elif isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        return True
+    return all(name and importlib.util.find_spec(name.split(".")[0]) for name in names)
+
+
+def _definitions_only(code: str, found_imports_only: bool = False) -> str:
     """Imports, functions, classes and constants of `code`; its examples, prints, asserts and
     `if __name__ == "__main__":` blocks dropped: they would run before the tests do, and a
-    wrong example must not fail a right function."""
+    wrong example must not fail a right function. With `found_imports_only`, imports of
+    modules that do not exist are dropped too (a usage block's `from solution import f`)."""
     tree = _parse(code)
     if tree is None:
         return code
@@ -207,6 +222,8 @@ def _definitions_only(code: str) -> str:
     kept: list[str] = []
     for node in tree.body:
         if not isinstance(node, _KEPT) or _main_guard(node):
+            continue
+        if found_imports_only and not _found(node):
             continue
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         kept.append("\n".join(lines[first - 1 : node.end_lineno]))

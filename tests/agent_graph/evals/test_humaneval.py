@@ -100,6 +100,19 @@ def test_picks_the_block_that_defines_the_entry_point_after_helper_blocks() -> N
     )
 
 
+def test_a_usage_block_importing_the_models_own_file_is_left_out() -> None:
+    # The coder saves its answer as solution.py and shows how to use it: that import has
+    # nothing to import where the answer is checked. Imports that exist stay.
+    reply = (
+        "```python\nimport math\n\ndef add(x, y):\n    return math.floor(x) + y\n```\n"
+        "To use it:\n```python\nimport json\nfrom solution import add\nimport solution\n"
+        "print(add(1, 2))\n```\n"
+    )
+    code = extract_code(reply, "add")
+    assert "solution" not in code
+    assert code.startswith("import json\n\nimport math\n")
+
+
 def test_an_unclosed_fence_runs_to_the_end_of_the_reply() -> None:
     reply = "```python\ndef add(x, y):\n    return x + y"
     assert extract_code(reply, "add") == "def add(x, y):\n    return x + y"
