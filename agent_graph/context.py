@@ -73,8 +73,8 @@ class GraphContext:
         settings = self.config.agent(agent)
         if settings.max_steps is not None:
             return settings.max_steps
-        if persona(agent).max_steps is not None:
-            return persona(agent).max_steps
+        if (own := persona(agent).max_steps) is not None:
+            return own
         if self.config.graph.max_steps is not None:
             return self.config.graph.max_steps
         backend = self.config.backends.get(self.backend_override or settings.backend)

@@ -37,7 +37,8 @@ _TAGGED_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 
 def import_llama_cpp() -> Any:
     """Import llama_cpp the safe way: OpenMP threads must sleep when idle, or decode speed
-    collapses under load, and the variable is read only at import."""
+    collapses under load, and the variable is read only at import; llama.cpp's logs, errors
+    only."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
@@ -46,6 +47,7 @@ def import_llama_cpp() -> Any:
             "the embedded backend needs llama-cpp-python, which is not installed",
             hint="pip install 'myninja[embedded]' (or `make install`)",
         ) from exc
+    quiet_llama_logs(llama_cpp.llama_cpp)
     return llama_cpp
 
 
@@ -86,7 +88,6 @@ def load_llama(path: Path) -> Any:
     from llama_cpp._internals import LlamaModel
 
     low = llama_cpp.llama_cpp
-    quiet_llama_logs(low)
     params = low.llama_model_default_params()
     if hasattr(params, "use_extra_bufts"):
         params.use_extra_bufts = not has_amx(low)

@@ -40,8 +40,8 @@ MIN_DISK_PREFIX = 48  # tokens: a shorter head costs less to evaluate than to lo
 DISK_FILES = 64  # prefix files kept on disk (the oldest go first)
 # llama-cpp-python's `verbose=False` quiets llama.cpp by pointing the process's stdout and
 # stderr at /dev/null while a model or context is made; done from a thread (a model loading
-# beside a command's start-up) it swallows what the main thread prints meanwhile. Its logger,
-# set to errors only (embedded.load_llama), quiets llama.cpp without touching either.
+# beside a command's start-up) it swallows what the main thread prints meanwhile. Our log
+# callback (embedded.quiet_llama_logs, errors only) quiets llama.cpp without touching either.
 LLAMA_VERBOSE = True
 # A reply whose tail repeats one block of 8 to 256 tokens LOOP_REPEATS times is a small model
 # stuck in a loop: it ends there instead of at its token cap. A shorter block repeated ("hello,

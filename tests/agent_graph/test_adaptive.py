@@ -16,7 +16,7 @@ from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from skills.api import Draft, Review, Skill
-from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP
+from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP, branch
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest, types
 
 
@@ -75,9 +75,9 @@ async def test_a_first_branch_that_passes_its_checks_is_kept_alone(open_graph: O
 async def test_a_first_branch_that_falls_short_brings_the_others(open_graph: Open) -> None:
     rules = [
         PLAN_ONE_STEP,
-        {"match": rf"Attempt 1\. {DIRECT}", "reply": "bad plan"},
-        {"match": rf"Attempt 1\. {CAREFUL}", "reply": "GOOD plan"},
-        {"match": rf"Attempt 1\. {ALTERNATIVE}", "reply": "another bad plan"},
+        branch(DIRECT, "bad plan"),
+        branch(CAREFUL, "GOOD plan"),
+        branch(ALTERNATIVE, "another bad plan"),
     ]
     async with open_graph(rules, CHECKED) as (manager, scripted):
         task_id = await manager.submit("@advisor Plan the move")
@@ -130,9 +130,9 @@ async def test_a_one_step_task_whose_branches_all_fail_keeps_the_one_passing_mos
 ) -> None:
     rules = [
         PLAN_ONE_STEP,
-        {"match": rf"Attempt 1\. {DIRECT}", "reply": "one +"},
-        {"match": rf"Attempt 1\. {CAREFUL}", "reply": "two ++"},
-        {"match": rf"Attempt 1\. {ALTERNATIVE}", "reply": "none"},
+        branch(DIRECT, "one +"),
+        branch(CAREFUL, "two ++"),
+        branch(ALTERNATIVE, "none"),
         {"match": r"Attempt 2\.", "reply": "all +++"},
     ]
     async with open_graph(rules, COUNTED) as (manager, _):
