@@ -8,9 +8,13 @@ six tasks: two coder tasks (HumanEval dev problems, as the coder agent is given 
 researcher questions with their passages as numbered sources (HotpotQA dev), two advisor
 decisions. Branch i has the graph's temperature and style for branch i; the reply cap is the
 graph's. Every measurement starts from an empty cache (memory and disk), in one process; the
-order of the modes alternates from prompt to prompt. Target: three branches batched take at
-most 1.5x the wall time of one. Then the seconds per decoding step with 1 to 4 sequences in
-the batch, which bound what batching can save on this machine. Prints JSON.
+order of the modes alternates from prompt to prompt. Besides one, three batched and three
+queued, `shipped` is the step as the graph works it by default (adaptive branching): the first
+branch and the coder's checks of it, then the other two together only when it falls short
+(checks failed, citations that do not hold, no answer found); no mode counts a judge's call.
+Target: three branches take at most 1.5x the wall time of one. Then the seconds per decoding
+step with 1 to 4 sequences in the batch, which bound what batching can save on this machine.
+Prints JSON.
 
     python benchmarks/branches.py [--model qwen2.5-coder-1.5b] [--limit 6] [--max-tokens N]
 """
@@ -31,6 +35,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval-data" / "dev"
+sys.path.insert(0, str(ROOT))
+from benchmarks.branch_setup import branch_requests, candidate, coder_checks, source  # noqa: E402
+
+MODES = ("one", "three", "three_queued", "shipped")
 ADVICE = (
     "Should a two-person startup build its first product on a managed platform such as Heroku "
     "or on raw cloud VMs? We expect a few hundred users in the first year.",
@@ -50,8 +58,7 @@ def tasks(limit: int) -> list[dict[str, Any]]:
     for line in lines:
         row = json.loads(line)
         sources = [
-            {"key": str(i), "title": c["title"], "source": c["title"], "text": c["paragraph_text"]}
-            for i, c in enumerate(row["contexts"])
+            source(str(i), c["title"], c["paragraph_text"]) for i, c in enumerate(row["contexts"])
         ]
         found.append({"agent": "researcher", "text": row["question_text"], "sources": sources})
     for text in ADVICE:
@@ -59,24 +66,8 @@ def tasks(limit: int) -> list[dict[str, Any]]:
     return found[:limit]
 
 
-def branch_requests(task: dict[str, Any], branches: int, max_tokens: int) -> list[Any]:
-    from agent_graph.personas import persona
-    from agent_graph.prompts import BRANCH_STYLES, branch_messages
-    from agent_graph.research import sources_block
-    from backends.base import ChatRequest
-
-    who = persona(task["agent"])
-    sources = sources_block(task["sources"]) if task["sources"] else ""
-    plan = [{"title": "Answer", "instruction": task["text"]}]
-    requests = []
-    for i in range(branches):
-        _, temperature, hint = BRANCH_STYLES[i % len(BRANCH_STYLES)]
-        messages = branch_messages(
-            task["text"], who.system(cited=bool(sources)), hint, plan, 0, 1, [], who.may_ask,
-            sources,
-        )  # fmt: skip
-        requests.append(ChatRequest(messages, temperature=temperature, max_tokens=max_tokens))
-    return requests
+def requests(task: dict[str, Any], branches: int, max_tokens: int) -> list[Any]:
+    return branch_requests(task["agent"], task["text"], task["sources"], branches, max_tokens)
 
 
 async def timed(backend: Any, requests: list[Any], kv: Path) -> dict[str, Any]:
@@ -89,6 +80,39 @@ async def timed(backend: Any, requests: list[Any], kv: Path) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "tokens": [r.usage.completion_tokens for r in results],
         "prompt_tokens": results[0].usage.prompt_tokens,
+    }
+
+
+async def timed_shipped(
+    backend: Any, task: dict[str, Any], requests: list[Any], kv: Path, scratch: Path
+) -> dict[str, Any]:
+    """The step as the graph works it by default (`[graph] adaptive`): the first branch and its
+    checks; the other two, together, only when it falls short (and their checks)."""
+    from agent_graph import judging
+
+    loaded = await backend._model(backend.model)
+    loaded.engine.forget()
+    shutil.rmtree(kv, ignore_errors=True)
+
+    async def checked(i: int, request: Any) -> tuple[Any, list[dict[str, Any]]]:
+        result = await backend.chat(request)
+        if task["agent"] != "coder":
+            return result, []
+        return result, await coder_checks(task["text"], result.text, scratch / f"b{i}")
+
+    started = time.perf_counter()
+    first, checks = await checked(0, requests[0])
+    state = {"sources": task["sources"], "text": task["text"]}
+    short = judging.falls_short(state, candidate(0, first.text, checks, task["sources"]))
+    tokens = [first.usage.completion_tokens]
+    if short is not None:
+        rest = await asyncio.gather(*(checked(i, r) for i, r in enumerate(requests[1:], 1)))
+        tokens += [result.usage.completion_tokens for result, _ in rest]
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "tokens": tokens,
+        "prompt_tokens": first.usage.prompt_tokens,
+        "widened": short,
     }
 
 
@@ -127,25 +151,31 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         )
 
     batched, queued = backend(4), backend(1)
+    scratch = home / "workspaces"
     rows = []
     for n, task in enumerate(tasks(args.limit)):
-        one = branch_requests(task, 1, max_tokens)
-        three = branch_requests(task, 3, max_tokens)
-        modes = [("one", batched, one), ("three", batched, three), ("three_queued", queued, three)]
+        one, three = requests(task, 1, max_tokens), requests(task, 3, max_tokens)
+        modes = [("one", batched, one), ("three", batched, three), ("three_queued", queued, three),
+                 ("shipped", batched, three)]  # fmt: skip
         if n % 2:
             modes.reverse()  # drift in machine load hits every mode alike
         row: dict[str, Any] = {"agent": task["agent"], "task": task["text"][:80]}
-        for name, engine, requests in modes:
-            row[name] = await timed(engine, requests, kv)
-        row["three_over_one"] = round(row["three"]["seconds"] / row["one"]["seconds"], 3)
-        row["queued_over_one"] = round(row["three_queued"]["seconds"] / row["one"]["seconds"], 3)
+        for name, engine, asks in modes:
+            if name == "shipped":
+                row[name] = await timed_shipped(engine, task, asks, kv, scratch / str(n))
+            else:
+                row[name] = await timed(engine, asks, kv)
+        for name in MODES[1:]:
+            row[f"{name}_over_one"] = round(row[name]["seconds"] / row["one"]["seconds"], 3)
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
 
     steps = await step_seconds(batched)
 
-    def total(name: str) -> float:
-        return sum(r[name]["seconds"] for r in rows)
+    def total(name: str, agent: str | None = None) -> float:
+        return sum(r[name]["seconds"] for r in rows if agent in (None, r["agent"]))
+
+    agents = list(dict.fromkeys(r["agent"] for r in rows))
 
     return {
         "benchmark": "branches",
@@ -153,18 +183,14 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "threads": args.threads,
         "max_tokens": max_tokens,
         "prompts": len(rows),
-        "seconds": {name: round(total(name), 2) for name in ("one", "three", "three_queued")},
-        "three_over_one": round(total("three") / total("one"), 3),
-        "three_queued_over_one": round(total("three_queued") / total("one"), 3),
+        "seconds": {name: round(total(name), 2) for name in MODES},
+        **{f"{name}_over_one": round(total(name) / total("one"), 3) for name in MODES[1:]},
         "median_three_over_one": round(statistics.median(r["three_over_one"] for r in rows), 3),
-        "target_three_over_one": 1.5,
+        "target_over_one": 1.5,
+        "shipped_widened": sum(r["shipped"]["widened"] is not None for r in rows),
         "by_agent": {
-            agent: round(
-                sum(r["three"]["seconds"] for r in rows if r["agent"] == agent)
-                / sum(r["one"]["seconds"] for r in rows if r["agent"] == agent),
-                3,
-            )
-            for agent in dict.fromkeys(r["agent"] for r in rows)
+            name: {agent: round(total(name, agent) / total("one", agent), 3) for agent in agents}
+            for name in MODES[1:]
         },
         "step_seconds": steps,
         "step_over_one": {n: round(s / steps["1"], 3) for n, s in steps.items()},
@@ -179,7 +205,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=6)
     parser.add_argument("--max-tokens", type=int, default=None)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory() as home:
         os.environ["MYNINJA_HOME"] = home

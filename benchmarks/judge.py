@@ -38,6 +38,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval-data" / "dev"
+sys.path.insert(0, str(ROOT))
+from benchmarks.branch_setup import branch_requests, candidate, coder_checks, source  # noqa: E402
+
 SETS = ("humaneval", "hotpotqa", "nq")
 BRANCHES = 3
 NQ_SOURCES = 5
@@ -65,7 +68,7 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
                 "text": r["question_text"],
                 "gold": [s for a in r["answers_objects"] for s in a["spans"]],
                 "sources": [
-                    _source(f"{r['question_id']}-{c['id']}", c["title"], c["paragraph_text"])
+                    source(f"{r['question_id']}-{c['id']}", c["title"], c["paragraph_text"])
                     for c in r["contexts"]
                 ],
             }
@@ -84,55 +87,13 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
                 "agent": "researcher",
                 "text": r["question"],
                 "gold": r["answers"],
-                "sources": [_source(f"nq-{j}", *pool[j]) for j in best],
+                "sources": [source(f"nq-{j}", *pool[j]) for j in best],
             }
         )
     return found
 
 
-def _source(key: str, title: str, text: str) -> dict[str, Any]:
-    return {"key": key, "id": key, "title": title, "source": title, "text": text,
-            "origin": "corpus", "published": None}  # fmt: skip
-
-
 # -- branches -------------------------------------------------------------------------------
-
-
-def requests(problem: dict[str, Any], max_tokens: int) -> list[Any]:
-    from agent_graph.personas import persona
-    from agent_graph.prompts import BRANCH_STYLES, branch_messages
-    from agent_graph.research import sources_block
-    from backends.base import ChatRequest
-
-    who = persona(problem["agent"])
-    sources = sources_block(problem["sources"]) if problem["sources"] else ""
-    plan = [{"title": "Answer", "instruction": problem["text"]}]
-    out = []
-    for i in range(BRANCHES):
-        _, temperature, hint = BRANCH_STYLES[i]
-        messages = branch_messages(
-            problem["text"], who.system(cited=bool(sources)), hint, plan, 0, 1, [], False, sources
-        )
-        out.append(ChatRequest(messages, temperature=temperature, max_tokens=max_tokens))
-    return out
-
-
-async def coder_checks(problem: dict[str, Any], text: str, workspace: Path) -> list[dict]:
-    """The coder skill's review of one answer, as the graph runs it (no revision)."""
-    from skills.api import Draft, ToolContext
-    from skills.coder import skill as coder
-
-    context = ToolContext("judge-bench", workspace_dir=workspace)
-
-    async def use(name: str, arguments: dict[str, Any]) -> str:
-        return await coder.skill.tool(name).call(arguments, context)
-
-    draft = Draft(task=problem["text"], agent="coder", task_id="judge-bench", use=use,
-                  workspace=workspace, text=text, branch_id="b")  # fmt: skip
-    verdict = await coder.review(draft)
-    if verdict is None:
-        return []
-    return [{"skill": "coder", "verdict": verdict.verdict, "passed": verdict.passed}]
 
 
 def right(problem: dict[str, Any], text: str) -> bool:
@@ -150,14 +111,17 @@ def right(problem: dict[str, Any], text: str) -> bool:
 async def branch_rows(
     backend: Any, problem: dict[str, Any], max_tokens: int, scratch: Path
 ) -> list[dict[str, Any]]:
-    results = await asyncio.gather(*(backend.chat(r) for r in requests(problem, max_tokens)))
+    asks = branch_requests(
+        problem["agent"], problem["text"], problem["sources"], BRANCHES, max_tokens
+    )
+    results = await asyncio.gather(*(backend.chat(r) for r in asks))
     rows = []
     for i, result in enumerate(results):
         text = result.text.strip()
         checks: list[dict] = []
         if problem["agent"] == "coder":
             checks = await coder_checks(
-                problem, text, scratch / f"{problem['id']}-{i}".replace("/", "_")
+                problem["text"], text, scratch / f"{problem['id']}-{i}".replace("/", "_")
             )
         rows.append(
             {"text": text, "checks": checks, "right": await asyncio.to_thread(right, problem, text)}
@@ -210,15 +174,7 @@ async def judge_compare(backend: Any, problem: dict[str, Any], texts: list[str])
 
 
 def candidates(problem: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = [s["key"] for s in problem["sources"]]
-    out = []
-    for i, row in enumerate(rows):
-        c = {"step": 0, "round": 1, "branch_id": f"b{i + 1}", "text": row["text"],
-             "checks": row["checks"]}  # fmt: skip
-        if keys:
-            c["source_keys"] = keys
-        out.append(c)
-    return out
+    return [candidate(i, r["text"], r["checks"], problem["sources"]) for i, r in enumerate(rows)]
 
 
 def choices(problem: dict[str, Any], record: dict[str, Any]) -> dict[str, int | float]:
@@ -350,7 +306,6 @@ def main() -> None:
     parser.add_argument("--limit", default="40,50,100", help="problems per set, in SETS order")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "judge"))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
