@@ -257,7 +257,10 @@ async def run_set(backend: Any, name: str, limit: int, out: Path, max_tokens: in
                 record = {
                     "id": problem["id"],
                     "branches": rows,
-                    "judge_each": [await judge_each(backend, problem, t) for t in texts],
+                    # One batch for the three calls: the engine decodes concurrent calls together.
+                    "judge_each": list(
+                        await asyncio.gather(*(judge_each(backend, problem, t) for t in texts))
+                    ),
                     "judge_compare": await judge_compare(backend, problem, texts),
                 }
                 await _compare_groups(backend, problem, record)
