@@ -136,8 +136,11 @@ COMPARE_SCHEMA: dict[str, Any] = {
 COMPARE_CHARS = 2400  # of each candidate shown to the comparing judge
 
 # Branches differ in temperature and in the angle they take, so that judging them is a choice.
+# The first is greedy: with adaptive branching it is most often the only one, so it gives the
+# model's most likely answer (what one plain call gives), and greedy replies can be decoded with
+# prompt lookup; the others sample, for the variety more branches are for.
 BRANCH_STYLES: tuple[tuple[str, float, str], ...] = (
-    ("direct", 0.2, "Answer directly and precisely."),
+    ("direct", 0.0, "Answer directly and precisely."),
     # No "step by step": on the default model that style wrote two to three times as much as
     # the others, and the branches of a step end when the longest does.
     (

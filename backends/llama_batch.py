@@ -187,6 +187,7 @@ class BatchEngine:
         self._forget = False
         self.steps = 0  # decode calls, for tests and benchmarks
         self.last_reused = 0  # prompt tokens the last job started with from the cache
+        self.drafted = self.accepted = 0  # prompt-lookup tokens proposed and kept, all jobs
 
     # -- the public side (any thread) ---------------------------------------------------------
 
@@ -492,6 +493,8 @@ class BatchEngine:
     def _finish(self, seq: _Seq, reason: str, evaluated: bool) -> None:
         job = seq.job
         assert job is not None
+        self.drafted += seq.drafted
+        self.accepted += seq.accepted
         rest = seq.held + seq.decoder.decode(b"", final=True)
         if rest:
             job.emit(rest)

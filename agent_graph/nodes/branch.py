@@ -55,7 +55,7 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
                 step=step,
                 round=round_,
                 branch_id=f"s{step + 1}r{round_}b{i + 1}",
-                temperature=temperature if branches > 1 else 0.2,
+                temperature=temperature,
                 style=style,
                 results=done,
                 sources=list(state.get("sources") or []),

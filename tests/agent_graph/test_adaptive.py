@@ -91,6 +91,9 @@ async def test_a_first_branch_that_falls_short_brings_the_others(open_graph: Ope
         scores = {e["branch_id"]: e["score"] for e in of_type(manager, task_id, "evaluation")}
         assert scores == {"s1r1b1": 3.0, "s1r1b2": 9.0, "s1r1b3": 3.0}
         assert not compare_calls(scripted)
+        # The first branch is the model's most likely answer; the others sample.
+        temperatures = [c.temperature for c in scripted.calls if "Attempt 1." in str(c.messages)]
+        assert temperatures[0] == 0.0 and all(t > 0 for t in temperatures[1:])
         # The widening announced only the new branches, after the first was done.
         kinds = [e["type"] for e in manager.store.events(task_id)]
         assert kinds.index("widened") < kinds.index("branch_started", kinds.index("widened"))

@@ -351,3 +351,33 @@ async def test_a_long_system_prompt_is_kept_on_disk_for_the_next_process(
     assert (await third.chat(request)).text == one.text
     assert (await third._model(TINY_MODEL)).engine.last_reused == 0
     assert path.stat().st_size > 1000
+
+
+async def test_prompt_lookup_gives_what_plain_decoding_gives_in_fewer_steps(
+    models_dir: Path, tiny_model_path: Path
+) -> None:
+    passage = (
+        "The river rises in the hills above the town, runs past the old mill and the church, "
+        "and meets the sea at a wide sandy bay where the fishing boats are kept in winter."
+    )
+    request = ChatRequest(
+        [{"role": "user", "content": f"Repeat this text exactly:\n\n{passage}"}],
+        temperature=0,
+        max_tokens=48,
+    )
+
+    def make(lookup: int) -> EmbeddedBackend:
+        return EmbeddedBackend(
+            "embedded", TINY_MODEL, threads=THREADS, n_ctx=2048, models_dir=models_dir,
+            lookup=lookup,
+        )  # fmt: skip
+
+    plain = await make(0).chat(request)
+    engine = embedded._loaded[key_of(tiny_model_path)].engine
+    engine.forget()  # the second run starts from nothing too
+    await engine_idle(embedded._loaded[key_of(tiny_model_path)], 30)
+    steps, accepted = engine.steps, engine.accepted
+    drafted = await make(8).chat(request)
+    assert drafted.text == plain.text  # greedy: a draft only ever keeps what decoding picks
+    assert engine.accepted - accepted > 0
+    assert engine.steps - steps < plain.usage.completion_tokens
