@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/routing.py
 	$(BIN)/python benchmarks/branches.py
 	$(BIN)/python benchmarks/judge.py
+	$(BIN)/python benchmarks/lookup.py
 	$(BIN)/python benchmarks/embedded_speed.py
 	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/runtime_overhead.py

@@ -100,6 +100,23 @@ def _call_at(line: str, start: int) -> int | None:
     return None
 
 
+def _valued(call: str) -> bool:
+    """Whether `call` parses and its arguments are values: `is_happy(abcd)` names nothing
+    the check could run (the task wrote a string without its quotes), so it is prose."""
+    try:
+        tree = ast.parse(call, mode="eval").body
+    except SyntaxError:
+        return False
+    if not isinstance(tree, ast.Call):
+        return False
+    arguments = [*tree.args, *(k.value for k in tree.keywords)]
+    return not any(
+        isinstance(node, ast.Name | ast.Attribute | ast.Call)
+        for argument in arguments
+        for node in ast.walk(argument)
+    )
+
+
 def _calls_in(lines: list[str], names: set[str]) -> list[tuple[str, str]]:
     """(call, expected) for each `name(...) <arrow> value` and doctest in the lines."""
     found: list[tuple[str, str]] = []
@@ -112,9 +129,7 @@ def _calls_in(lines: list[str], names: set[str]) -> list[tuple[str, str]]:
             if end is None:
                 continue
             call = line[match.start() : end]
-            try:
-                ast.parse(call, mode="eval")
-            except SyntaxError:
+            if not _valued(call):
                 continue
             rest = line[end:]
             arrow = _ARROW.match(rest)

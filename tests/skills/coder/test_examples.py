@@ -75,6 +75,8 @@ def test_values_are_literals_written_as_python_or_as_prose_booleans() -> None:
         "multiply_add(2, 3) == 5",  # another function
         "self.add(2, 3) == 5",  # a method of something else
         "add(2, 3 == 5",  # unbalanced
+        "add(a, bb) => False",  # words without their quotes: nothing to run them with
+        "add(x=y, b=2) == 3",  # a name as a keyword's value
     ],
 )
 def test_prose_formulas_signatures_and_other_functions_are_not_examples(prose: str) -> None:

@@ -270,6 +270,24 @@ async def test_docstring_examples_are_the_tests_when_there_are_none(
 
 
 @pytest.mark.slow
+async def test_docstring_examples_are_checked_by_value_and_comparisons_assert(
+    root: Path, tools: Tools
+) -> None:
+    code = (
+        "def shout(word):\n"
+        '    """The word in capitals.\n\n'
+        '    >>> shout("ab")\n    "AB"\n'  # the value 'AB', written as people write it
+        "    >>> shout('x') == 'X'\n"  # no line after it: the comparison asserts
+        '    """\n'
+        "    return word.upper()\n"
+    )
+    result = await run_review(root, tools, fenced(code))
+    assert result == Review(verdict="doctests: passed 2", passed=True)
+    wrong = await run_review(root, tools, fenced(code.replace("word.upper()", "word")), 1)
+    assert wrong is not None and wrong.verdict == "doctests: passed 0, failed 2"
+
+
+@pytest.mark.slow
 async def test_code_whose_examples_cannot_run_is_run_as_a_program(root: Path, tools: Tools) -> None:
     broken = DOCTESTED + "print(1 / 0)\n"  # fails on import: the plain run says why
     result = await run_review(root, tools, fenced(broken))
