@@ -19,7 +19,7 @@ from pathlib import Path
 
 from skills.api import Draft, Review, ToolError
 
-from . import examples
+from . import doctests, examples
 from .sandbox import Workspace
 
 CODE_FILE = "solution.py"
@@ -396,7 +396,7 @@ async def _own_checks(draft: Draft, files: dict[str, str]) -> Review:
         report = await draft.use("run_tests", arguments)
         return _judge_tests(report, files)
     main = _main_file(files)
-    if _DOCTEST.search(files[main]):
+    if doctests.PROMPT.search(files[main]):
         # The examples in its docstrings are the tests it came with: run those.
         report = await draft.use("run_python", {"path_or_code": _doctest_runner(main)})
         reviewed = _judge_doctests(report, main, files)
@@ -458,61 +458,14 @@ def _both(own: Review, given: Review) -> Review:
     return Review(verdict=f"{own.verdict}; {given.verdict}", passed=passed, feedback=feedback)
 
 
-_DOCTEST = re.compile(r"^\s*>>> ", re.M)
-_DOCTEST_MARK = "@@doctests "
-
-
-# Docstring examples are checked as a person reads them: `"21"` shows the value '21' (doctest
-# itself compares the printed text), and `>>> f(x) == y` with no line after it asserts.
-_DOCTEST_RUNNER = """\
-import ast, doctest, importlib, sys
-sys.path.insert(0, '.')
-module = importlib.import_module({module!r})
-
-
-def literal(text):
-    try:
-        return True, ast.literal_eval(text.strip())
-    except Exception:
-        return False, None
-
-
-class ByValue(doctest.OutputChecker):
-    def check_output(self, want, got, optionflags):
-        if super().check_output(want, got, optionflags):
-            return True
-        (a, x), (b, y) = literal(want), literal(got)
-        return a and b and type(x) is type(y) and x == y
-
-
-def asserts(source):
-    try:
-        return isinstance(ast.parse(source, mode='eval').body, ast.Compare)
-    except SyntaxError:
-        return False
-
-
-flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
-runner = doctest.DocTestRunner(checker=ByValue(), optionflags=flags)
-for test in doctest.DocTestFinder().find(module, module.__name__):
-    for example in test.examples:
-        if not example.want and asserts(example.source):
-            example.want = 'True\\n'
-    runner.run(test)
-result = runner.summarize(verbose=False)
-print({mark!r} + f'{{result.attempted}} {{result.failed}}')
-sys.exit(1 if result.failed else 0)
-"""
-
-
 def _doctest_runner(main: str) -> str:
     """Code that runs the docstring examples of `main` and prints a line of counts."""
-    return _DOCTEST_RUNNER.format(module=_module(main), mark=_DOCTEST_MARK)
+    return doctests.runner(_module(main))
 
 
 def _judge_doctests(report: str, main: str, files: dict[str, str]) -> Review | None:
     """The docstring examples' verdict; None when none ran (the program is run instead)."""
-    counts = re.search(rf"^{_DOCTEST_MARK}(\d+) (\d+)$", report, re.M)
+    counts = re.search(rf"^{doctests.MARK}(\d+) (\d+)$", report, re.M)
     if counts is None:
         return None  # it did not import, say: running it says why
     attempted, failed = int(counts.group(1)), int(counts.group(2))
