@@ -10,7 +10,8 @@ import pytest
 
 from skills.api import Draft, Permission, Review, ToolContext, ToolError
 from skills.coder import skill as coder
-from skills.coder.review import FIX, code_files, review
+from skills.coder.answer_files import code_files
+from skills.coder.review import FIX, review
 from skills.coder.sandbox import SandboxLimits
 
 BRANCH = "s1r0b1"
