@@ -50,6 +50,8 @@ class GraphContext:
     grants: Grants | None = None
     allow: set[str] = field(default_factory=set)  # permissions given for this task
     task_id: str = ""
+    # Branches whose skills' checks passed, by branch id: a sibling then stops revising.
+    passed: set[str] = field(default_factory=set)
 
     def tools(self, agent: str) -> list[dict[str, Any]]:
         """The tools an agent's branches are offered, in the OpenAI format."""
@@ -79,6 +81,15 @@ class GraphContext:
             return self.config.graph.max_steps
         backend = self.config.backends.get(self.backend_override or settings.backend)
         return 1 if getattr(backend, "type", "") == "embedded" else DEFAULT_MAX_STEPS
+
+    def revises_fresh(self, agent: str) -> bool:
+        """Whether an agent's branch whose checks failed tries a new sample rather than a
+        revision from the checks' report (`[graph] revise`)."""
+        if self.config.graph.revise is not None:
+            return self.config.graph.revise == "fresh"
+        settings = self.config.agent(agent)
+        backend = self.config.backends.get(self.backend_override or settings.backend)
+        return getattr(backend, "type", "") == "embedded"
 
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""

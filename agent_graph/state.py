@@ -105,3 +105,4 @@ class BranchInput(TypedDict):
     follow_up: bool  # may search again with a query written from what was found
     web: bool  # the follow-up may search the web too
     prepared: NotRequired[str]  # what the agent's skills computed for it
+    revisions: NotRequired[int]  # how often it may revise when its skills' checks fail it

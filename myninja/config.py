@@ -155,6 +155,20 @@ class GraphConfig(_Strict):
     max_revisions: int = Field(
         2, ge=0, le=5, description="Revisions a branch may make after its skills' review fails it"
     )
+    revise: Literal["feedback", "fresh"] | None = Field(
+        None,
+        description="How a branch whose checks failed tries again: from the checks' report "
+        '("feedback"), or as a new sample of its prompt ("fresh", for a sampling branch); '
+        'default: "fresh" on the embedded backend, whose small models fix little from a '
+        'report, "feedback" elsewhere',
+    )
+    first_revisions: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Revisions of a step's first branch before the others are tried "
+        "(adaptive branching; at most max_revisions)",
+    )
     use_past_tasks: bool = Field(True, description="Show similar past plans to the planner")
     max_tokens: int = Field(1024, ge=16, description="Reply length cap unless an agent sets one")
 

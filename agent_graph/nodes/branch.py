@@ -40,7 +40,7 @@ from myninja.errors import BackendError
 from skills.api import Review, ToolError
 
 
-def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
+def branch_inputs(state: TaskState, branches: int, revisions: int) -> list[BranchInput]:
     step, round_ = state["step"], state["round"]
     done = [r for r in state.get("results", []) if r["round"] == round_ and r["step"] < step]
     inputs = []
@@ -64,6 +64,7 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
                 follow_up=i > 0 or branches == 1,
                 web=bool(state.get("web")),
                 prepared=state.get("prepared") or "",
+                revisions=revisions,
             )
         )
     return inputs
@@ -71,11 +72,16 @@ def branch_inputs(state: TaskState, branches: int) -> list[BranchInput]:
 
 def wave_inputs(state: TaskState, ctx: GraphContext) -> list[BranchInput]:
     """The branches of the step's current wave: with adaptive branching the first branch
-    alone, then (if it fell short) the others together; otherwise all of them at once."""
-    every = branch_inputs(state, ctx.config.graph.branches)
+    alone, then (if it fell short) the others together; otherwise all of them at once.
+
+    A first branch that others will follow if it falls short revises less (by default not
+    at all): on a small model a fresh branch is likelier to get it right than a revision."""
+    settings = ctx.config.graph
     if not evaluate_adaptive(ctx):
-        return every
-    return every[:1] if state.get("wave", 1) == 1 else every[1:]
+        return branch_inputs(state, settings.branches, settings.max_revisions)
+    if state.get("wave", 1) == 1:
+        return branch_inputs(state, 1, min(settings.first_revisions, settings.max_revisions))
+    return branch_inputs(state, settings.branches, settings.max_revisions)[1:]
 
 
 def evaluate_adaptive(ctx: GraphContext) -> bool:
@@ -140,6 +146,9 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     text, error, exit_code = "", None, None
     checks: list[tuple[str, Review]] = []
     revision, tool_round = 0, -1
+    # A greedy branch sampled again writes the same answer: it revises from the report.
+    fresh = inp["temperature"] > 0 and ctx.revises_fresh(inp["agent"])
+    first_messages, seed = list(messages), None
     try:
         while tool_round < ctx.config.graph.max_tool_rounds:
             tool_round += 1
@@ -150,6 +159,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 temperature=inp["temperature"],
                 max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,
                 tools=tools if offer else None,
+                seed=seed,
             )
             parts: list[str] = []
             calls: list[ToolCall] = []
@@ -162,7 +172,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     usage["prompt_tokens"] += chunk.usage.prompt_tokens
                     usage["completion_tokens"] += chunk.usage.completion_tokens
             text = drop_echoed_label("".join(parts).strip())
-            if revision:
+            if revision and not fresh:
                 text = drop_reply_to_note(text)
             question = _asked_in_text(text) if may_ask and offer and not calls else None
             asked_back = question is not None and (
@@ -191,10 +201,17 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                     events=events,
                 )
                 feedback = [r.feedback for _, r in checks if r.passed is False and r.feedback]
-                if not feedback or revision >= ctx.config.graph.max_revisions:
+                outcomes = [r.passed for _, r in checks]
+                if True in outcomes and False not in outcomes:
+                    ctx.passed.add(inp["branch_id"])
+                budget = inp.get("revisions", ctx.config.graph.max_revisions)
+                if not feedback or revision >= budget or _sibling_passed(ctx, inp):
                     break
-                # The skills' checks failed it: the model revises, its tool rounds anew.
+                # The skills' checks failed it: the model tries again, its tool rounds anew.
                 revision, tool_round = revision + 1, -1
+                if fresh:  # another sample of the same prompt (another seed)
+                    messages, seed = list(first_messages), revision
+                    continue
                 messages += [
                     {"role": "assistant", "content": text},
                     {"role": "user", "content": "\n\n".join(feedback)},
@@ -247,6 +264,13 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
     if extra:
         update["sources"] = extra
     return update
+
+
+def _sibling_passed(ctx: GraphContext, inp: BranchInput) -> bool:
+    """Whether another branch of this step passed its checks: the checks keep that one, so
+    a revision of this one would only cost time."""
+    wave = inp["branch_id"].rsplit("b", 1)[0]
+    return any(b != inp["branch_id"] and b.rsplit("b", 1)[0] == wave for b in ctx.passed)
 
 
 async def _follow_up(

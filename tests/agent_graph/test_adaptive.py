@@ -99,6 +99,74 @@ async def test_a_first_branch_that_falls_short_brings_the_others(open_graph: Ope
         assert kinds.index("widened") < kinds.index("branch_started", kinds.index("widened"))
 
 
+async def _asks_for_good(draft: Draft) -> Review:
+    """A check by code that says what to fix, so a failing branch may revise."""
+    if "GOOD" in draft.text:
+        return Review(verdict="good", passed=True)
+    return Review(verdict="bad", passed=False, feedback="Say GOOD.")
+
+
+FIXABLE = Skill(
+    name="fixable", description="Checks answers", agents=("advisor",), review=_asks_for_good
+)
+
+
+@pytest.mark.parametrize("first_revisions", [0, 1])
+async def test_a_first_branch_revises_as_often_as_first_revisions_before_the_others_run(
+    open_graph: Open, first_revisions: int
+) -> None:
+    rules = [PLAN_ONE_STEP, {"match": r"Attempt 1\.", "reply": "bad plan"}]
+    graph = {"max_revisions": 2, "first_revisions": first_revisions}
+    async with open_graph(rules, FIXABLE, **graph) as (manager, scripted):
+        task_id = await manager.submit("@advisor Plan the move")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "bad plan"
+        done = of_type(manager, task_id, "branch_done")
+        # The others, run together after it, keep the full budget.
+        revisions = {e["branch_id"]: e["revisions"] for e in done}
+        assert revisions == {"s1r1b1": first_revisions, "s1r1b2": 2, "s1r1b3": 2}
+        first_calls = [c for c in scripted.calls if f"Attempt 1. {DIRECT}" in str(c.messages)]
+        assert len(first_calls) == 1 + first_revisions
+
+
+@pytest.mark.parametrize("revise", ["fresh", "feedback"])
+async def test_a_sampling_branch_tries_again_as_revise_says(open_graph: Open, revise: str) -> None:
+    rules = [PLAN_ONE_STEP, {"match": r"Attempt 1\.", "reply": "bad plan"}]
+    graph = {"max_revisions": 2, "revise": revise}
+    async with open_graph(rules, FIXABLE, **graph) as (manager, scripted):
+        task_id = await manager.submit("@advisor Plan the move")
+        await run_to_rest(manager, task_id)
+        careful = [c for c in scripted.calls if CAREFUL in str(c.messages)]
+        assert len(careful) == 3
+        if revise == "fresh":  # the same prompt again, sampled with another seed
+            assert all(c.messages == careful[0].messages for c in careful)
+            assert "Say GOOD." not in str(careful[2].messages)
+            assert [c.seed for c in careful] == [None, 1, 2]
+        else:  # the answer and the report, twice
+            assert [c.seed for c in careful] == [None, None, None]
+            last = [m["content"] for m in careful[2].messages[-4:]]
+            assert last == ["bad plan", "Say GOOD.", "bad plan", "Say GOOD."]
+
+
+async def test_a_branch_stops_revising_once_a_sibling_passed_its_checks(
+    open_graph: Open,
+) -> None:
+    rules = [
+        PLAN_ONE_STEP,
+        branch(DIRECT, "bad plan"),
+        branch(CAREFUL, "GOOD plan"),
+        # Its first answer comes after the sibling's passed.
+        branch(ALTERNATIVE, "another bad plan", delay=0.2),
+    ]
+    async with open_graph(rules, FIXABLE, max_revisions=2) as (manager, scripted):
+        task_id = await manager.submit("@advisor Plan the move")
+        task = await run_to_rest(manager, task_id)
+        assert task["answer"] == "GOOD plan"
+        done = of_type(manager, task_id, "branch_done")
+        assert {e["branch_id"]: e["revisions"] for e in done}["s1r1b3"] == 0
+        assert len([c for c in scripted.calls if ALTERNATIVE in str(c.messages)]) == 1
+
+
 async def test_every_branch_failing_its_checks_is_a_replan(open_graph: Open) -> None:
     rules = [
         PLAN_ONE_STEP,
