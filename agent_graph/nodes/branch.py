@@ -7,7 +7,6 @@ answers. Branches differ in temperature and in the angle their prompt asks for."
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from langgraph.config import get_stream_writer
@@ -15,11 +14,17 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
 from agent_graph import skill_hooks
+from agent_graph.branch_text import (
+    asked_in_text,
+    asks_a_fact,
+    drop_echoed_label,
+    drop_reply_to_note,
+    repeats,
+)
 from agent_graph.context import GraphContext
 from agent_graph.events import make_event
 from agent_graph.personas import persona
 from agent_graph.prompts import (
-    ASK_PREFIX,
     ASK_USER_TOOL,
     BRANCH_STYLES,
     NO_ASKING,
@@ -174,11 +179,11 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
             text = drop_echoed_label("".join(parts).strip())
             if revision and not fresh:
                 text = drop_reply_to_note(text)
-            question = _asked_in_text(text) if may_ask and offer and not calls else None
+            question = asked_in_text(text) if may_ask and offer and not calls else None
             asked_back = question is not None and (
-                _repeats(question, inp["text"]) or _repeats(question, who.system_prompt)
+                repeats(question, inp["text"]) or repeats(question, who.system_prompt)
             )
-            if question is not None and (asked_back or _asks_a_fact(question)):
+            if question is not None and (asked_back or asks_a_fact(question)):
                 # Asking the person their own task (or its own instructions) back, or a
                 # general fact, is never needed.
                 messages += [{"role": "assistant", "content": text}, NO_ASKING]
@@ -315,95 +320,6 @@ async def _follow_up(
         )
     )
     return extra
-
-
-# How a revision tends to open when it answers the checks' note rather than the person.
-_REPLY_OPENERS = re.compile(
-    r"(certainly|sure|of course|absolutely|apologies|my apologies|i apologi[sz]e|sorry|"
-    r"you'?re right|thank you|thanks|understood|got it|okay|ok)\b",
-    re.IGNORECASE,
-)
-_HERE_IS = re.compile(r"here(?:'s| is| are)\b", re.IGNORECASE)
-
-
-# The prompt's own labels ("Attempt 1.", "Step 2 of 3") on a line of their own.
-_LABEL_LINE = re.compile(r"[*#\s]*(attempt \d+|step \d+( of \d+)?)[.:]?[*\s]*", re.IGNORECASE)
-
-
-def drop_echoed_label(text: str) -> str:
-    """An answer without a first line that only echoes the prompt's label ("Attempt 1:"),
-    which a small model copies and the person has no use for."""
-    first, newline, rest = text.partition("\n")
-    if newline and rest.strip() and _LABEL_LINE.fullmatch(first):
-        return rest.strip()
-    return text
-
-
-def drop_reply_to_note(text: str) -> str:
-    """A revision without its opening reply to the checks' feedback ("Certainly! Here is the
-    full advice again:"), which the person, who never saw that feedback, should not read."""
-    first, newline, rest = text.partition("\n")
-    line = first.strip().strip("*#").strip()
-    if not newline or not rest.strip() or len(line) > 160:
-        return text
-    if _REPLY_OPENERS.match(line) or (_HERE_IS.match(line) and line.endswith(":")):
-        return rest.strip()
-    return text
-
-
-def _words(text: str) -> set[str]:
-    """Content words, crudely stemmed ("paying" and "pay" are one word)."""
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-# Words of asking itself, not of what is asked for ("Can you please provide the draft?",
-# "What are the pros and cons of…"), as `_words` stems them.
-_ASKING_WORDS = frozenset(
-    {"can", "could", "would", "will", "you", "your", "please", "provide", "give", "share",
-     "tell", "send", "the", "and", "for", "with", "any", "some", "what", "are", "how",
-     "which", "there", "pro", "con"}
-)  # fmt: skip
-
-
-def _repeats(question: str, task: str) -> bool:
-    """Whether a question mostly restates the task (small models do that)."""
-    asked, given = _words(question) - _ASKING_WORDS, _words(task)
-    return bool(asked) and len(asked & given) >= 0.6 * len(asked)
-
-
-# How questions about the world begin; one that also says "you"/"my"… is about the person.
-FACT_OPENERS = re.compile(
-    r"^(what|which|who|when|where|how) (is|are|was|were|does|do|did)\b|^why\b", re.IGNORECASE
-)
-PERSONAL = re.compile(r"\b(you|your|yours|you're|i|me|my|mine|we|us|our)\b", re.IGNORECASE)
-
-
-# "How do I…", "How can we…": asking how to do the task, which is the agent's to know.
-HOW_TO = re.compile(r"^how (do|can|should|would|could) (i|we)\b", re.IGNORECASE)
-
-
-def _asks_a_fact(question: str) -> bool:
-    """Whether a question asks about the world rather than the person ("What is tmux?"), or
-    how to do the task: small models ask those though told not to; the answer is theirs."""
-    asked = question.strip()
-    if HOW_TO.search(asked):
-        return True
-    return bool(FACT_OPENERS.search(asked)) and not PERSONAL.search(question)
-
-
-def _asked_in_text(text: str) -> str | None:
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    if first.upper().startswith(ASK_PREFIX):
-        question = first[len(ASK_PREFIX) :].strip()
-        return question or None
-    return None
 
 
 async def _use_tool(

@@ -610,12 +610,12 @@ async def test_on_the_embedded_backend_a_task_is_one_step_unless_configured(
 
 
 def test_a_question_restating_the_task_in_other_word_forms_is_a_repeat() -> None:
-    from agent_graph.nodes.branch import _repeats
+    from agent_graph.branch_text import repeats
 
     task = "I have 20,000 EUR in savings. Should I pay off my 3% mortgage early or invest?"
     asked_back = "What are the pros and cons of paying off my mortgage early or investing?"
-    assert _repeats(asked_back, task)
-    assert not _repeats("What is your monthly income after tax?", task)
+    assert repeats(asked_back, task)
+    assert not repeats("What is your monthly income after tax?", task)
 
 
 async def test_by_default_the_writer_leaves_a_placeholder_rather_than_ask(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agent_graph import judging, skill_hooks
-from agent_graph.nodes.branch import drop_reply_to_note
+from agent_graph.branch_text import drop_reply_to_note
 from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
