@@ -227,8 +227,13 @@ SEED_TASKS = [
 
 
 @pytest.fixture
-def workspace(myninja_home: Path) -> dict[str, Any]:
-    """A home with a scripted backend, a few finished tasks (one rated), a corpus, files."""
+def workspace(myninja_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A home with a scripted backend, a few finished tasks (one rated), a corpus, files; run
+    from a folder of its own, so a jumble such as `export tasks --out --answers` writes there
+    and not into the checkout."""
+    here = myninja_home.parent / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
     scripted_config(myninja_home, ASK_RULES)
     with (myninja_home / "config.toml").open("a") as config:
         config.write('[graph]\nbranches = 1\n[keys]\nstore = "file"\n')
