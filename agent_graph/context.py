@@ -63,8 +63,7 @@ class GraphContext:
         settings = self.config.agent(agent)
         if settings.tools is not None:
             return settings.tools
-        backend = self.config.backends.get(self.backend_override or settings.backend)
-        return getattr(backend, "type", "") != "embedded"
+        return not self.on_embedded(agent)
 
     def max_steps(self, agent: str | None) -> int:
         """The most steps the plan of an agent (None: the default one) may have: its own
@@ -79,17 +78,20 @@ class GraphContext:
             return own
         if self.config.graph.max_steps is not None:
             return self.config.graph.max_steps
-        backend = self.config.backends.get(self.backend_override or settings.backend)
-        return 1 if getattr(backend, "type", "") == "embedded" else DEFAULT_MAX_STEPS
+        return 1 if self.on_embedded(agent) else DEFAULT_MAX_STEPS
 
     def revises_fresh(self, agent: str) -> bool:
         """Whether an agent's branch whose checks failed tries a new sample rather than a
         revision from the checks' report (`[graph] revise`)."""
         if self.config.graph.revise is not None:
             return self.config.graph.revise == "fresh"
-        settings = self.config.agent(agent)
-        backend = self.config.backends.get(self.backend_override or settings.backend)
-        return getattr(backend, "type", "") == "embedded"
+        return self.on_embedded(agent)
+
+    def on_embedded(self, agent: str) -> bool:
+        """Whether an agent runs on the embedded backend for this task (its small models get
+        defaults of their own)."""
+        name = self.backend_override or self.config.agent(agent).backend
+        return getattr(self.config.backends.get(name), "type", "") == "embedded"
 
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""

@@ -115,21 +115,17 @@ def analyse(data: Path, out: Path, limit: int | None, run_id: str) -> dict[str, 
 
 def _last_run(out: Path) -> dict[str, Any]:
     """The figures of the newest run in a folder, as `myninja eval --json` gives them."""
+    from agent_graph.evals import humaneval
+
     runs = sqlite3.connect(out / "eval.db")
+    runs.row_factory = sqlite3.Row
     (run_id,) = runs.execute(
         "select run_id from humaneval_runs order by created_at desc limit 1"
     ).fetchone()
-    count, passed, seconds = runs.execute(
-        "select count(*), sum(passed), avg(seconds) from humaneval_results where run_id = ?",
-        (run_id,),
-    ).fetchone()
-    return {
-        "run_id": run_id,
-        "count": count,
-        "passed": passed,
-        "pass_at_1": round(100 * passed / count, 2),
-        "seconds_per_problem": round(seconds, 2),
-    }
+    rows = runs.execute(
+        "select passed, seconds from humaneval_results where run_id = ?", (run_id,)
+    ).fetchall()
+    return {"run_id": run_id, **humaneval.figures(rows)}
 
 
 def _right(humaneval: Any, problem: Any, files: dict[str, str]) -> bool:

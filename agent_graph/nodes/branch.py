@@ -274,8 +274,8 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
 def _sibling_passed(ctx: GraphContext, inp: BranchInput) -> bool:
     """Whether another branch of this step passed its checks: the checks keep that one, so
     a revision of this one would only cost time."""
-    wave = inp["branch_id"].rsplit("b", 1)[0]
-    return any(b != inp["branch_id"] and b.rsplit("b", 1)[0] == wave for b in ctx.passed)
+    step_round = inp["branch_id"].rsplit("b", 1)[0]  # "s1r2b3" -> "s1r2"
+    return any(b != inp["branch_id"] and b.rsplit("b", 1)[0] == step_round for b in ctx.passed)
 
 
 async def _follow_up(
