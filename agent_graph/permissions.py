@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from myninja import paths
-from myninja.config import Config, update_config_file
+from myninja.config import Config
+from myninja.config_file import update_config_file
 from myninja.errors import ConfigError
 
 PERMISSION_WORDS = {

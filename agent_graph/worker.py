@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from myninja import paths
-from myninja.config import Config, load_config
+from myninja.config import Config
+from myninja.config_file import load_config
 from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError
 
 if TYPE_CHECKING:

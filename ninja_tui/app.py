@@ -27,7 +27,8 @@ from textual.widgets import Footer, Header, Input, OptionList
 from agent_graph.events import question_key
 from agent_graph.worker import WorkerClient
 from myninja import paths
-from myninja.config import Config, load_config, update_config_file
+from myninja.config import Config
+from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
 from ninja_tui.notify import Notifier
 from ninja_tui.widgets.sources import SourceList

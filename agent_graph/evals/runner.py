@@ -287,7 +287,7 @@ def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[Ev
     if settings.retriever == "colbert":
         # ColBERT searches its own index (a server or a colbert-ai index), never a local corpus;
         # the corpus name only labels the run.
-        from myninja.config import load_config
+        from myninja.config_file import load_config
         from skills.research.colbert import make_colbert_retriever
 
         corpus = retriever = make_colbert_retriever(load_config().research.colbert)

@@ -8,7 +8,7 @@ import click
 
 from agent_graph.worker import WorkerClient
 from myninja import paths
-from myninja.config import load_config
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.ask import answers_option, json_option, read_text
 from ninja_tui.cli.driving import PresetAnswers, drive_here, follow_worker

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from agent_graph.prompts import FAST_AGENT, WORKER_AGENTS
-from myninja.config import Config, load_config
+from myninja.config import Config
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.driving import PresetAnswers, drive_here
 from ninja_tui.cli.render import EventPrinter

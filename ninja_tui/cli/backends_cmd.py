@@ -12,7 +12,8 @@ import click
 from backends.factory import make_backend, quick_gateway
 from backends.health import probe
 from myninja import paths
-from myninja.config import AGENTS, Config, GatewayBackendConfig, load_config, update_config_file
+from myninja.config import AGENTS, Config, GatewayBackendConfig
+from myninja.config_file import load_config, update_config_file
 from myninja.errors import EXIT_OK, AuthError, BackendUnreachable, MyninjaError, UsageError
 
 

@@ -8,7 +8,7 @@ import click
 import tomli_w
 
 from myninja import paths
-from myninja.config import load_config, masked
+from myninja.config_file import load_config, masked
 
 
 @click.group()

@@ -31,7 +31,8 @@ from agent_graph.evals.runner import (
     pool_corpus,
     run_eval,
 )
-from myninja.config import Config, load_config
+from myninja.config import Config
+from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
 from ninja_tui.cli.params import Choice
 

@@ -15,7 +15,8 @@ import click
 from agent_graph.export.collect import TaskRecord, collect
 from agent_graph.export.scrub import Scrubber
 from agent_graph.prompts import WORKER_AGENTS
-from myninja.config import Config, EmbeddedBackendConfig, load_config
+from myninja.config import Config, EmbeddedBackendConfig
+from myninja.config_file import load_config
 from myninja.errors import MyninjaError
 from myninja.files import write_atomic
 from ninja_tui.cli.tasks_cmd import history

@@ -153,7 +153,7 @@ def index_search(name: str, query: str, k: int, retriever: str, as_json: bool) -
     if retriever == "colbert":
         # ColBERT searches its own index (a server's or colbert-ai's), never a local corpus:
         # NAME need not exist.
-        from myninja.config import load_config
+        from myninja.config_file import load_config
         from skills.research.colbert import make_colbert_retriever
 
         with contextlib.closing(make_colbert_retriever(load_config().research.colbert)) as colbert:

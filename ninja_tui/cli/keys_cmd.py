@@ -8,7 +8,7 @@ import sys
 import click
 
 from backends.keys import KeyStore, key_store
-from myninja.config import load_config
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from myninja.config import load_config
+from myninja.config_file import load_config
 from myninja.errors import EXIT_FAILED, EXIT_OK
 
 

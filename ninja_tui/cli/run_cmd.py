@@ -9,7 +9,7 @@ import click
 
 from agent_graph.worker import WorkerClient
 from myninja import paths
-from myninja.config import load_config
+from myninja.config_file import load_config
 from ninja_tui.cli.ask import (
     agent_option,
     allow_option,

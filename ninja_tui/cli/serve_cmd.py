@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from myninja.config import ServeConfig, load_config
+from myninja.config import ServeConfig
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 
 

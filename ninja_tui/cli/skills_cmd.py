@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from myninja import paths
-from myninja.config import Config, load_config, update_config_file
+from myninja.config import Config
+from myninja.config_file import load_config, update_config_file
 from myninja.errors import UsageError
 from ninja_tui.cli.params import Choice
 from skills.api import Permission

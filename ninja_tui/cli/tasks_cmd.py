@@ -14,7 +14,7 @@ import click
 from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja import paths
-from myninja.config import load_config
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.ask import json_option
 from ninja_tui.cli.driving import follow_worker

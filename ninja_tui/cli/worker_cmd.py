@@ -6,7 +6,7 @@ import click
 
 from agent_graph.worker import run_worker
 from myninja import paths
-from myninja.config import load_config
+from myninja.config_file import load_config
 
 
 @click.command(hidden=True)

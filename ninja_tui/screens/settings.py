@@ -22,7 +22,8 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 from backends.factory import make_backend
 from backends.health import probe
 from backends.keys import key_name, key_store
-from myninja.config import AGENTS, Config, GatewayBackendConfig, load_config, update_config_file
+from myninja.config import AGENTS, Config, GatewayBackendConfig
+from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
 from skills.registry import declared_permissions
 

@@ -204,7 +204,7 @@ def make_retriever(
         from .colbert import make_colbert_retriever
 
         if colbert is None:
-            from myninja.config import load_config
+            from myninja.config_file import load_config
 
             colbert = load_config().research.colbert
         return make_colbert_retriever(colbert)

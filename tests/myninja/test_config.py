@@ -5,13 +5,8 @@ from pathlib import Path
 import pytest
 
 from myninja import paths
-from myninja.config import (
-    Config,
-    GatewayBackendConfig,
-    load_config,
-    masked,
-    update_config_file,
-)
+from myninja.config import Config, GatewayBackendConfig
+from myninja.config_file import load_config, masked, update_config_file
 from myninja.errors import ConfigError
 
 

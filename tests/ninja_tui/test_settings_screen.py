@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static
 
 from backends.keys import KeyStore
-from myninja.config import load_config
+from myninja.config_file import load_config
 from ninja_tui.screens.settings import SettingsScreen
 from tests.conftest import TINY_MODEL, ServerProcess
 

@@ -41,7 +41,7 @@ from benchmarks.crash_resume import (
     text_of,
     twins,
 )
-from myninja.config import load_config
+from myninja.config_file import load_config
 
 pytestmark = pytest.mark.heavy
 
@@ -175,7 +175,7 @@ DIE_BEFORE_CHECKPOINT = """
 import asyncio, os, sys
 from pathlib import Path
 from agent_graph.runtime import TaskManager, open_checkpointer
-from myninja.config import load_config
+from myninja.config_file import load_config
 
 channel, nth, data, text = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 seen = 0

@@ -45,7 +45,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from agent_graph.prompts import WORKER_AGENTS
-from myninja.config import AGENTS, Config, load_config
+from myninja.config import AGENTS, Config
+from myninja.config_file import load_config
 from myninja.errors import ConfigError
 from ninja_tui.cli.ask import PERMISSIONS
 from ninja_tui.cli.main import main
