@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/gateway_faults.py
 	$(BIN)/python benchmarks/neuron_bridge.py
 	$(BIN)/python benchmarks/web_fetch.py
+	$(BIN)/python benchmarks/sandbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

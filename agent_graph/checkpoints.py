@@ -78,5 +78,5 @@ async def open_checkpointer(path: Path) -> AsyncIterator[CheckpointSaver]:
             await conn.execute("PRAGMA busy_timeout=10000")
             await saver.setup()
         except sqlite3.Error as err:
-            raise await saver._translated(err) from err
+            await saver._raise(err)
         yield saver

@@ -103,8 +103,10 @@ async def fetch_named_pages(
     text: str, query: str, settings: ResearchConfig
 ) -> tuple[list[SourceRecord], list[str]]:
     """Passages of the pages the task names by URL (the best few of each for `query`), and a
-    note per page that could not be read."""
-    from skills.research.fetch import FetchError, fetch_page, find_urls, page_passages
+    note per page that could not be read. The person typed these URLs: each page's own host
+    may be on a private or loopback address (their intranet, a server on their machine);
+    where it redirects to must be public or allowed in the config, like any other fetch."""
+    from skills.research.fetch import FetchError, fetch_page, find_urls, hosts_of, page_passages
     from skills.research.retrievers import rank_passages
 
     found: list[SourceRecord] = []
@@ -116,6 +118,7 @@ async def fetch_named_pages(
                 max_bytes=settings.fetch_max_bytes,
                 timeout_s=settings.fetch_timeout_s,
                 respect_robots=settings.web.respect_robots,
+                allow_hosts=[*settings.web.allowed_hosts, *hosts_of([url])],
             )
         except FetchError as exc:
             notes.append(exc.one_line())
@@ -132,9 +135,8 @@ async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRec
     and ranked as a corpus ranks its own. Notes say what failed. Raises WebUnavailable when
     no search could be made (no provider, a missing key, no network): the researcher then
     works from local corpora and says so once."""
-    import httpx
-
     from skills.research.fetch import FetchError, page_passages
+    from skills.research.fetch_guard import WebClient
     from skills.research.retrievers import rank_passages
     from skills.research.web_cache import WebCache, fetch_cached
     from skills.research.web_search import SearchResult, make_provider
@@ -161,8 +163,9 @@ async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRec
             else:
                 results = [SearchResult(**r) for r in found]
             # One client for all the pages: a client each costs its own TLS setup, which on
-            # a busy machine took more of each page's time than the download.
-            async with httpx.AsyncClient() as client:
+            # a busy machine took more of each page's time than the download. Result pages
+            # may be on a private address only where the config allows their host.
+            async with WebClient(allow_hosts=web.allowed_hosts) as client:
                 fetched = await asyncio.gather(
                     *(
                         fetch_cached(

@@ -25,6 +25,7 @@ from backends.openai_wire import (
     response_format_for,
     result_from_response,
 )
+from backends.sse import NotServerSentEvents, sse_data
 from myninja.config import GatewayBackendConfig
 from myninja.errors import (
     AuthError,
@@ -130,7 +131,7 @@ class GatewayBackend:
             assembler = StreamAssembler()
             partial: list[str] = []
             try:
-                async for payload in _sse_data(response):
+                async for payload in sse_data(response):
                     if payload == "[DONE]":
                         break
                     try:
@@ -284,38 +285,6 @@ class GatewayBackend:
         if status in (502, 503, 504):
             return BackendUnreachable(where, status=status)
         return BadResponse(where, status=status)
-
-
-class NotServerSentEvents(ValueError):
-    """A line in a stream that is no server-sent event field (a chunk without `data: `, say)."""
-
-    def __init__(self, line: str) -> None:
-        super().__init__(line)
-        self.line = line
-
-
-SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
-
-
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data:` payloads of a server-sent event stream, one event at a time.
-
-    Comments (":"), event names, ids and retry hints carry nothing we use. Any other line is
-    refused rather than skipped as the SSE spec would: from a chat-completions server it is a
-    broken chunk (one sent without its `data: ` prefix), and skipping it would drop part of the
-    reply without a word."""
-    lines: list[str] = []
-    async for line in response.aiter_lines():
-        if line == "":
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-        elif line.startswith("data:"):
-            lines.append(line[5:].removeprefix(" "))
-        elif not line.startswith(":") and line.partition(":")[0] not in SSE_FIELDS:
-            raise NotServerSentEvents(line)
-    if lines:
-        yield "\n".join(lines)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

@@ -18,10 +18,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
-
 from skills.research.fetch import RobotsCache, fetch_page
+from skills.research.fetch_guard import WebClient
 
+LOCAL = ["127.0.0.1"]  # the pages are served on loopback, which fetches refuse unless allowed
 PAGE = (
     b"<html><head><title>Otters</title></head><body><nav>Home</nav><article><h1>Otters</h1>"
     + b"<p>"
@@ -49,10 +49,10 @@ async def fetch_all(urls: list[str], shared: bool) -> float:
     robots = RobotsCache()  # each round reads robots.txt afresh, as a first search does
     start = time.perf_counter()
     if shared:
-        async with httpx.AsyncClient() as client:
+        async with WebClient(allow_hosts=LOCAL) as client:
             await asyncio.gather(*(fetch_page(u, client=client, robots=robots) for u in urls))
     else:
-        await asyncio.gather(*(fetch_page(u, robots=robots) for u in urls))
+        await asyncio.gather(*(fetch_page(u, robots=robots, allow_hosts=LOCAL) for u in urls))
     return time.perf_counter() - start
 
 

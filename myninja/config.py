@@ -4,6 +4,7 @@ Reading it (defaults, the TOML file, `MYNINJA_*` overrides) and writing it is co
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -65,6 +66,26 @@ def http_url(url: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
+def host_name(host: str) -> str:
+    """`host` if it is a bare host name or IP address, else a ValueError: a URL or host:port in
+    a list of hosts would never match one."""
+    text = host.strip()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(bare)
+        return text
+    except ValueError:
+        pass
+    if not text or any(char in text for char in ":/@?#[]") or not text.isprintable():
+        raise ValueError(f"{host!r} is not a host name or address (write the host alone)")
+    if any(char.isspace() for char in text):
+        raise ValueError(f"{host!r} is not a host name or address: it holds a space")
+    return text
+
+
+HostName = Annotated[str, AfterValidator(host_name)]
 
 
 class GatewayBackendConfig(_Strict):
@@ -246,6 +267,11 @@ class WebConfig(_Strict):
     max_retries: int = Field(2, ge=0, le=6, description="Retries of a failed search request")
     requests_per_s: float = Field(1.0, gt=0, description="Most search requests a second")
     respect_robots: bool = Field(True, description="Skip pages robots.txt forbids us")
+    allowed_hosts: list[HostName] = Field(
+        default_factory=list,
+        description="Hosts pages may be fetched from though they are on a loopback, private, "
+        "link-local or metadata address (an intranet); a URL the task names needs none",
+    )
 
 
 class ResearchConfig(_Strict):
@@ -313,6 +339,16 @@ class SkillsConfig(_Strict):
     disabled: list[str] = Field(default_factory=list, description="Skills not loaded")
 
 
+class SandboxConfig(_Strict):
+    """How model-written code is confined (docs/security.md)."""
+
+    confinement: Literal["kernel", "in-process"] = Field(
+        "kernel",
+        description="kernel: Landlock, seccomp and namespaces, or the code is not run; "
+        "in-process: the weaker audit-hook guard alone",
+    )
+
+
 class Config(_Strict):
     default_agent: AgentName = "assistant"
     backends: dict[str, BackendConfig] = Field(
@@ -331,6 +367,7 @@ class Config(_Strict):
     tui: TuiConfig = Field(default_factory=TuiConfig)
     research: ResearchConfig = Field(default_factory=ResearchConfig)
     skills: SkillsConfig = Field(default_factory=SkillsConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     mcp: dict[str, McpServerConfig] = Field(
         default_factory=dict, description="MCP servers, by the skill name their tools go under"
     )

@@ -52,7 +52,17 @@ def myninja_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("MYNINJA_HOME", str(home))
+    if not _kernel_confinement():
+        # Code would not run at all: the rest of the suite runs under the in-process guard,
+        # and the kernel's own tests skip (tests/reliability/test_kernel_confinement.py).
+        monkeypatch.setenv("MYNINJA_SANDBOX__CONFINEMENT", "in-process")
     return home
+
+
+def _kernel_confinement() -> bool:
+    from skills.coder.confinement import offer
+
+    return bool(offer()["ok"])
 
 
 # Every branch runs and the judge scores each: the graph's whole machinery at once.

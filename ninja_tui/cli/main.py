@@ -41,6 +41,7 @@ COMMANDS = {
     "serve": "ninja_tui.cli.serve_cmd:serve",
     "neuron": "ninja_tui.cli.neuron_cmd:neuron",
     "worker": "ninja_tui.cli.worker_cmd:worker",
+    "sandbox": "ninja_tui.cli.sandbox_cmd:sandbox",
 }
 
 

@@ -3,6 +3,14 @@ subprocess, never in our own process.
 
 What protects us, from strongest to weakest:
 
+- **The kernel** (the default, Linux): before any of the code runs, the child confines itself
+  with confine.py: a user and network namespace, `no_new_privs`, Landlock (system folders and
+  the Python installation read-only, the workspace writable, nothing else) and a seccomp
+  filter (ptrace, mount, namespaces, keyctl, bpf, io_uring, sockets ... refused). It holds
+  against code that sets out to escape: ctypes, raw syscalls, /proc paths, links, programs it
+  starts. Where the kernel cannot confine it, code is not run unless the config opts in to the
+  in-process layers below alone (`[sandbox] confinement = "in-process"`); `RunResult.
+  confinement` says which ran. docs/security.md has the threat model.
 - **A separate process** started with `python -I -B` (no user site, no `PYTHON*` variables,
   no bytecode files), in its own session so that a time-out kills the whole process group, with
   a minimal environment: PATH, HOME and TMPDIR pointing into the workspace, locale. Nothing else
@@ -38,21 +46,21 @@ What protects us, from strongest to weakest:
   Paths are resolved (symlinks followed) before they are checked; hard links to files outside
   are refused, since writing through one would change the outside file.
 
-What the audit hook does NOT protect against: it is a guard against accidents and honest
-mistakes, not against code that sets out to escape. Python code can get around it with ctypes
-(calling libc directly), by rewriting the hook's closure through `gc`, by writing
-/proc/self/mem-like tricks through a file descriptor opened before a check, or by racing a
-symlink swap between the check and the system call. `os.mkfifo` and `os.mknod` raise no audit
-event; `os.open(name, ..., dir_fd=fd)` is checked against the current directory because the
-"open" event does not carry `dir_fd`; a fork()ed child inherits the hook, but a program started
-with `allow_subprocess=True` runs without it (only the rlimits and the namespace apply to it).
-A process that calls setsid() or setpgid() leaves the process group: it survives the kill and
-no longer counts towards the process limit; forks through ctypes are not counted either.
-RLIMIT_FSIZE caps each file, not their sum: a loop writing many files under the cap can still
-fill the disk until the wall time ends it. The operating
-system's own permissions still apply: run this as an unprivileged user. The real walls are the
-process boundary, the rlimits and (where available) the network namespace; a container or VM is
-the right tool for code that is actually hostile.
+What the audit hook does NOT protect against (the kernel's layers do, where they run): it is a
+guard against accidents and honest mistakes, not against code that sets out to escape. Python
+code can get around it with ctypes (calling libc directly), by rewriting the hook's closure
+through `gc`, by writing /proc/self/mem-like tricks through a file descriptor opened before a
+check, or by racing a symlink swap between the check and the system call. `os.mkfifo` and
+`os.mknod` raise no audit event; `os.open(name, ..., dir_fd=fd)` is checked against the current
+directory because the "open" event does not carry `dir_fd`; a fork()ed child inherits the hook,
+but a program started with `allow_subprocess=True` runs without it (only the rlimits and the
+namespace apply to it). A process that calls setsid() or setpgid() leaves the process group: it
+survives the kill and no longer counts towards the process limit; forks through ctypes are not
+counted either. RLIMIT_FSIZE caps each file, not their sum: a loop writing many files under the
+cap can still fill the disk until the wall time ends it. The operating system's own permissions
+still apply: run this as an unprivileged user. The real walls are the process boundary, the
+rlimits and (where available) the network namespace; a container or VM is the right tool for
+code that is actually hostile.
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ from pathlib import Path
 from typing import Literal
 
 from myninja.errors import MyninjaError
+from skills.coder import confinement
 
 NetworkIsolation = Literal["namespace", "audit-hook", "none"]
 
@@ -87,6 +96,9 @@ OUTPUT_KILL_FACTOR = 16
 # After the main process exits, how long we keep reading pipes that something else still holds
 # open (a daemonised grandchild that left the process group).
 _DRAIN_GRACE_S = 1.0
+# How often the run's process tree is counted from here (kernel mode): a walk of a few /proc
+# files for a usual run.
+_COUNT_EVERY_S = 0.05
 # Code longer than this goes to a file in the workspace's tmp/ rather than on the command line
 # (Linux caps one argument at 128 KiB).
 _MAX_INLINE_CODE = 100_000
@@ -130,6 +142,7 @@ class RunResult:
     network_isolation: NetworkIsolation
     limits: SandboxLimits = field(default=DEFAULT_LIMITS, repr=False)
     cpu_time_s: float = 0.0
+    confinement: str = "in-process"  # "kernel" (confine.py) or the audit hook alone
 
     @property
     def ok(self) -> bool:
@@ -158,6 +171,8 @@ class RunResult:
             return f"stopped: file size limit {limits.file_mb} MB"
         if reason == "processes":
             return f"stopped: process limit {limits.processes}"
+        if reason == "not confined":
+            return "not run: no kernel confinement"
         return f"killed: {reason}"
 
     def summary(self) -> str:
@@ -173,9 +188,10 @@ class RunResult:
         return "; ".join(parts)
 
 
-def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the child
-    """The child's bootstrap: set the rlimits, install the audit hook, then run the user's code
-    as __main__. Self-contained (its source is passed to `python -c`), so every import is here.
+def _sandbox_child_main(confine: object = None) -> None:  # pragma: no cover - in the child
+    """The child's bootstrap: set the rlimits, confine the process (kernel mode: `confine` is
+    confine.py's function), install the audit hook, then run the user's code as __main__.
+    Self-contained (its source is passed to `python -c`), so every import is here.
     """
     import json
     import os
@@ -215,6 +231,18 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
     if not config["user_namespace"] and os.path.isdir("/proc"):
         nproc += tasks_of_this_user()
     lower(resource.RLIMIT_NPROC, nproc)
+    if callable(confine):
+        try:
+            confine(config["confine"])
+        except OSError as exc:
+            sys.stderr.write(f"sandbox: the kernel confinement failed, code not run: {exc}\n")
+            os._exit(126)
+    if config["exec"]:
+        try:
+            os.execvp(config["exec"][0], config["exec"])
+        except OSError as exc:
+            sys.stderr.write(f"sandbox: cannot run {config['exec'][0]}: {exc.strerror}\n")
+            os._exit(127)
 
     workspace = config["workspace"]
     workspace_prefix = workspace.rstrip(os.sep) + os.sep
@@ -340,7 +368,33 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
     counting: set[int] = set()  # threads counting, whose own audit events pass unchecked
     from _thread import get_ident
 
+    # Confined by the kernel, /proc is closed to the run: its Python processes sign in to a
+    # folder of the workspace instead (at start and after each fork), and the live ones count.
+    registry = config["registry"]
+
+    def sign_in() -> None:
+        os_close(os_open(join(registry, str(getpid())), os.O_CREAT | os.O_WRONLY, 0o600))
+
+    def registered() -> int:
+        count = 0
+        for name in listdir(registry):
+            try:
+                os.kill(int(name), 0)
+                count += 1
+            except ProcessLookupError:
+                continue  # exited
+            except (PermissionError, ValueError):
+                count += 1
+        return count
+
+    if registry:
+        os.makedirs(registry, exist_ok=True)
+        sign_in()
+        os.register_at_fork(after_in_child=sign_in)
+
     def group_size() -> int:
+        if registry:
+            return registered()
         group, count = str(getpgrp()).encode(), 0
         for name in listdir("/proc"):
             if not name.isdigit():
@@ -422,7 +476,7 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
     guard_processes = config["guard_processes"]
     watched = frozenset(path_events) | {"open", "sqlite3.connect"} | listing_events | fork_events
     if guard_network:
-        watched |= address_events | lookup_events
+        watched |= address_events | lookup_events | {"socket.__new__"}
     watched |= process_events  # refused, or (allowed) counted
 
     def check_open(args: tuple) -> None:
@@ -486,6 +540,11 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
                 check_address(args[0], args[1])
             elif event in lookup_events:
                 raise PermissionError(network_message)
+            elif event == "socket.__new__":
+                # Unix sockets pass here (socketpair wraps its ends in new socket objects); the
+                # kernel's filter refuses a new one where it confines the run.
+                if len(args) > 1 and args[1] != af_unix:
+                    raise PermissionError(network_message)
             elif event in process_events:
                 if guard_processes:
                     raise PermissionError(f"sandbox: starting processes is not allowed ({event})")
@@ -509,7 +568,7 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
     hook_code = {f.__code__ for f in (audit, check_open, check_sqlite, check_address, check_write)}
     hook_code |= {resolve.__code__, fd_target.__code__, inside.__code__, under.__code__}
     hook_code |= {check_read.__code__, read_refusal.__code__, check_processes.__code__}
-    hook_code.add(group_size.__code__)
+    hook_code |= {group_size.__code__, registered.__code__, sign_in.__code__}
     if guard_processes:
         hook_code.add(refuse_fork_exec.__code__)
     sys.addaudithook(audit)
@@ -548,9 +607,10 @@ def _sandbox_child_main() -> None:  # pragma: no cover - runs only inside the ch
         sys.exit(1)
 
 
-_CHILD_SOURCE = (
-    textwrap.dedent(inspect.getsource(_sandbox_child_main)) + "\n_sandbox_child_main()\n"
-)
+_BOOTSTRAP = textwrap.dedent(inspect.getsource(_sandbox_child_main))
+_CHILD_SOURCE = _BOOTSTRAP + "\n_sandbox_child_main()\n"
+# Kernel mode: confine.py's source first (its own imports, `confine`), then the bootstrap.
+_CONFINED_SOURCE = confinement.SOURCE + "\n" + _BOOTSTRAP + "\n_sandbox_child_main(confine)\n"
 
 
 @functools.cache
@@ -662,6 +722,21 @@ class _CappedBuffer:
         return f"{head}\n[sandbox: {self.dropped} bytes of output dropped]\n{tail}"
 
 
+def _tree_size(pid: int, enough: int) -> int:
+    """Processes in the tree under `pid` (itself included), counted up to `enough`."""
+    seen, todo = 0, [pid]
+    while todo and seen < enough:
+        current = todo.pop()
+        seen += 1
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", "rb") as f:
+                    todo.extend(int(child) for child in f.read().split())
+        except (OSError, ValueError):
+            continue  # it exited meanwhile
+    return seen
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -697,22 +772,73 @@ def run_python(
     network: bool = False,
     allow_subprocess: bool = False,
     cancel: threading.Event | None = None,
+    confine: confinement.Mode | None = None,
 ) -> RunResult:
     """Run Python source (a str) or a script (a Path, relative to the workspace or absolute)
     in the sandbox, with `workspace` as its working directory, and wait for it.
 
-    `network=True` turns off both the namespace and the hook's network refusals;
-    `allow_subprocess=True` lets the program start other programs (which run unhooked).
+    `network=True` turns off the namespace, the kernel's and the hook's network refusals;
+    `allow_subprocess=True` lets the program start other programs (which run unhooked, still
+    confined by the kernel). `confine` is "kernel" or "in-process" (default: the config's).
     Whatever the program leaves running in its process group is killed when it exits.
     Setting `cancel` kills the run. Never raises for anything the program does."""
+    ws = _workspace_dir(workspace)
+    script = _resolve_script(code_or_path, ws)
+    code = None if script is not None else str(code_or_path)
+    return _sandboxed(ws, script, code, None, args, stdin, limits, network, allow_subprocess,
+                      cancel, confine)  # fmt: skip
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    workspace: Path | Workspace,
+    stdin: str | None = None,
+    limits: SandboxLimits = DEFAULT_LIMITS,
+    network: bool = False,
+    confine: confinement.Mode | None = None,
+) -> RunResult:
+    """Run a program under exactly the confinement model-written code gets (the rlimits, the
+    kernel's rules, the process group; the program itself runs without the audit hook, as
+    programs that code starts do): `myninja sandbox run`."""
+    ws = _workspace_dir(workspace)
+    return _sandboxed(ws, None, None, list(argv), (), stdin, limits, network, True, None,
+                      confine)  # fmt: skip
+
+
+def _workspace_dir(workspace: Path | Workspace) -> Path:
     ws = Path(workspace).resolve()
     if not ws.is_dir():
         raise WorkspaceError(f"workspace does not exist: {ws}")
     (ws / "tmp").mkdir(exist_ok=True)
-    script = _resolve_script(code_or_path, ws)
-    code = None if script is not None else str(code_or_path)
-    prefix = None if network else _unshare_prefix()
-    isolation: NetworkIsolation = "none" if network else ("namespace" if prefix else "audit-hook")
+    return ws
+
+
+def _sandboxed(
+    ws: Path,
+    script: Path | None,
+    code: str | None,
+    exec_argv: list[str] | None,
+    args: Sequence[str],
+    stdin: str | None,
+    limits: SandboxLimits,
+    network: bool,
+    allow_subprocess: bool,
+    cancel: threading.Event | None,
+    confine: confinement.Mode | None,
+) -> RunResult:
+    kernel = (confine or confinement.mode()) == "kernel"
+    if kernel and sys.platform != "linux":
+        return _not_run(confinement.not_run_message(f"{sys.platform} is not Linux"), limits)
+    prefix = None if network or kernel else _unshare_prefix()
+    isolation: NetworkIsolation = (
+        "none" if network else ("namespace" if prefix or kernel else "audit-hook")
+    )
+    task_root = _task_root(ws)
+    rules = None
+    if kernel:
+        readable = [p for p in (task_root, script) if p is not None]
+        rules = confinement.spec(ws, network=network, read=readable)
     code_file: Path | None = None
     if code is not None and len(code.encode()) > _MAX_INLINE_CODE:
         code_file = ws / "tmp" / f"_sandbox_main_{os.getpid()}_{threading.get_ident()}.py"
@@ -726,14 +852,19 @@ def run_python(
         "processes": limits.processes,
         "home": os.path.realpath(os.path.expanduser("~")),
         "private": _private_dirs(),
-        "task_root": _task_root(ws),
-        "user_namespace": prefix is not None,
+        "task_root": task_root,
+        "user_namespace": prefix is not None or (kernel and not network),
+        "confine": rules,
+        "registry": str(ws / "tmp" / f".processes-{os.getpid()}-{threading.get_ident()}")
+        if kernel
+        else None,
         "guard_network": not network,
         "guard_processes": not allow_subprocess,
         "code": code,
         "filename": _CODE_FILENAME,
         "script": str(script) if script is not None else None,
         "path0": str(script.parent if script is not None and code_file is None else ws),
+        "exec": exec_argv,
     }
     command = [
         *(prefix or ()),
@@ -741,15 +872,41 @@ def run_python(
         "-I",
         "-B",
         "-c",
-        _CHILD_SOURCE,
+        _CONFINED_SOURCE if kernel else _CHILD_SOURCE,
         json.dumps(config, ensure_ascii=False),
         *map(str, args),
     ]
     try:
-        return _run(command, ws, stdin, limits, isolation, cancel)
+        result = _run(command, ws, stdin, limits, isolation, cancel, count_tree=kernel)
+        if kernel:
+            result.confinement = "kernel"
+            _confinement_failed(result)
+        return result
     finally:
         if code_file is not None:
             code_file.unlink(missing_ok=True)
+        if config["registry"]:
+            shutil.rmtree(config["registry"], ignore_errors=True)
+
+
+_CONFINE_FAILED = "sandbox: the kernel confinement failed, code not run: "
+
+
+def _confinement_failed(result: RunResult) -> None:
+    """A child that could not confine itself ran nothing: say why and how to opt out."""
+    if result.exit_code != confinement.NOT_RUN_EXIT or _CONFINE_FAILED not in result.stderr:
+        return
+    why = result.stderr.split(_CONFINE_FAILED, 1)[1].strip().splitlines()[0]
+    result.stderr = confinement.not_run_message(why) + "\n"
+    result.killed_reason = "not confined"
+    result.confinement = "none"
+
+
+def _not_run(message: str, limits: SandboxLimits) -> RunResult:
+    return RunResult(exit_code=confinement.NOT_RUN_EXIT, stdout="", stderr=message + "\n",
+                     timed_out=False, killed_reason="not confined", duration_s=0.0,
+                     truncated=False, network_isolation="none", limits=limits,
+                     confinement="none")  # fmt: skip
 
 
 async def arun_python(
@@ -761,6 +918,7 @@ async def arun_python(
     limits: SandboxLimits = DEFAULT_LIMITS,
     network: bool = False,
     allow_subprocess: bool = False,
+    confine: confinement.Mode | None = None,
 ) -> RunResult:
     """`run_python` in a worker thread. Cancelling the awaiting task kills the program."""
     cancel = threading.Event()
@@ -775,6 +933,7 @@ async def arun_python(
             network=network,
             allow_subprocess=allow_subprocess,
             cancel=cancel,
+            confine=confine,
         )
     except asyncio.CancelledError:
         cancel.set()
@@ -788,8 +947,13 @@ def _run(
     limits: SandboxLimits,
     isolation: NetworkIsolation,
     cancel: threading.Event | None,
+    count_tree: bool = False,
 ) -> RunResult:
+    """With `count_tree`, the run's processes are also counted from here (its own /proc is
+    closed to it under the kernel's confinement, and programs it starts or libc forks never
+    sign in): past twice `limits.processes` the group is killed."""
     started = time.monotonic()
+    next_count = started
     proc = subprocess.Popen(
         command,
         cwd=workspace,
@@ -832,6 +996,13 @@ def _run(
                         reason = "cancelled"
                     elif out.total + err.total > kill_after:
                         reason = "output"
+                    elif count_tree and now >= next_count:
+                        next_count = now + _COUNT_EVERY_S
+                        # A backstop past the hook's own count (exact for Python's forks,
+                        # which concurrent forks can overshoot): twice the limit.
+                        backstop = 2 * limits.processes
+                        if _tree_size(proc.pid, backstop + 1) > backstop:
+                            reason = "processes"
                     if reason is not None:
                         _kill_group(proc.pid)
             if exited_at is not None and (

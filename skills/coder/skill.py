@@ -83,6 +83,14 @@ sys.exit(int(code))
 """
 
 
+def pytest_runner() -> str:
+    """The script `run_tests` runs in the sandbox; its arguments are pytest's."""
+    return (
+        f"MARK = {_COUNTS_MARK!r}\nTAIL = {FAILURE_TAIL_CHARS}\nSHOWN = {MAX_FAILURES_SHOWN}\n"
+        + _PYTEST_RUNNER
+    )
+
+
 def _workspace(ctx: ToolContext) -> Workspace:
     return Workspace(ctx.workspace.resolve())
 
@@ -169,7 +177,17 @@ def run_report(result: RunResult) -> str:
             lines.append(f"{name}:\n{_tail(text, TAIL_CHARS)}")
     if not result.stdout.strip() and not stderr.strip():
         lines.append("no output")
+    lines.append(confinement_line(result))
     return "\n".join(lines)
+
+
+def confinement_line(result: RunResult) -> str:
+    """Which confinement the run had, for the tool result (and so the event that records it)."""
+    if result.confinement == "kernel":
+        return "sandbox: confined by the kernel"
+    if result.confinement == "in-process":
+        return "sandbox: in-process guard only"
+    return "sandbox: not run"
 
 
 def _looks_like_path(text: str) -> bool:
@@ -218,6 +236,7 @@ def report_tests(result: RunResult) -> str:
     shown = len(counts["failures"])
     if counts["failed"] + counts["errors"] > shown:
         lines.append(f"[{counts['failed'] + counts['errors'] - shown} more failures not shown]")
+    lines.append(confinement_line(result))
     return "\n".join(lines)
 
 
@@ -241,10 +260,6 @@ async def run_tests(
     ini = ws.tmp / "pytest.ini"
     ini.parent.mkdir(parents=True, exist_ok=True)
     ini.write_text("[pytest]\n", encoding="utf-8")
-    source = (
-        f"MARK = {_COUNTS_MARK!r}\nTAIL = {FAILURE_TAIL_CHARS}\nSHOWN = {MAX_FAILURES_SHOWN}\n"
-        + _PYTEST_RUNNER
-    )
     pytest_args = [
         "-q",
         "--tb=short",
@@ -258,7 +273,7 @@ async def run_tests(
         str(ws.tmp),  # the sandbox's scratch space, not the task's code
         target,
     ]
-    result = await arun_python(source, workspace=ws, args=pytest_args, limits=TEST_LIMITS)
+    result = await arun_python(pytest_runner(), workspace=ws, args=pytest_args, limits=TEST_LIMITS)
     return report_tests(result)
 
 

@@ -10,9 +10,18 @@ it was published, and the canonical URL it names for itself. `page_passages` cut
 with the same chunker local files use, so a page's passages look like any other document's and
 cite as `<final URL>#<n>`.
 
-robots.txt is read once per origin (scheme, host and port) and kept in a `RobotsCache`: the
-caller's, for as long as it keeps it, or else a module-wide one for a few minutes. Our token in
-it is `myninja`. Each redirect target is checked before it is requested.
+Every connection goes through a `WebClient` (fetch_guard.py), which resolves the host, checks
+each address and connects to a checked one: loopback, private, link-local, CGNAT, multicast,
+reserved and cloud metadata addresses are refused, at the first request and at every redirect,
+unless the host is in `allow_hosts` (what the person allowed in the config, or the host of a
+URL they typed in the task). A refusal is a FetchError like any other, naming the address and
+how to allow it.
+
+robots.txt is read once per origin (scheme, host and port) with protego, which follows RFC 9309:
+`*` and `$` in paths, the longest matching rule wins, and an Allow wins a tie with a Disallow.
+The rules are kept in a `RobotsCache`: the caller's, for as long as it keeps it, or else a
+module-wide one for a few minutes. Our token in it is `myninja`. Each redirect target is
+checked before it is requested.
 
 Every failure is one `FetchError` whose message says what failed, the URL and why; a bad URL
 never becomes a traceback.
@@ -25,16 +34,18 @@ import io
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
+from protego import Protego
 
 import myninja
 from myninja.errors import UsageError
+from skills.research.fetch_guard import AddressRefused, WebClient, host_key
 from skills.research.passages import Passage, document_passages, html_to_text, markdown_title
 
 MAX_URLS = 5
@@ -44,6 +55,8 @@ ROBOTS_AGENT = "myninja"  # the token a robots.txt names us by ("User-agent: myn
 ROBOTS_TIMEOUT_S = 3.0
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least the first 500 KiB, and no need for more
 DEFAULT_ROBOTS_TTL_S = 300.0
+# What a robots.txt said: its rules, or everything allowed (True) or forbidden (False).
+RobotsRules = Protego | bool
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown"})
@@ -114,6 +127,20 @@ def find_urls(text: str) -> list[str]:
     return found
 
 
+def hosts_of(urls: Iterable[str]) -> list[str]:
+    """The hosts of those of `urls` httpx can parse: a URL the person typed in a task allows
+    its own host (`fetch_page`'s `allow_hosts`); one it cannot parse is refused later anyway."""
+    hosts = []
+    for url in urls:
+        try:
+            host = httpx.URL(url).host
+        except (httpx.InvalidURL, TypeError, ValueError):
+            continue
+        if host:
+            hosts.append(host)
+    return hosts
+
+
 # -- robots.txt -------------------------------------------------------------------------------
 
 
@@ -135,7 +162,7 @@ class RobotsCache:
         self.ttl_s = ttl_s
         self.max_origins = max_origins
         self.timeout_s = timeout_s
-        self._rules: dict[str, tuple[RobotFileParser, float]] = {}  # robots.txt URL -> rules
+        self._rules: dict[str, tuple[RobotsRules, float]] = {}  # robots.txt URL -> rules
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -154,7 +181,8 @@ class RobotsCache:
             self._rules[robots_url] = entry
             while len(self._rules) > self.max_origins:
                 del self._rules[next(iter(self._rules))]
-        return entry[0].can_fetch(ROBOTS_AGENT, str(url))
+        rules = entry[0]
+        return rules if isinstance(rules, bool) else rules.can_fetch(str(url), ROBOTS_AGENT)
 
 
 # Used when the caller passes no cache: short-lived, so a site that changes its robots.txt is
@@ -162,14 +190,13 @@ class RobotsCache:
 _ROBOTS = RobotsCache(ttl_s=DEFAULT_ROBOTS_TTL_S, max_origins=256)
 
 
-async def _read_robots(
-    client: httpx.AsyncClient, robots_url: str, timeout_s: float
-) -> RobotFileParser:
+async def _read_robots(client: httpx.AsyncClient, robots_url: str, timeout_s: float) -> RobotsRules:
     """The rules at `robots_url`. Missing (any 4xx but 401/403, or 5xx), unreachable, slow or
     garbled: everything allowed, as most crawlers read it (a site that cannot serve robots.txt
-    has said nothing). 401/403: everything forbidden, the reading urllib.robotparser and the
-    original robots.txt convention give it (RFC 9309 would allow; we err towards the site)."""
-    rules = RobotFileParser(robots_url)  # parse() below, never its own blocking urlopen
+    has said nothing). 401/403: everything forbidden, the reading the original robots.txt
+    convention gives it (RFC 9309 would allow; we err towards the site). A robots.txt that
+    redirects to an address we may not connect to is unreachable; one on such an address
+    itself raises AddressRefused, as the page's own request would."""
     try:
         async with asyncio.timeout(timeout_s):
             # httpx follows the redirects here (RFC 9309 asks for five): only http(s) ones.
@@ -181,21 +208,30 @@ async def _read_robots(
                 timeout=timeout_s,
             ) as response:
                 if response.status_code in (401, 403):
-                    rules.disallow_all = True
-                    return rules
+                    return False
                 if response.status_code >= 400:
-                    rules.allow_all = True
-                    return rules
+                    return True
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) >= ROBOTS_MAX_BYTES:
                         break  # the rules that fit are the rules (RFC 9309, 2.5)
     except (TimeoutError, httpx.HTTPError, httpx.InvalidURL):
-        rules.allow_all = True
-        return rules
-    rules.parse(bytes(body[:ROBOTS_MAX_BYTES]).decode("utf-8", errors="replace").splitlines())
-    return rules
+        return True
+    except AddressRefused as exc:
+        if host_key(exc.host) == host_key(httpx.URL(robots_url).host):
+            raise
+        return True
+    return _parse_robots(bytes(body[:ROBOTS_MAX_BYTES]))
+
+
+def _parse_robots(body: bytes) -> RobotsRules:
+    """protego's reading of a robots.txt; garbled beyond its reading (it skips lines it does
+    not understand, so this is rare): everything allowed, as for a missing one."""
+    try:
+        return Protego.parse(body.decode("utf-8", errors="replace"))
+    except Exception:  # a parser's failure on hostile bytes must not cost the page
+        return True
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -206,16 +242,26 @@ async def fetch_page(
     *,
     max_bytes: int = 2_000_000,
     timeout_s: float = 15.0,
-    client: httpx.AsyncClient | None = None,
+    client: WebClient | None = None,
     respect_robots: bool = True,
     robots: RobotsCache | None = None,
+    allow_hosts: Iterable[str] = (),
 ) -> FetchedPage:
     """The page at `url`, or a FetchError. At most MAX_REDIRECTS redirects, at most
     `max_bytes` of body (a bigger page is refused, not cut: half an article would be cited as
     if it were all of it), and at most `timeout_s` for the whole download, robots.txt reads
-    included. `client` lets a caller share connections; it is used as is, not closed.
-    `respect_robots`: refuse a URL (or redirect target) the site's robots.txt forbids us,
-    with the rules kept in `robots` (default: a module-wide cache of a few minutes)."""
+    included. `client` lets a caller share connections; it is used as is, not closed, and its
+    `allow_hosts` are the ones that hold. Without one, a client of our own allows
+    `allow_hosts`: hosts that may be on a loopback, private or other refused address (see
+    fetch_guard.py). `respect_robots`: refuse a URL (or redirect target) the site's robots.txt
+    forbids us, with the rules kept in `robots` (default: a module-wide cache of a few
+    minutes)."""
+    if client is not None and not isinstance(client, WebClient):
+        # A plain httpx client connects wherever DNS points: the guard would be gone.
+        raise TypeError("fetch_page needs a WebClient (skills.research.fetch_guard)")
+    allow_hosts = list(allow_hosts)
+    if client is not None and allow_hosts:
+        raise TypeError("with a client, allowed hosts are the client's: WebClient(allow_hosts=…)")
     _check_url(url, url)
     rules = None
     if respect_robots:
@@ -229,7 +275,7 @@ async def fetch_page(
                     client, url, max_bytes, timeout_s, rules
                 )
             else:
-                async with httpx.AsyncClient() as own:
+                async with WebClient(allow_hosts=allow_hosts) as own:
                     final_url, (media_type, charset), body = await _download(
                         own, url, max_bytes, timeout_s, rules
                     )
@@ -275,44 +321,59 @@ async def _download(
 ) -> tuple[str, tuple[str, str | None], bytes]:
     """(final URL, (media type, charset), body). Redirects are followed here, not by httpx, so
     the limit, the scheme check and robots.txt hold for every hop whatever client the caller
-    passed."""
+    passed (and the client checks each hop's address as it connects)."""
     current = httpx.URL(url)
     headers = {"User-Agent": USER_AGENT, "Accept": _ACCEPT}
     for hop in range(MAX_REDIRECTS + 1):
-        if robots is not None and not await robots.allows(client, current, timeout_s):
-            where = f" (redirected to {current})" if hop else ""
-            raise FetchError(f"cannot fetch {url}{where}: robots.txt forbids it", url=url)
-        async with client.stream(
-            "GET", current, headers=headers, follow_redirects=False, timeout=timeout_s
-        ) as response:
-            if response.is_redirect:
-                location = response.headers["location"]
-                current = response.url.join(location)
-                _check_url(str(current), url)
-                continue
-            if response.status_code >= 400:
-                reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-                raise FetchError(
-                    f"cannot fetch {url}: HTTP {response.status_code}{reason}",
-                    url=url,
-                    status=response.status_code,
-                )
-            media = _media_type(response.headers.get("content-type", ""))
-            if media[0] and media[0] not in READABLE_TYPES and media[0] != OCTET_STREAM:
-                # Refused before reading a byte of the body.
-                raise _unsupported(url, media[0])
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_big(url, max_bytes)
-            body = bytearray()
-            async for chunk in response.aiter_bytes():  # decompressed: bombs are bounded too
-                body += chunk
-                if len(body) > max_bytes:
-                    raise _too_big(url, max_bytes)
-            if not media[0] or media[0] == OCTET_STREAM:
-                media = (_sniff(bytes(body), url, media[0]), None)
-            return str(response.url), media, bytes(body)
+        where = f" (redirected to {current})" if hop else ""
+        try:
+            if robots is not None and not await robots.allows(client, current, timeout_s):
+                raise FetchError(f"cannot fetch {url}{where}: robots.txt forbids it", url=url)
+            async with client.stream(
+                "GET", current, headers=headers, follow_redirects=False, timeout=timeout_s
+            ) as response:
+                if response.is_redirect:
+                    current = response.url.join(response.headers["location"])
+                    _check_url(str(current), url)
+                    continue
+                return await _read_body(response, url, max_bytes)
+        except AddressRefused as exc:
+            raise FetchError(
+                f"cannot fetch {url}{where}: {exc}",
+                url=url,
+                hint=f'add "{exc.host}" to allowed_hosts under [research.web] in the config, '
+                "or name the page's URL in the task",
+            ) from None
     raise FetchError(f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects", url=url)
+
+
+async def _read_body(
+    response: httpx.Response, url: str, max_bytes: int
+) -> tuple[str, tuple[str, str | None], bytes]:
+    """(final URL, (media type, charset), body) of a response that is not a redirect; an
+    error status, a type we cannot read or a body over `max_bytes` is a FetchError."""
+    if response.status_code >= 400:
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        raise FetchError(
+            f"cannot fetch {url}: HTTP {response.status_code}{reason}",
+            url=url,
+            status=response.status_code,
+        )
+    media = _media_type(response.headers.get("content-type", ""))
+    if media[0] and media[0] not in READABLE_TYPES and media[0] != OCTET_STREAM:
+        # Refused before reading a byte of the body.
+        raise _unsupported(url, media[0])
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_big(url, max_bytes)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():  # decompressed: bombs are bounded too
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_big(url, max_bytes)
+    if not media[0] or media[0] == OCTET_STREAM:
+        media = (_sniff(bytes(body), url, media[0]), None)
+    return str(response.url), media, bytes(body)
 
 
 def _check_url(target: str, asked: str) -> None:

@@ -12,14 +12,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent_graph.research import NOT_FOUND, follow_up_query, to_task_numbers
+from agent_graph.research import NOT_FOUND, fetch_named_pages, follow_up_query, to_task_numbers
 from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
-from myninja.config import Config
+from myninja.config import Config, ResearchConfig
 from skills.research.corpus import Corpus
 from tests.agent_graph.scripts import CAREFUL, DIRECT, branch, judge
 from tests.agent_graph.test_graph import CLASSIC, Open, of_type, run_to_rest
 from tests.local_http import serving
+from tests.skills.research.test_fetch import Handler as FetchHandler
 
 FOUNDER = "Zorblat Inc. was founded in 1987 by the engineer Mira Quell in a garage."
 CHILDHOOD = "Mira Quell spent her childhood in Tallinn, where her parents ran a bakery."
@@ -262,6 +263,23 @@ async def test_a_page_the_task_names_is_fetched_read_first_and_cited_by_url(
             "Narva, since 1994 [1].\n\n**Sources**\n\n"
             f"[1] Zorblat history — 127.0.0.1 — {site}/history.html"
         )
+
+
+async def test_a_url_the_person_typed_may_be_on_loopback_but_not_what_it_redirects_to() -> None:
+    # Typing http://localhost:…/ allows localhost; its redirect to 127.0.0.1 is another host.
+    handler = type("TypedSite", (FetchHandler,), {"seen": []})
+    with serving(handler) as base:
+        port = base.rsplit(":", 1)[1]
+        typed = f"See {base}/article and http://localhost:{port}/to-loopback please."
+        found, notes = await fetch_named_pages(typed, "otters", ResearchConfig(retriever="bm25"))
+    assert {p["source"] for p in found} == {f"{base}/article"}
+    (note,) = notes
+    assert note.startswith(
+        f"cannot fetch http://localhost:{port}/to-loopback (redirected to {base}/article): "
+        "127.0.0.1 is a loopback address"
+    )
+    # /article was asked for once: by the typed URL, never by the redirect.
+    assert [path for path, _ in handler.seen].count("/article") == 1
 
 
 class _Colbert(BaseHTTPRequestHandler):

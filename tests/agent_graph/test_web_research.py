@@ -103,12 +103,20 @@ def site() -> Iterator[str]:
 
 
 def web_config(url: str, **web: Any) -> Config:
+    web = {
+        "provider": "searxng",
+        "url": url,
+        "pages": 8,
+        "requests_per_s": 50,
+        "allowed_hosts": ["127.0.0.1"],  # the site is on loopback, which is refused unless allowed
+        **web,
+    }
     research = {
         "retriever": "bm25",
         # 2 s: a good page must make it on a machine busy with other work; /slow must not.
         "fetch_timeout_s": 2,
         "fetch_max_bytes": 20_000,
-        "web": {"provider": "searxng", "url": url, "pages": 8, "requests_per_s": 50, **web},
+        "web": web,
     }
     return Config.model_validate({"graph": {"branches": 1}, "research": research})
 
@@ -197,6 +205,22 @@ async def test_a_second_run_reads_searches_and_pages_from_the_cache(
     assert "/search" in {p.split("?")[0] for p in read_first}, (asked, failed_first)
     assert not read_first & set(retried), (asked, retried, failed_first)
     assert {"/missing", "/slow", "/huge"} <= set(retried)
+
+
+async def test_result_pages_on_a_host_the_config_does_not_allow_are_refused_as_notes(
+    open_web: Open, site: str
+) -> None:
+    # The search itself is the person's own configured server; the pages its results name
+    # are on a loopback address nobody allowed, so none is connected to.
+    async with open_web(web_config(site, allowed_hosts=[]), RULES) as (manager, _):
+        task = await run_to_rest(manager, await manager.submit(TASK))
+        first = of_type(manager, task["id"], "retrieved")[0]
+    assert task["status"] == "done"
+    assert first["passages"] == []
+    refused = [note for note in first["notes"] if "127.0.0.1 is a loopback address" in note]
+    assert len(refused) == len(HOP_ONE) + 1  # every result page, each one line
+    assert all('add "127.0.0.1" to allowed_hosts' in note for note in refused)
+    assert {p.split("?")[0] for p in Site.seen} == {"/search"}
 
 
 async def test_without_a_reachable_search_the_researcher_says_so_once_and_uses_local_sources(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import itertools
 import json
 import socket
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pydantic_core
 import pytest
 
 from backends.base import ChatRequest, ToolCall
@@ -91,6 +93,12 @@ class Conn:
         """One `data:` event: an object as JSON, or a string exactly as given."""
         payload = data if isinstance(data, str) else json.dumps(data)
         self.writer.write(self._frame(f"data: {payload}\n\n".encode()))
+        await self.writer.drain()
+
+    async def frames(self, *pieces: bytes) -> None:
+        """Body bytes exactly as given, each piece its own chunk (the client reads them apart)."""
+        for piece in pieces:
+            self.writer.write(self._frame(piece))
         await self.writer.drain()
 
     async def end_stream(self) -> None:
@@ -380,6 +388,74 @@ async def test_connection_refused_is_unreachable_after_retries() -> None:
     assert err.exit_code == 4
     assert str(err) == f"{NAME}: cannot connect to http://127.0.0.1:{port}/v1"
     assert f"myninja backends test {NAME}" in (err.hint or "")
+
+
+# Line ends -----------------------------------------------------------------------------------
+def raw_json(event: dict[str, Any]) -> str:
+    """JSON as pydantic's to_json writes it: U+2028, U+2029 and U+0085 stay raw, as JSON allows."""
+    return pydantic_core.to_json(event).decode()
+
+
+async def test_unicode_line_separators_inside_data_are_not_line_ends() -> None:
+    pieces = ["one\u2028two", "\u2029", "three\u0085four", " \u2028\u2029\u0085 end"]
+    events = [raw_json(delta(piece)) for piece in pieces]
+    for char in "\u2028\u2029\u0085":  # sent raw, not as \uXXXX escapes
+        assert any(char in event for event in events)
+
+    async def handler(req: Request, conn: Conn) -> None:
+        await conn.start_stream()
+        for event in events:
+            await conn.event(event)
+        await conn.event(delta(finish="stop"))
+        await conn.end_stream()
+
+    async with serving(handler) as (gateway, backend):
+        text = await streamed(backend, ask())
+
+    assert text == "".join(pieces)
+    assert len(gateway.requests) == 1
+
+
+def split_reply(line_end: str) -> tuple[str, bytes]:
+    """A streamed reply's text, and its body: multi-byte characters (two to four bytes), raw
+    line separators, and one event whose JSON spans two `data:` lines."""
+    pieces = ["é€", "\u2028😀", "\u0085 done"]
+    events = [[f"data: {raw_json(delta(piece))}"] for piece in pieces]
+    head, _, tail = raw_json(delta(finish="stop")).partition(',"choices"')
+    events += [[f"data: {head}", f'data: ,"choices"{tail}'], ["data: [DONE]"]]
+    body = "".join(line_end.join(lines) + line_end * 2 for lines in events)
+    return "".join(pieces), body.encode()
+
+
+def cut(body: bytes) -> list[bytes]:
+    """`body` cut after every CR and inside every multi-byte character."""
+    cuts = [i for i in range(1, len(body)) if body[i - 1] == 0x0D or 0x80 <= body[i] < 0xC0]
+    return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\r", "\n"], ids=["crlf", "cr", "lf"])
+async def test_line_ends_and_characters_split_across_chunks(line_end: str) -> None:
+    expected, body = split_reply(line_end)
+    pieces = cut(body)
+    pairs = list(itertools.pairwise(pieces))
+    assert any(b[0] >= 0x80 for a, b in pairs)  # a character in two pieces
+    if line_end == "\r\n":
+        assert any(a.endswith(b"\r") and b.startswith(b"\n") for a, b in pairs)
+
+    async def handler(req: Request, conn: Conn) -> None:
+        await conn.start_stream()
+        await conn.frames(*pieces)
+        conn.release()
+        await conn.frames(b"")  # a zero-length chunk ends a chunked body
+
+    async with serving(handler) as (gateway, backend):
+        # The premise: a client sees the body in exactly these pieces, not joined up again.
+        async with httpx.AsyncClient() as client:
+            async with client.stream("POST", f"{gateway.url}/chat/completions") as response:
+                assert [piece async for piece in response.aiter_bytes()] == pieces
+        text = await streamed(backend, ask())
+
+    assert text == expected
 
 
 # Timeouts and broken replies -----------------------------------------------------------------

@@ -9,10 +9,12 @@ import pytest
 
 from skills.api import Permission, ToolContext, ToolError
 from skills.coder import skill as coder
+from skills.coder.confinement import offer
 
 pytestmark = pytest.mark.slow  # real sandboxed subprocesses
 
 ALL = frozenset(Permission)
+KERNEL_LINE = "confined by the kernel" if offer()["ok"] else "in-process guard only"
 PASSING = "from calc import add\n\n\ndef test_adds():\n    assert add(2, 3) == 5\n"
 FAILING = (
     "from calc import add\n\n\n"
@@ -108,7 +110,9 @@ async def test_run_python_runs_a_file_of_the_workspace(ctx: ToolContext) -> None
     await call(
         "write_file", ctx, path="main.py", content="from calc import add\nprint(add(2, 3))\n"
     )
-    assert await call("run_python", ctx, path_or_code="main.py") == "exit code 0 (ok)\nstdout:\n5"
+    report = await call("run_python", ctx, path_or_code="main.py")
+    # the last line says which confinement ran (this machine has the kernel's: sandbox check)
+    assert report == f"exit code 0 (ok)\nstdout:\n5\nsandbox: {KERNEL_LINE}"
     with pytest.raises(ToolError, match=r"no such file: other\.py; write it with write_file first"):
         await call("run_python", ctx, path_or_code="other.py")
 
@@ -124,7 +128,7 @@ async def test_run_python_stops_a_program_at_the_wall_time_limit(ctx: ToolContex
 async def test_run_tests_counts_a_passing_file(ctx: ToolContext) -> None:
     await call("write_file", ctx, path="calc.py", content="def add(a, b):\n    return a + b\n")
     await call("write_file", ctx, path="test_calc.py", content=PASSING)
-    assert await call("run_tests", ctx) == "passed 1, failed 0"
+    assert await call("run_tests", ctx) == f"passed 1, failed 0\nsandbox: {KERNEL_LINE}"
 
 
 async def test_run_tests_counts_failures_and_shows_their_tails(ctx: ToolContext) -> None:

@@ -1,19 +1,29 @@
 """Fetching pages a task names: against a real HTTP server on 127.0.0.1 (http.server in a
 thread), so redirects, status codes, charsets, sizes and a slow-drip body are real bytes on a
 real socket, and httpx is the real client. robots.txt variants each get a server of their own
-(an origin of their own), and the PDFs are written byte by byte here."""
+(an origin of their own), and the PDFs are written byte by byte here.
+
+127.0.0.1 is an address the fetch guard refuses, so these tests allow it (`fetch`), as a
+person allows a host in the config; the guard's own tests fetch without it, and watch the
+socket connections the process makes (an audit hook) to show what was never connected to."""
 
 from __future__ import annotations
 
 import socket
+import ssl
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trustme
 
 from myninja.errors import MyninjaError
 from skills.research.fetch import (
@@ -23,12 +33,25 @@ from skills.research.fetch import (
     RobotsCache,
     fetch_page,
     find_urls,
+    hosts_of,
     page_passages,
 )
+from skills.research.fetch_guard import Resolver, WebClient
 from skills.research.passages import MAX_WORDS
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)
+
+LOCAL = ("127.0.0.1",)  # where the test servers are: allowed, as a person would in the config
+
+
+async def fetch(url: str, **options: Any) -> FetchedPage:
+    """`fetch_page` with the test servers' address allowed (unless a client is passed, which
+    carries its own allowances)."""
+    if "client" not in options:
+        options.setdefault("allow_hosts", LOCAL)
+    return await fetch_page(url, **options)
+
 
 MAIN_PARAGRAPHS = [
     "River otters have returned to the upper valley after forty years of absence, according "
@@ -159,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.seen.append((self.path, self.headers.get("User-Agent", "")))
-        path = self.path
+        path = urlsplit(self.path).path
         html = "text/html; charset=utf-8"
         if path == "/robots.txt" and self.robots is not None:
             status, body = self.robots
@@ -173,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(status, body, "text/plain")
             except OSError:  # the client gave up waiting, as it should
                 pass
-        elif path in ("/article", "/private/article"):
+        elif path.endswith("/article"):
             self.send(200, ARTICLE.encode(), html)
         elif path == "/to-private":
             self.redirect("/private/article")
@@ -194,6 +217,10 @@ class Handler(BaseHTTPRequestHandler):
             )
         elif path == "/to-file":
             self.redirect("file:///etc/passwd")
+        elif path == "/host":  # what the request said it was for
+            self.send(200, f"Host: {self.headers['Host']}".encode(), "text/plain")
+        elif path == "/to-loopback":  # reached by another name, this leads to 127.0.0.1
+            self.redirect(f"http://127.0.0.1:{self.server.server_port}/article")
         elif path == "/404":
             self.send(404, b"<h1>nope</h1>", html)
         elif path == "/500":
@@ -298,7 +325,7 @@ def test_find_urls_ignores_other_schemes_and_bare_prefixes_and_caps_the_count() 
 
 async def test_html_article_keeps_main_text_and_drops_boilerplate(server) -> None:
     base, seen = server
-    page = await fetch_page(f"{base}/article")
+    page = await fetch(f"{base}/article")
     assert isinstance(page, FetchedPage)
     assert page.title == "River otters return"
     assert page.content_type == "text/html"
@@ -317,7 +344,7 @@ async def test_html_article_keeps_main_text_and_drops_boilerplate(server) -> Non
 
 async def test_html_that_extraction_finds_nothing_in_falls_back_to_visible_text(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/links")
+    page = await fetch(f"{base}/links")
     assert page.title == "Timetables"
     assert "Northern line timetable" in page.text
     assert "Southern line timetable" in page.text
@@ -325,14 +352,14 @@ async def test_html_that_extraction_finds_nothing_in_falls_back_to_visible_text(
 
 async def test_plain_text_uses_the_declared_charset(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/latin1")
+    page = await fetch(f"{base}/latin1")
     assert page.text == LATIN1_TEXT
     assert page.content_type == "text/plain"
 
 
 async def test_markdown_is_kept_as_is_with_its_heading_as_title(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/notes.md")
+    page = await fetch(f"{base}/notes.md")
     assert page.title == "Field notes"
     assert page.text == "# Field notes\n\nOtters seen: 3."
 
@@ -342,7 +369,7 @@ async def test_markdown_is_kept_as_is_with_its_heading_as_title(server) -> None:
 
 async def test_redirects_are_followed_to_the_final_url(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/hop/2")
+    page = await fetch(f"{base}/hop/2")
     assert page.url == f"{base}/hop/2"
     assert page.final_url == f"{base}/article"
     assert MAIN_PARAGRAPHS[0] in page.text
@@ -352,7 +379,7 @@ async def test_too_many_redirects_are_refused(server) -> None:
     base, seen = server
     before = len(seen)
     with pytest.raises(FetchError, match="more than 5 redirects") as info:
-        await fetch_page(f"{base}/hop/7")
+        await fetch(f"{base}/hop/7")
     assert f"{base}/hop/7" in str(info.value)
     # The first request and five redirects followed; the sixth is not. (robots.txt is read
     # or not depending on which test ran first: not counted.)
@@ -362,14 +389,14 @@ async def test_too_many_redirects_are_refused(server) -> None:
 async def test_a_redirect_to_a_file_url_is_refused(server) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="'file' is not http or https"):
-        await fetch_page(f"{base}/to-file")
+        await fetch(f"{base}/to-file")
 
 
 @pytest.mark.parametrize(("path", "status"), [("/404", 404), ("/500", 500)])
 async def test_http_errors_name_their_status(server, path: str, status: int) -> None:
     base, _ = server
     with pytest.raises(FetchError) as info:
-        await fetch_page(f"{base}{path}")
+        await fetch(f"{base}{path}")
     err = info.value
     assert f"HTTP {status}" in err.one_line()
     assert f"{base}{path}" in err.one_line()
@@ -384,7 +411,7 @@ async def test_a_slow_drip_page_is_cut_off_by_the_total_timeout(server) -> None:
     base, _ = server
     started = time.monotonic()
     with pytest.raises(FetchError, match="timed out"):
-        await fetch_page(f"{base}/slow", timeout_s=1.0)
+        await fetch(f"{base}/slow", timeout_s=1.0)
     # Loose: the server would take 10 s; the point is we did not wait for it.
     assert time.monotonic() - started < 5
 
@@ -393,9 +420,9 @@ async def test_a_slow_drip_page_is_cut_off_by_the_total_timeout(server) -> None:
 async def test_a_page_bigger_than_max_bytes_is_refused(server, path: str) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="larger than 1000000 bytes"):
-        await fetch_page(f"{base}{path}", max_bytes=1_000_000)
+        await fetch(f"{base}{path}", max_bytes=1_000_000)
     # The same page within a bigger limit is read whole.
-    page = await fetch_page(f"{base}{path}", max_bytes=2_000_000)
+    page = await fetch(f"{base}{path}", max_bytes=2_000_000)
     assert len(page.text.split()) == 600_000
 
 
@@ -415,9 +442,9 @@ async def test_urls_we_cannot_fetch_are_refused_without_a_request(url: str) -> N
     async def record(request: httpx.Request) -> None:
         requests.append(request)
 
-    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+    async with WebClient(event_hooks={"request": [record]}) as client:
         with pytest.raises(FetchError) as info:
-            await fetch_page(url, client=client)
+            await fetch(url, client=client)
     assert requests == []
     assert url in str(info.value)
     assert isinstance(info.value, MyninjaError)
@@ -429,7 +456,7 @@ async def test_a_refused_connection_is_one_line(server) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(FetchError, match="connection failed") as info:
-        await fetch_page(f"http://127.0.0.1:{port}/")
+        await fetch(f"http://127.0.0.1:{port}/")
     assert "\n" not in info.value.one_line()
 
 
@@ -438,7 +465,7 @@ async def test_a_refused_connection_is_one_line(server) -> None:
 
 async def test_a_pdf_is_read_page_by_page_with_its_title_and_date(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/papers/otters.pdf")
+    page = await fetch(f"{base}/papers/otters.pdf")
     assert page.content_type == "application/pdf"
     # Each page's text, pages a paragraph apart so the chunker can cut between them.
     assert page.text == "Otters hold hands\n\nwhile they sleep on the water."
@@ -452,7 +479,7 @@ async def test_a_pdf_is_read_page_by_page_with_its_title_and_date(server) -> Non
 
 async def test_a_pdf_without_metadata_is_titled_by_its_file_name(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/papers/field%20notes.pdf")
+    page = await fetch(f"{base}/papers/field%20notes.pdf")
     assert page.text == "Otters hold hands"
     assert page.title == "field notes.pdf"
     assert page.published is None
@@ -461,31 +488,31 @@ async def test_a_pdf_without_metadata_is_titled_by_its_file_name(server) -> None
 async def test_a_pdf_with_no_text_is_refused_as_needing_ocr(server) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="the PDF has no text") as info:
-        await fetch_page(f"{base}/scan.pdf")
+        await fetch(f"{base}/scan.pdf")
     assert f"{base}/scan.pdf" in info.value.one_line()
 
 
 async def test_a_broken_pdf_is_one_error_naming_the_url(server) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="not a readable PDF") as info:
-        await fetch_page(f"{base}/broken.pdf")
+        await fetch(f"{base}/broken.pdf")
     assert f"{base}/broken.pdf" in info.value.one_line()
     assert "\n" not in info.value.one_line()
 
 
 async def test_bare_bytes_are_read_only_when_they_are_a_pdf(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/bucket/otters")
+    page = await fetch(f"{base}/bucket/otters")
     assert page.content_type == "application/pdf"
     assert page.title == "Otter behaviour"
     with pytest.raises(FetchError, match="unsupported content type 'application/octet-stream'"):
-        await fetch_page(f"{base}/bucket/blob")
+        await fetch(f"{base}/bucket/blob")
 
 
 async def test_other_types_are_still_refused_naming_their_type(server) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="unsupported content type 'image/png'") as info:
-        await fetch_page(f"{base}/image.png")
+        await fetch(f"{base}/image.png")
     assert "PDF" in (info.value.hint or "")
 
 
@@ -494,7 +521,7 @@ async def test_other_types_are_still_refused_naming_their_type(server) -> None:
 
 async def test_an_html_page_keeps_its_published_date_and_canonical_url(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/dated")
+    page = await fetch(f"{base}/dated")
     assert page.published == "2024-03-05"
     # Relative in the page, absolute here; the fragment names a place in it, not the page.
     assert page.canonical_url == f"{base}/a?ref=1"
@@ -503,14 +530,14 @@ async def test_an_html_page_keeps_its_published_date_and_canonical_url(server) -
 
 async def test_a_time_element_dates_a_page_that_names_no_canonical_url(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/timed")
+    page = await fetch(f"{base}/timed")
     assert page.published == "2023-11-20"
     assert page.canonical_url is None
 
 
 async def test_plain_text_has_no_date_or_canonical_url(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/notes.md")
+    page = await fetch(f"{base}/notes.md")
     assert page.published is None
     assert page.canonical_url is None
 
@@ -524,10 +551,10 @@ async def test_robots_txt_forbids_a_path_and_allows_the_rest(site: Site) -> None
     base, seen = site(ROBOTS)
     robots = RobotsCache()
     with pytest.raises(FetchError) as info:
-        await fetch_page(f"{base}/private/article", robots=robots)
+        await fetch(f"{base}/private/article", robots=robots)
     assert info.value.one_line().startswith(f"cannot fetch {base}/private/article: ")
     assert "robots.txt forbids it" in info.value.one_line()
-    page = await fetch_page(f"{base}/article", robots=robots)
+    page = await fetch(f"{base}/article", robots=robots)
     assert MAIN_PARAGRAPHS[0] in page.text
     # The forbidden page was never asked for; robots.txt was read once for the origin.
     assert paths(seen) == ["/robots.txt", "/article"]
@@ -539,7 +566,7 @@ async def test_rules_for_our_own_token_apply(site: Site) -> None:
         (200, b"User-agent: myninja\nDisallow: /article\n\nUser-agent: *\nAllow: /\n")
     )
     with pytest.raises(FetchError, match=r"robots\.txt forbids it"):
-        await fetch_page(f"{base}/article", robots=RobotsCache())
+        await fetch(f"{base}/article", robots=RobotsCache())
     assert "/article" not in paths(seen)
 
 
@@ -548,7 +575,7 @@ async def test_a_redirect_into_a_forbidden_path_is_refused_before_following_it(
 ) -> None:
     base, seen = site(ROBOTS)
     with pytest.raises(FetchError) as info:
-        await fetch_page(f"{base}/to-private", robots=RobotsCache())
+        await fetch(f"{base}/to-private", robots=RobotsCache())
     message = info.value.one_line()
     assert f"(redirected to {base}/private/article)" in message
     assert "robots.txt forbids it" in message
@@ -559,21 +586,66 @@ async def test_respect_robots_false_fetches_a_forbidden_page_without_reading_rob
     site: Site,
 ) -> None:
     base, seen = site(ROBOTS)
-    page = await fetch_page(f"{base}/private/article", respect_robots=False)
+    page = await fetch(f"{base}/private/article", respect_robots=False)
     assert MAIN_PARAGRAPHS[0] in page.text
     assert paths(seen) == ["/private/article"]
 
 
+# Each rule here is one urllib.robotparser reads wrongly: it takes `*` and `$` literally and
+# obeys the first rule that matches, where RFC 9309 wants the longest, and Allow on a tie.
+RFC_ROBOTS = (
+    200,
+    b"User-agent: *\n"
+    b"Allow: /shop\n"
+    b"Disallow: /shop/cart\n"
+    b"Disallow: /tie\n"
+    b"Allow: /tie\n"
+    b"Disallow: /*.pdf$\n"
+    b"Disallow: /*session=\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/papers/otters.pdf", False),  # `$`: ends in .pdf
+        ("/papers/otters.pdf?download=1", True),  # does not end in .pdf
+        ("/article?session=42", False),  # `*` in the middle
+        ("/article?page=2", True),
+        ("/shop/cart/article", False),  # the longer Disallow beats the earlier, shorter Allow
+        ("/shop/article", True),
+        ("/tie/article", True),  # Allow and Disallow of one length: Allow wins
+    ],
+)
+async def test_robots_txt_is_read_as_rfc_9309_says(site: Site, path: str, allowed: bool) -> None:
+    base, seen = site(RFC_ROBOTS)
+    if allowed:
+        page = await fetch(f"{base}{path}", robots=RobotsCache())
+        assert page.final_url == f"{base}{path}"
+        assert paths(seen) == ["/robots.txt", path]
+    else:
+        with pytest.raises(FetchError, match=r"robots\.txt forbids it"):
+            await fetch(f"{base}{path}", robots=RobotsCache())
+        assert paths(seen) == ["/robots.txt"]  # the page itself was never asked for
+
+
 @pytest.mark.parametrize(
     "robots",
-    [None, (404, b"Disallow: /"), (410, b""), (500, b"Disallow: /"), (0, b"")],
-    ids=["missing", "404-with-body", "gone", "server-error", "dropped"],
+    [
+        None,
+        (404, b"Disallow: /"),
+        (410, b""),
+        (500, b"Disallow: /"),
+        (0, b""),
+        (200, b"\x00\xff\xfe<html><body>Disallow /private/</body></html>\n\x1b[2J"),
+    ],
+    ids=["missing", "404-with-body", "gone", "server-error", "dropped", "garbled"],
 )
-async def test_a_missing_or_unreachable_robots_txt_allows_everything(
+async def test_a_missing_unreachable_or_garbled_robots_txt_allows_everything(
     site: Site, robots: tuple[int, bytes] | None
 ) -> None:
     base, seen = site(robots)
-    page = await fetch_page(f"{base}/private/article", robots=RobotsCache())
+    page = await fetch(f"{base}/private/article", robots=RobotsCache())
     assert MAIN_PARAGRAPHS[0] in page.text
     assert paths(seen)[-1] == "/private/article"
 
@@ -582,7 +654,7 @@ async def test_a_missing_or_unreachable_robots_txt_allows_everything(
 async def test_a_robots_txt_we_may_not_read_forbids_everything(site: Site, status: int) -> None:
     base, seen = site((status, b""))
     with pytest.raises(FetchError, match=r"robots\.txt forbids it"):
-        await fetch_page(f"{base}/article", robots=RobotsCache())
+        await fetch(f"{base}/article", robots=RobotsCache())
     assert paths(seen) == ["/robots.txt"]
 
 
@@ -590,7 +662,7 @@ async def test_a_slow_robots_txt_is_given_up_on_and_allows(site: Site) -> None:
     # It would answer "Disallow: /" after 2 s; we wait 0.3 s for it. Had we waited, the page
     # would have been refused: getting it shows we gave up and took the silence as "allowed".
     base, _ = site((-1, b"User-agent: *\nDisallow: /\n"))
-    page = await fetch_page(f"{base}/article", robots=RobotsCache(timeout_s=0.3))
+    page = await fetch(f"{base}/article", robots=RobotsCache(timeout_s=0.3))
     assert MAIN_PARAGRAPHS[0] in page.text
 
 
@@ -598,8 +670,8 @@ async def test_robots_txt_is_read_again_once_its_entry_is_stale(site: Site) -> N
     base, seen = site(ROBOTS)
     for robots in (RobotsCache(), RobotsCache(ttl_s=0)):
         before = len(seen)
-        await fetch_page(f"{base}/article", robots=robots)
-        await fetch_page(f"{base}/article", robots=robots)
+        await fetch(f"{base}/article", robots=robots)
+        await fetch(f"{base}/article", robots=robots)
         reads = paths(seen[before:]).count("/robots.txt")
         assert reads == (1 if robots.ttl_s is None else 2)
 
@@ -608,8 +680,243 @@ async def test_a_robots_cache_keeps_at_most_max_origins(site: Site) -> None:
     robots = RobotsCache(max_origins=2)
     bases = [site(None)[0] for _ in range(3)]
     for base in bases:
-        await fetch_page(f"{base}/article", robots=robots)
+        await fetch(f"{base}/article", robots=robots)
     assert len(robots) == 2
+
+
+# -- fetch_page: the address guard -----------------------------------------------------------
+
+# (thread, addresses) of each test watching connections: only its own thread's count, so a
+# stray thread another test left behind cannot write in its record.
+_recordings: list[tuple[int, list[str]]] = []
+_hook_installed = False
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect" and _recordings and isinstance(args[1], tuple):
+        for thread, recording in _recordings:
+            if thread == threading.get_ident():
+                recording.append(str(args[1][0]))
+
+
+@pytest.fixture
+def connects() -> Iterator[list[str]]:
+    """The addresses this process opens sockets to during the test, from the interpreter's
+    socket.connect audit event: beneath asyncio, anyio, httpcore and httpx, so no layer can
+    connect without it showing."""
+    global _hook_installed
+    if not _hook_installed:
+        sys.addaudithook(_on_audit)  # a hook cannot be removed: one, idle between tests
+        _hook_installed = True
+    entry: tuple[int, list[str]] = (threading.get_ident(), [])  # the loop runs on this thread
+    _recordings.append(entry)
+    try:
+        yield entry[1]
+    finally:
+        _recordings.remove(entry)
+
+
+def answers(names: dict[str, list[list[str]]]) -> Resolver:
+    """A resolver that gives each name its answers in turn, the last one again once they run
+    out: what a DNS server an attacker runs may do. Other names do not exist."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        queue = names[host]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return resolve
+
+
+def port_of(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+async def test_a_page_on_loopback_is_refused_without_a_connection_unless_allowed(
+    server, connects: list[str]
+) -> None:
+    base, seen = server
+    before = len(seen)
+    with pytest.raises(FetchError) as info:
+        await fetch_page(f"{base}/article")
+    line = info.value.one_line()
+    assert line.startswith(f"cannot fetch {base}/article: 127.0.0.1 is a loopback address (")
+    assert 'add "127.0.0.1" to allowed_hosts under [research.web] in the config' in line
+    assert "name the page's URL in the task" in line
+    assert "\n" not in line
+    assert connects == [] and len(seen) == before
+    page = await fetch_page(f"{base}/article", allow_hosts=["127.0.0.1"])
+    assert MAIN_PARAGRAPHS[0] in page.text
+    assert "127.0.0.1" in connects  # the recording does see connections: its silence was real
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata"),
+        ("http://[::ffff:169.254.169.254]/latest/", "::ffff:169.254.169.254 is a cloud metadata"),
+        ("http://[fd00:ec2::254]/latest/meta-data/", "fd00:ec2::254 is a cloud metadata"),
+        ("http://100.100.100.200/latest/meta-data/", "100.100.100.200 is a cloud metadata"),
+        ("http://169.254.10.1/", "169.254.10.1 is a link-local address"),
+        ("http://10.0.0.1/admin", "10.0.0.1 is a private address"),
+        ("http://192.168.1.1/", "192.168.1.1 is a private address"),
+        ("http://100.64.0.1/", "100.64.0.1 is a shared (CGNAT) address"),
+        ("http://[::1]/", "::1 is a loopback address"),
+        ("http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1 is a loopback address"),
+        ("http://[fe80::1]/", "fe80::1 is a link-local address"),
+        ("http://[fd12:3456::1]/", "fd12:3456::1 is a private address"),
+        ("http://224.0.0.251/", "224.0.0.251 is a multicast address"),
+        ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
+        ("http://255.255.255.255/", "255.255.255.255 is a reserved address"),
+    ],
+)
+async def test_internal_addresses_are_refused_before_any_connection(
+    url: str, said: str, connects: list[str]
+) -> None:
+    # robots.txt is read first, so its request would be the first to connect: it does not.
+    with pytest.raises(FetchError) as info:
+        await fetch_page(url, robots=RobotsCache())
+    assert info.value.one_line().startswith(f"cannot fetch {url}: {said}")
+    assert connects == []
+
+
+async def test_a_redirect_to_loopback_is_refused_where_it_leads(
+    server, connects: list[str]
+) -> None:
+    # The person allowed the name the server was reached by, not wherever it redirects.
+    base, seen = server
+    start = f"http://localhost:{port_of(base)}/to-loopback"
+    before = len(seen)
+    with pytest.raises(FetchError) as info:
+        await fetch_page(start, allow_hosts=["localhost"], robots=RobotsCache())
+    line = info.value.one_line()
+    assert line.startswith(
+        f"cannot fetch {start} (redirected to {base}/article): 127.0.0.1 is a loopback address"
+    )
+    assert paths(seen[before:]) == ["/robots.txt", "/to-loopback"]  # never /article
+
+
+async def test_names_the_system_resolves_to_loopback_are_refused(
+    server, connects: list[str]
+) -> None:
+    # The real resolver: localhost from the hosts file, and 127.0.0.1 written as one number,
+    # which getaddrinfo reads as an address though no URL parser calls it one.
+    base, _ = server
+    for host in ("localhost", "2130706433"):
+        url = f"http://{host}:{port_of(base)}/article"
+        with pytest.raises(FetchError) as info:
+            await fetch_page(url, robots=RobotsCache())
+        assert f"{host} resolves to 127.0.0.1, a loopback address" in info.value.one_line()
+    assert connects == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (["10.1.2.3"], "resolves to 10.1.2.3, a private address"),
+        # One bad answer among good ones refuses the name: which one we would use is not ours.
+        (["93.184.215.14", "192.168.1.20"], "resolves to 192.168.1.20, a private address"),
+        (["::ffff:172.16.0.9"], "resolves to ::ffff:172.16.0.9, a private address"),
+        (["2002:a9fe:a9fe::1"], "resolves to 2002:a9fe:a9fe::1, a cloud metadata address"),
+    ],
+)
+async def test_a_name_that_resolves_to_a_private_address_is_refused(
+    answer: list[str], said: str, connects: list[str]
+) -> None:
+    async with WebClient(resolve=answers({"intranet.test": [answer]})) as client:
+        with pytest.raises(FetchError) as info:
+            await fetch_page("http://intranet.test/report", client=client, robots=RobotsCache())
+    assert f"cannot fetch http://intranet.test/report: intranet.test {said}" in (
+        info.value.one_line()
+    )
+    assert connects == []
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+    server, connects: list[str]
+) -> None:
+    # otters.test exists only in this resolver's answer: reaching the server by it shows the
+    # connection used that checked answer, with no second lookup; the Host header keeps the name.
+    base, _ = server
+    url = f"http://otters.test:{port_of(base)}/host"
+    resolve = answers({"otters.test": [["127.0.0.1"]]})
+    async with WebClient(allow_hosts=["Otters.TEST."], resolve=resolve) as client:
+        page = await fetch_page(url, client=client, respect_robots=False)
+    assert page.text == f"Host: otters.test:{port_of(base)}"
+    assert page.final_url == url
+    assert connects == ["127.0.0.1"]
+
+
+async def test_each_connection_checks_the_answer_it_uses(site: Site, connects: list[str]) -> None:
+    # DNS rebinding: the name answers an allowed address for robots.txt's connection, then a
+    # private one for the page's. The page's connection is refused before it is made.
+    base, seen = site(None)
+    resolve = answers({"flip.test": [["127.0.0.1"], ["10.0.0.7"]]})
+    async with WebClient(allow_hosts=["127.0.0.1"], resolve=resolve) as client:
+        with pytest.raises(FetchError, match=r"flip\.test resolves to 10\.0\.0\.7, a private"):
+            await fetch_page(
+                f"http://flip.test:{port_of(base)}/article", client=client, robots=RobotsCache()
+            )
+    assert paths(seen) == ["/robots.txt"]
+    assert connects == ["127.0.0.1"]
+
+
+@contextmanager
+def serving_tls(handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext) -> Iterator[int]:
+    """`handler` over TLS on 127.0.0.1, in a thread; yields the port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_port
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+async def test_tls_is_verified_against_the_name_not_the_address(connects: list[str]) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("otters.test").configure_cert(server_context)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda _sock, name, _context: names.append(name)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    handler = type("TlsHandler", (Handler,), {"seen": []})
+    resolve = answers({"otters.test": [["127.0.0.1"]]})
+    with serving_tls(handler, server_context) as port:
+        async with WebClient(
+            allow_hosts=["otters.test", "127.0.0.1"], resolve=resolve, verify=client_context
+        ) as client:
+            page = await fetch_page(
+                f"https://otters.test:{port}/host", client=client, respect_robots=False
+            )
+            assert page.text == f"Host: otters.test:{port}"
+            assert names == ["otters.test"]  # SNI named the host, not the address
+            # The same server by its address: the certificate does not name it.
+            with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+                await fetch_page(
+                    f"https://127.0.0.1:{port}/host", client=client, respect_robots=False
+                )
+    assert connects == ["127.0.0.1", "127.0.0.1"]
+
+
+async def test_fetch_page_takes_only_a_guarded_client() -> None:
+    async with httpx.AsyncClient() as plain:
+        with pytest.raises(TypeError, match="WebClient"):
+            await fetch_page("https://example.org/", client=plain)  # type: ignore[arg-type]
+    async with WebClient() as client:
+        with pytest.raises(TypeError, match="allowed hosts are the client's"):
+            await fetch_page("https://example.org/", client=client, allow_hosts=["example.org"])
+    with pytest.raises(TypeError, match="makes its own transport"):
+        WebClient(transport=httpx.AsyncHTTPTransport())
+
+
+def test_hosts_of_typed_urls() -> None:
+    typed = ["http://LocalHost:8000/a", "https://[::1]/b", "http://[::1", "https://bücher.example/"]
+    assert hosts_of(typed) == ["localhost", "::1", "bücher.example"]
 
 
 # -- page_passages ----------------------------------------------------------------------------
@@ -617,7 +924,7 @@ async def test_a_robots_cache_keeps_at_most_max_origins(site: Site) -> None:
 
 async def test_a_long_page_becomes_ordered_passages_citing_the_final_url(server) -> None:
     base, _ = server
-    page = await fetch_page(f"{base}/long")
+    page = await fetch(f"{base}/long")
     passages = page_passages(page)
     assert len(passages) >= 5
     for passage in passages:

@@ -20,6 +20,8 @@ from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)
 
+LOCAL = ["127.0.0.1"]  # the test server's address, which fetches refuse unless it is allowed
+
 ARTICLE = (
     "<!doctype html><html><head><title>Otters at dusk</title>"
     '<link rel="canonical" href="/otters"></head><body><main><article><h1>Otters at dusk</h1>'
@@ -207,15 +209,21 @@ async def test_fetch_cached_asks_the_server_once_then_again_after_expiry(
 ) -> None:
     base, seen = server
     url = f"{base}/article"
-    first, from_cache = await fetch_cached(url, cache, max_age_s=60, respect_robots=False)
+    first, from_cache = await fetch_cached(
+        url, cache, max_age_s=60, respect_robots=False, allow_hosts=LOCAL
+    )
     assert not from_cache
     assert first.canonical_url == f"{base}/otters"
-    second, from_cache = await fetch_cached(url, cache, max_age_s=60, respect_robots=False)
+    second, from_cache = await fetch_cached(
+        url, cache, max_age_s=60, respect_robots=False, allow_hosts=LOCAL
+    )
     assert from_cache
     assert second == first
     assert seen == ["/article"]
     # Older than a microsecond by now: stale, so asked again, and stored again.
-    third, from_cache = await fetch_cached(url, cache, max_age_s=1e-6, respect_robots=False)
+    third, from_cache = await fetch_cached(
+        url, cache, max_age_s=1e-6, respect_robots=False, allow_hosts=LOCAL
+    )
     assert not from_cache
     assert third.fetched_at > first.fetched_at
     assert seen == ["/article", "/article"]
@@ -228,7 +236,7 @@ async def test_fetch_cached_passes_fetch_options_on(
 ) -> None:
     base, _ = server
     with pytest.raises(FetchError, match="larger than 100 bytes"):
-        await fetch_cached(f"{base}/article", cache, max_age_s=60, max_bytes=100)
+        await fetch_cached(f"{base}/article", cache, max_age_s=60, max_bytes=100, allow_hosts=LOCAL)
     assert cache.get_page(f"{base}/article", 60) is None
 
 
@@ -236,9 +244,11 @@ async def test_a_failed_fetch_is_not_cached(cache: WebCache, server: tuple[str, 
     base, seen = server
     url = f"{base}/flaky"
     with pytest.raises(FetchError, match="HTTP 503"):
-        await fetch_cached(url, cache, max_age_s=60, respect_robots=False)
+        await fetch_cached(url, cache, max_age_s=60, respect_robots=False, allow_hosts=LOCAL)
     assert cache.get_page(url, 60) is None
-    page, from_cache = await fetch_cached(url, cache, max_age_s=60, respect_robots=False)
+    page, from_cache = await fetch_cached(
+        url, cache, max_age_s=60, respect_robots=False, allow_hosts=LOCAL
+    )
     assert not from_cache
     assert "Otters leave their holts" in page.text
     assert seen == ["/flaky", "/flaky"]
@@ -248,7 +258,7 @@ async def test_fetch_cached_without_a_cache_always_fetches(server: tuple[str, li
     base, seen = server
     for _ in range(2):
         _, from_cache = await fetch_cached(
-            f"{base}/article", None, max_age_s=60, respect_robots=False
+            f"{base}/article", None, max_age_s=60, respect_robots=False, allow_hosts=LOCAL
         )
         assert not from_cache
     assert seen == ["/article", "/article"]

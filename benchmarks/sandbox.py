@@ -1,0 +1,87 @@
+"""What the kernel's confinement costs a sandboxed run, against the in-process guard alone (the
+sandbox before it: `unshare --net` and the audit hook), in one process, the two modes taking
+turns run by run.
+
+Two workloads: a hello-world (`print('hello')`: all start-up) and one HumanEval check (the
+canonical solution of HumanEval dev40's first problem with its tests, as `humaneval.check`
+runs it). Target: kernel / in-process <= 1.3 on each. Prints JSON.
+
+    python benchmarks/sandbox.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT.parent / "shared" / "eval-data" / "dev"
+sys.path.insert(0, str(ROOT))
+
+MODES = ("in-process", "kernel")
+TARGET = 1.3
+
+
+def workloads() -> dict[str, str]:
+    from agent_graph.evals import humaneval
+
+    problem = humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 1)[0]
+    program = problem.prompt + problem.canonical_solution
+    check = f"{program}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+    return {"hello-world": "print('hello')\n", "humaneval-check": check}
+
+
+def timed(code: str, workspace: Path, mode: str) -> float:
+    from agent_graph.evals.humaneval import CHECK_LIMITS
+    from skills.coder.sandbox import run_python
+
+    (workspace / "program.py").write_text(code, encoding="utf-8")
+    started = time.perf_counter()
+    result = run_python(Path("program.py"), workspace=workspace, limits=CHECK_LIMITS,
+                        confine=mode)  # type: ignore[arg-type]  # fmt: skip
+    seconds = time.perf_counter() - started
+    if not result.ok or result.confinement != mode:
+        raise SystemExit(f"the {mode} run failed: {result.summary()}\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="runs of each mode per workload")
+    args = parser.parse_args()
+    from skills.coder.confinement import offer
+
+    machine = offer()
+    if not machine["ok"]:
+        raise SystemExit(f"no kernel confinement here: {', '.join(machine['missing'])}")
+    out: dict[str, Any] = {"benchmark": "sandbox", "runs": args.runs, "target": TARGET,
+                           "landlock_abi": machine["landlock_abi"]}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as folder:
+        workspace = Path(folder)
+        for name, code in workloads().items():
+            seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
+            for mode in MODES:  # warm-up: the probe, the import path, the page cache
+                timed(code, workspace, mode)
+            for i in range(args.runs):
+                order = MODES if i % 2 == 0 else MODES[::-1]
+                for mode in order:
+                    seconds[mode].append(timed(code, workspace, mode))
+            medians = {mode: statistics.median(values) for mode, values in seconds.items()}
+            ratios = [k / p for k, p in zip(seconds["kernel"], seconds["in-process"], strict=True)]
+            out[name] = {
+                "median_s": {mode: round(value, 4) for mode, value in medians.items()},
+                "kernel_over_in_process": round(medians["kernel"] / medians["in-process"], 3),
+                "median_pair_ratio": round(statistics.median(ratios), 3),
+                "met": medians["kernel"] / medians["in-process"] <= TARGET,
+            }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
