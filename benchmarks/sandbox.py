@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,7 +83,52 @@ def main() -> None:
                 "median_pair_ratio": round(statistics.median(ratios), 3),
                 "met": medians["kernel"] / medians["in-process"] <= TARGET,
             }
+    if shutil.which("bwrap"):
+        out["mechanisms"] = mechanisms(args.runs)
     print(json.dumps(out, indent=2))
+
+
+def mechanisms(runs: int) -> dict[str, Any]:
+    """Landlock against bubblewrap, the confinement alone: a fresh interpreter that reads a
+    JSON argument (as the sandbox's child does) and prints hello, confined by confine.py
+    (namespaces, Landlock, seccomp) or by bubblewrap (namespaces and a read-only view of the
+    system; no seccomp filter), against the same interpreter unconfined."""
+    from skills.coder import confinement
+
+    with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as folder:
+        spec = confinement.spec(Path(folder), network=False)
+        python = [sys.executable, "-I", "-S", "-c"]
+        system = [arg for path in ("/usr", "/etc", "/lib", "/lib64", "/bin") if Path(path).exists()
+                  for arg in (("--symlink", os.readlink(path), path) if Path(path).is_symlink()
+                              else ("--ro-bind", path, path))]  # fmt: skip
+        pythons = [a for p in confinement.python_paths() for a in ("--ro-bind", p, p)]
+        hello = "import json, sys\nspec = json.loads(sys.argv[1])\n"
+        argument = json.dumps(spec)
+        commands = {
+            "unconfined": [*python, hello + "print('hello')", argument],
+            "landlock": [*python, confinement.SOURCE + hello + "confine(spec)\nprint('hello')",
+                         argument],
+            "bubblewrap": ["bwrap", *system, *pythons, "--bind", folder, folder, "--proc", "/proc",
+                           "--dev", "/dev", "--unshare-all", "--die-with-parent",
+                           "--new-session", "--chdir", folder, *python, hello + "print('hello')",
+                           argument],
+        }  # fmt: skip
+        seconds: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(runs + 1):
+            for name, command in commands.items() if i % 2 else reversed(commands.items()):
+                started = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+                if done.stdout.strip() != "hello":
+                    raise SystemExit(f"{name} failed: {done.stderr[-1000:]}")
+                if i:  # the first round warms the page cache
+                    seconds[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "median_s": {name: round(value, 4) for name, value in medians.items()},
+        "over_unconfined": {
+            name: round(value / medians["unconfined"], 3) for name, value in medians.items()
+        },
+    }
 
 
 if __name__ == "__main__":

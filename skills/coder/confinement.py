@@ -9,9 +9,9 @@ escape can get around (docs/security.md)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -57,14 +57,17 @@ def _covers(outer: str, inner: str) -> bool:
 
 @cache
 def _isolated_path() -> tuple[str, ...]:
-    """The import path of `python -I` (what the sandboxed child has): our own process's path
-    also holds its script's folder or the working directory, PYTHONPATH and the user site."""
-    try:
-        done = subprocess.run([sys.executable, "-I", "-c", "import sys; print(repr(sys.path))"],
-                              capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
-        return tuple(ast.literal_eval(done.stdout.strip()))
-    except (OSError, subprocess.SubprocessError, ValueError, SyntaxError):
-        return ()
+    """The import path of `python -I` (what the sandboxed child has): ours less its script's
+    folder or the working directory, PYTHONPATH and the user site."""
+    entries = list(sys.path)
+    if entries and not sys.flags.safe_path:
+        entries = entries[1:]  # the script's folder, or "" for the working directory
+    dropped = {p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    return tuple(
+        p for p in entries
+        if p not in dropped and not (user_site and _covers(user_site, p))
+    )  # fmt: skip
 
 
 def python_paths() -> list[str]:
