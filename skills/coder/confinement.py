@@ -112,7 +112,7 @@ found = {"landlock_abi": landlock_abi(), "arch": os.uname().machine}
 try:
     confine(spec)
 except OSError as exc:
-    found["error"] = str(exc)
+    found["error"] = exc.strerror or str(exc)
 else:
     def refused(action):
         try:

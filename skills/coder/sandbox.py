@@ -235,7 +235,8 @@ def _sandbox_child_main(confine: object = None) -> None:  # pragma: no cover - i
         try:
             confine(config["confine"])
         except OSError as exc:
-            sys.stderr.write(f"sandbox: the kernel confinement failed, code not run: {exc}\n")
+            why = exc.strerror or exc
+            sys.stderr.write(f"sandbox: the kernel confinement failed, code not run: {why}\n")
             os._exit(126)
     if config["exec"]:
         try:
