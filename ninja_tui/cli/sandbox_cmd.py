@@ -23,13 +23,15 @@ def sandbox() -> None:
 def check(as_json: bool) -> int:
     """Which confinement this machine offers, and what is missing. Exit 1 when code would not
     be run (the kernel cannot confine it and the config asks for it)."""
-    from skills.coder import confinement
+    from skills.coder import confinement, process_cgroup
 
     offer = confinement.offer()
     mode = confinement.mode()
     runs = mode == "in-process" or offer["ok"]
+    counted_by = process_cgroup.how_counted()
     if as_json:
-        click.echo(json.dumps({"mode": mode, "code_runs": runs, **offer}, indent=2))
+        report = {"mode": mode, "code_runs": runs, "processes_counted_by": counted_by, **offer}
+        click.echo(json.dumps(report, indent=2))
         return EXIT_OK if runs else EXIT_FAILED
     if offer["ok"]:
         abi = offer.get("landlock_abi")
@@ -41,6 +43,7 @@ def check(as_json: bool) -> int:
         for item in offer["missing"]:
             click.echo(f"  missing: {item}")
     click.echo(f"mode: {mode} (config sandbox.confinement)")
+    click.echo(f"processes counted by: {counted_by}")
     if mode == "in-process":
         click.echo("model-written code runs under the in-process guard alone (weaker)")
     elif runs:

@@ -18,9 +18,11 @@ What protects us, from strongest to weakest:
 - **Resource limits** (setrlimit, set by the child's bootstrap before any user code runs, and
   impossible to raise again without privileges): CPU seconds, address space (memory), processes,
   file size, no core dumps. Wall time is enforced from here by killing the process group.
-  The kernel does not apply RLIMIT_NPROC to root, so the audit hook below also counts the run's
-  process group at every fork and program start and refuses past `SandboxLimits.processes`
-  (killed_reason "processes"): a fork bomb stops there, and the group kill ends what is left.
+  Processes are counted by a pids cgroup per run where one can be made (process_cgroup.py):
+  a run still going a second after the kernel refused it a fork is killed (killed_reason
+  "processes"). The kernel does not apply RLIMIT_NPROC to root, so the audit hook below also
+  counts the run's process group at every fork and program start and refuses past
+  `SandboxLimits.processes`, and without a cgroup the process tree is counted from outside.
   Output is read incrementally and only a head and a tail of it are kept, so a program that
   prints a gigabyte cannot fill our memory; past 16 times the cap it is killed.
 - **A network namespace** where the OS allows one: `unshare --net --map-root-user` (probed once
@@ -87,6 +89,7 @@ from typing import Literal
 
 from myninja.errors import MyninjaError
 from skills.coder import confinement
+from skills.coder.process_cgroup import ProcessCgroup
 
 NetworkIsolation = Literal["namespace", "audit-hook", "none"]
 
@@ -99,6 +102,9 @@ _DRAIN_GRACE_S = 1.0
 # How often the run's process tree is counted from here (kernel mode): a walk of a few /proc
 # files for a usual run.
 _COUNT_EVERY_S = 0.05
+# A run the kernel has refused a fork is given this long to handle it (Python's hook raises a
+# clear error, a pool makes do with fewer workers) before it is stopped as a fork bomb.
+_REFUSED_GRACE_S = 1.0
 # Code longer than this goes to a file in the workspace's tmp/ rather than on the command line
 # (Linux caps one argument at 128 KiB).
 _MAX_INLINE_CODE = 100_000
@@ -230,7 +236,13 @@ def _sandbox_child_main(confine: object = None) -> None:  # pragma: no cover - i
     nproc = config["processes"]
     if not config["user_namespace"] and os.path.isdir("/proc"):
         nproc += tasks_of_this_user()
-    lower(resource.RLIMIT_NPROC, nproc)
+    if config["cgroup_procs"]:
+        try:
+            with open(config["cgroup_procs"], "w") as procs:  # the kernel counts us from here on
+                procs.write(str(os.getpid()))
+        except OSError as exc:
+            sys.stderr.write(f"sandbox: cannot join the run's pids cgroup, code not run: {exc}\n")
+            os._exit(126)
     if callable(confine):
         try:
             confine(config["confine"])
@@ -238,6 +250,9 @@ def _sandbox_child_main(confine: object = None) -> None:  # pragma: no cover - i
             why = exc.strerror or exc
             sys.stderr.write(f"sandbox: the kernel confinement failed, code not run: {why}\n")
             os._exit(126)
+    # Once the user namespace exists: lowered before it, RLIMIT_NPROC would also be held
+    # against every process the user runs elsewhere on the machine.
+    lower(resource.RLIMIT_NPROC, nproc)
     if config["exec"]:
         try:
             os.execvp(config["exec"][0], config["exec"])
@@ -845,6 +860,7 @@ def _sandboxed(
         code_file = ws / "tmp" / f"_sandbox_main_{os.getpid()}_{threading.get_ident()}.py"
         code_file.write_text(code, encoding="utf-8")
         script, code = code_file, None
+    cgroup = ProcessCgroup.create(limits.processes)
     config = {
         "workspace": str(ws),
         "cpu_s": max(1, int(limits.cpu_s)),
@@ -866,6 +882,7 @@ def _sandboxed(
         "script": str(script) if script is not None else None,
         "path0": str(script.parent if script is not None and code_file is None else ws),
         "exec": exec_argv,
+        "cgroup_procs": cgroup.procs_file if cgroup is not None else None,
     }
     command = [
         *(prefix or ()),
@@ -878,7 +895,7 @@ def _sandboxed(
         *map(str, args),
     ]
     try:
-        result = _run(command, ws, stdin, limits, isolation, cancel, count_tree=kernel)
+        result = _run(command, ws, stdin, limits, isolation, cancel, kernel, cgroup)
         if kernel:
             result.confinement = "kernel"
             _confinement_failed(result)
@@ -888,6 +905,8 @@ def _sandboxed(
             code_file.unlink(missing_ok=True)
         if config["registry"]:
             shutil.rmtree(config["registry"], ignore_errors=True)
+        if cgroup is not None:
+            cgroup.remove()
 
 
 _CONFINE_FAILED = "sandbox: the kernel confinement failed, code not run: "
@@ -949,10 +968,12 @@ def _run(
     isolation: NetworkIsolation,
     cancel: threading.Event | None,
     count_tree: bool = False,
+    cgroup: ProcessCgroup | None = None,
 ) -> RunResult:
-    """With `count_tree`, the run's processes are also counted from here (its own /proc is
-    closed to it under the kernel's confinement, and programs it starts or libc forks never
-    sign in): past twice `limits.processes` the group is killed."""
+    """With a `cgroup`, the kernel counts the run's processes: a second after the first fork
+    it refuses, a run still going is killed. Without one, `count_tree` counts them from here
+    (its own /proc is closed to it under the kernel's confinement, and programs it starts or
+    libc forks never sign in): past twice `limits.processes` the group is killed."""
     started = time.monotonic()
     next_count = started
     proc = subprocess.Popen(
@@ -983,6 +1004,7 @@ def _run(
     kill_after = limits.output_bytes * OUTPUT_KILL_FACTOR
     reason: str | None = None
     exited_at: float | None = None
+    refused_at: float | None = None  # when the cgroup first refused a fork
     try:
         while True:
             now = time.monotonic()
@@ -997,6 +1019,11 @@ def _run(
                         reason = "cancelled"
                     elif out.total + err.total > kill_after:
                         reason = "output"
+                    elif cgroup is not None:
+                        if refused_at is None and cgroup.refused():
+                            refused_at = now
+                        elif refused_at is not None and now - refused_at > _REFUSED_GRACE_S:
+                            reason = "processes"
                     elif count_tree and now >= next_count:
                         next_count = now + _COUNT_EVERY_S
                         # A backstop past the hook's own count (exact for Python's forks,
@@ -1006,6 +1033,8 @@ def _run(
                             reason = "processes"
                     if reason is not None:
                         _kill_group(proc.pid)
+                        if cgroup is not None:
+                            cgroup.kill_all()
             if exited_at is not None and (
                 not selector.get_map() or now - exited_at > _DRAIN_GRACE_S
             ):
@@ -1050,6 +1079,8 @@ def _run(
     exit_code = proc.returncode
     if reason is None:
         reason = _reason_from_exit(exit_code, cpu_time, limits, err)
+    if reason is None and exit_code != 0 and cgroup is not None and cgroup.refused():
+        reason = "processes"  # it failed after the kernel refused it a fork
     result = RunResult(
         exit_code=exit_code,
         stdout=out.text(),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from skills.coder import process_cgroup
 from skills.coder.confinement import offer
 from tests.conftest import run_myninja
 
@@ -21,6 +23,9 @@ def test_check_says_the_kernel_confines_code_here() -> None:
     assert found["ok"] and found["code_runs"] and found["mode"] == "kernel"
     assert found["landlock_abi"] >= 1 and found["missing"] == []
     assert found["read_outside_refused"] and found["socket_refused"]
+    assert found["processes_counted_by"].startswith("the kernel") == (
+        os.getuid() != 0 or process_cgroup.available()
+    )
     text = run_myninja("sandbox", "check").stdout
     assert "kernel confinement: available" in text
     assert "model-written code runs confined by the kernel" in text

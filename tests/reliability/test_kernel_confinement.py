@@ -11,6 +11,7 @@ The secret must never come back, and the kernel-alone run must end in the kernel
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import subprocess
@@ -22,8 +23,10 @@ from typing import Any
 import pytest
 
 from skills.api import Draft, Permission, ToolContext
+from skills.coder import process_cgroup
 from skills.coder import skill as coder
 from skills.coder.confinement import offer
+from skills.coder.process_cgroup import ProcessCgroup
 from skills.coder.review import review
 from skills.coder.sandbox import RunResult, SandboxLimits, Workspace, run_command, run_python
 
@@ -182,6 +185,49 @@ async def test_an_answer_that_tries_it_leaks_nothing_through_its_review(
         assert not leaked((checked.feedback or "") + checked.verdict)
 
 
+# Beyond reading: what else an answer's code may try, each through the review as well. The
+# markers are put together at run time, so that the code echoed in the report cannot hold them.
+OTHER_ATTEMPTS = {
+    "write-outside": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "fd = libc.open(OUTSIDE.encode(), os.O_CREAT | os.O_WRONLY, 0o644)\n"
+        "print('OPE' + 'NED' if fd >= 0 else 'REF' + 'USED')\n"
+    ),
+    "sockets": (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('OPE' + 'NED' if any(libc.socket(f, 2, 0) >= 0 for f in (1, 2, 10, 16, 17, 38, 40))"
+        " else 'REF' + 'USED')\n"
+    ),
+    "fork-bomb": (
+        "import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "open('group', 'w').write(str(os.getpgrp()))\n"
+        "for _ in range(300):\n    libc.fork()\n    time.sleep(0.01)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("attempt", list(OTHER_ATTEMPTS))
+async def test_an_answer_that_writes_out_opens_sockets_or_forks_is_held_in_its_review(
+    attempt: str, ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    folder = ws.root / "branches" / "b1"
+    folder.mkdir(parents=True)
+    code = f"OUTSIDE = {str(outside)!r}\n" + OTHER_ATTEMPTS[attempt]
+    tools = Tools(folder)
+    draft = Draft(task="try it", agent="coder", task_id="t1", use=tools.use, workspace=folder,
+                  text=f"```python\n{code}```\n", branch_id="b1", revision=0)  # fmt: skip
+    await review(draft)
+    report = "\n".join(tools.results)
+    assert "sandbox: confined by the kernel" in report
+    assert "OPENED" not in report and not outside.exists()
+    if attempt == "fork-bomb":
+        assert "process limit" in report, report
+        await asyncio.to_thread(_assert_gone, int((folder / "group").read_text()))
+    else:
+        assert "REFUSED" in report, report
+
+
 # -- writing, sockets, syscalls, processes -------------------------------------------------
 
 
@@ -244,23 +290,49 @@ def test_no_new_privileges_is_set(ws: Workspace) -> None:
     assert "Seccomp:\t2" in result.stdout  # a filter is in place
 
 
+FORK_BOMB = (
+    "import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    "open('group', 'w').write(str(os.getpgrp()))\n"
+    "while True:\n"
+    "    with open('pids', 'a') as out:\n        out.write(f'{os.getpid():>8}\\n')\n"
+    "    if os.path.getsize('pids') > 9 * 300:\n        time.sleep(60)\n"  # a net for the machine
+    "    libc.fork()\n"
+)
+KERNEL_COUNTS = os.getuid() != 0 or process_cgroup.available()
+
+
 @pytest.mark.heavy  # loads the machine on purpose, if briefly
+@pytest.mark.skipif(not KERNEL_COUNTS, reason="root without a pids cgroup: no kernel count binds")
 def test_a_fork_bomb_through_libc_stops_at_the_process_limit(ws: Workspace) -> None:
-    # libc's fork raises no audit event; past 300 processes the bomb stops growing (a net).
-    code = (
-        "import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-        "open('group', 'w').write(str(os.getpgrp()))\n"
-        "while True:\n"
-        "    with open('pids', 'a') as out:\n        out.write(f'{os.getpid():>8}\\n')\n"
-        "    if os.path.getsize('pids') > 9 * 300:\n        time.sleep(60)\n"
-        "    libc.fork()\n"
+    # libc's fork raises no audit event: the kernel counts (a pids cgroup, or RLIMIT_NPROC in
+    # the run's user namespace) and the run is killed at the first fork it refuses.
+    result = run_python(FORK_BOMB, workspace=ws, limits=SandboxLimits(wall_s=10, processes=16))
+    assert result.killed_reason == "processes", result.stderr[-500:]
+    assert len(set(ws.read("pids").split())) <= 16
+    _assert_gone(int(ws.read("group")))
+    if process_cgroup.available():
+        parent = process_cgroup.ProcessCgroup.create(1)
+        assert parent is not None
+        parent.remove()
+        assert not list(parent.path.parent.glob("myninja-run-*")), "a run's cgroup was left"
+
+
+def test_without_a_kernel_count_the_tree_is_counted_from_outside(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root without a pids cgroup, only the count from outside binds. One process forks
+    # every 20 ms: past twice the limit the group is killed, long before the net of 300.
+    monkeypatch.setattr(ProcessCgroup, "create", classmethod(lambda cls, limit: None))
+    code = FORK_BOMB.replace(
+        "    libc.fork()\n",
+        "    if libc.fork() == 0:\n        time.sleep(60)\n    time.sleep(0.02)\n",
     )
     result = run_python(code, workspace=ws, limits=SandboxLimits(wall_s=10, processes=16))
-    # counted from outside the run (its /proc is closed to it) and killed with its group
     assert result.killed_reason == "processes", result.stderr[-500:]
-    # the backstop counts from outside at twice the limit; a fork or two may land meanwhile
-    assert len(set(ws.read("pids").split())) < 3 * 16
-    group = int(ws.read("group"))
+    _assert_gone(int(ws.read("group")))
+
+
+def _assert_gone(group: int) -> None:
     deadline = time.monotonic() + 5
     while _members(group) and time.monotonic() < deadline:
         time.sleep(0.05)
