@@ -1,9 +1,18 @@
 """The background worker: one per data dir, holding a TaskManager, reached over a Unix socket.
 
 `myninja run --detach` (and the TUI) hand tasks to it, so they keep going after the command
-exits. It is started on demand, guarded by an exclusive lock on `worker.lock` (a second one
-exits at once), resumes every unfinished task whose owner is gone when it starts, and exits
-after `worker_idle_s` with no task running and no client connected.
+exits. It is started on demand, guarded by an exclusive lock on `worker-serving.lock` (a second
+one exits at once), resumes every unfinished task whose owner is gone when it starts, and exits
+after `worker_idle_s` with no task running and no client connected. Its socket lives in the
+user's private runtime dir (`paths.runtime_dir`), named after the data dir.
+
+Client and worker tell each other which code they run (`code_identity`: the version and a
+digest of the code files; `ping` answers with the worker's, a request carries the client's).
+A worker started from older code than the client's is retired when the client asks and the
+worker agrees that the client's code is the newer: it gives its socket name and the lock to a
+new worker, finishes the tasks it is running, and exits; meanwhile the new worker passes
+requests about those tasks on to it (its socket moves to a name with its pid). A client
+older than the worker (an app left open across an update) uses it as it is.
 
 Protocol: one JSON request per line, one or more JSON replies per line. Every reply has
 `ok`; a failed request carries `error` (one line) and `exit_code`. `follow` streams the task's
@@ -21,16 +30,16 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from agent_graph.code_identity import code_identity, same_code, which_code
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config
-from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError
+from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError, UsageError
 
 if TYPE_CHECKING:
     from agent_graph.runtime import TaskManager
@@ -38,24 +47,103 @@ if TYPE_CHECKING:
 RESTING = ("waiting", "done", "failed", "cancelled")
 ORPHAN_GRACE_S = 3.0  # a task no runner holds, not at rest, for this long: its end was lost
 BACKLOG = 1024  # scripts submit hundreds of tasks at once; the kernel caps it at somaxconn
+# AF_UNIX paths end at 103 bytes on macOS (107 on Linux); a handover name adds ".PID" (8).
+SOCKET_PATH_MAX = 95
+TASK_OPS = ("answer", "cancel", "resume", "follow")  # what a retiring worker still answers
 
 
+# Where it listens ---------------------------------------------------------------------------
 def socket_path(data_dir: Path) -> Path:
-    path = data_dir / "worker.sock"
-    if len(str(path)) < 100:  # AF_UNIX paths are limited to about 108 bytes
-        return path
-    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"myninja-{digest}.sock"
+    """The worker's socket, in the user's private runtime dir. Each data dir (MYNINJA_HOME) has
+    its own worker, so the name is a digest of the data dir's path."""
+    return _socket_in(paths.runtime_dir(data_dir), data_dir)
+
+
+def existing_socket_path(data_dir: Path) -> Path | None:
+    """`socket_path`, without making its directory: None where there is none (no worker)."""
+    folder = paths.existing_runtime_dir(data_dir)
+    return None if folder is None else _socket_in(folder, data_dir)
+
+
+def _socket_in(folder: Path, data_dir: Path) -> Path:
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    path = folder / f"worker-{digest}.sock"
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        raise UsageError(
+            f"the worker's socket path {path} is too long for a Unix socket",
+            hint="set TMPDIR (or XDG_RUNTIME_DIR) to a shorter directory",
+        )
+    return path
+
+
+def handover_path(sock: Path, pid: int) -> Path:
+    """Where a retiring worker's socket moves: a new worker passes requests about the tasks
+    still running there on to it."""
+    return sock.with_name(f"{sock.stem}.{pid}.sock")
+
+
+def lock_path(data_dir: Path) -> Path:
+    """Held by the worker that takes new tasks; a retiring one lets go of it. (Not the
+    `worker.lock` of the earlier layout: a worker of that layout, still finishing its tasks
+    with its socket in the data dir, must not keep a new one from starting.)"""
+    return data_dir / "worker-serving.lock"
 
 
 class Worker:
-    def __init__(self, manager: TaskManager, idle_s: float) -> None:
+    def __init__(self, manager: TaskManager, idle_s: float, sock: Path, lock: IO[str]) -> None:
         self.manager = manager
         self.idle_s = idle_s
         self.clients = 0
         self.last_busy = time.monotonic()
         self.stop = asyncio.Event()
         self.config_stamp = _stamp(paths.config_file())
+        self.identity = code_identity()
+        self.sock = sock  # the name clients reach; ours while we hold the lock
+        self.lock = lock
+        self.server: asyncio.Server | None = None
+        self.listening: Path | None = None  # where our socket is now (None: closed)
+        self.sock_id: tuple[int, int] | None = None
+        self.retired = False
+
+    async def listen(self) -> None:
+        self.server = await asyncio.start_unix_server(
+            self.handle, path=str(self.sock), backlog=BACKLOG
+        )
+        os.chmod(self.sock, 0o600)
+        info = self.sock.stat()
+        self.listening, self.sock_id = self.sock, (info.st_dev, info.st_ino)
+
+    def _ours(self, path: Path) -> bool:
+        try:
+            info = path.stat()
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) == self.sock_id
+
+    def retire(self) -> None:
+        """Take no new tasks: move the socket to this pid's handover name and let go of the lock,
+        so that a new worker starts; keep the open connections; finish the running tasks, then
+        exit (idle_watch)."""
+        if self.retired:
+            return
+        self.retired = True
+        handover = handover_path(self.sock, os.getpid())
+        self.listening = None
+        if self._ours(self.sock):
+            with contextlib.suppress(OSError):
+                os.rename(self.sock, handover)
+                self.listening = handover
+        if self.listening is None and self.server is not None:
+            self.server.close()  # the name is gone (a cleaned runtime dir): nobody reaches us
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.listening is not None and self._ours(self.listening):
+            self.listening.unlink(missing_ok=True)
+        if not self.retired:  # holding the lock: no worker of this data dir is starting
+            paths.drop_runtime_dir(self.manager.store.path.parent)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients += 1
@@ -84,8 +172,26 @@ class Worker:
     async def _dispatch(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         op = request["op"]
         manager = self.manager
-        if op == "ping":
-            await _send(writer, {"ok": True, "pid": os.getpid(), "running": manager.running()})
+        if op in TASK_OPS and await self._relay(request, writer):
+            pass
+        elif op == "ping":
+            await _send(
+                writer,
+                {
+                    "ok": True,
+                    "pid": os.getpid(),
+                    "running": manager.running(),
+                    "identity": self.identity,
+                },
+            )
+        elif op == "retire":
+            running = manager.running()
+            newer = self._newer(request.get("client") or {})
+            if newer:
+                self.retire()  # before the reply: the client then starts the new worker
+            await _send(
+                writer, {"ok": True, "pid": os.getpid(), "retired": newer, "running": running}
+            )
         elif op == "submit":
             self._pick_up_config()
             task_id = await manager.submit(
@@ -114,6 +220,39 @@ class Worker:
             self.stop.set()
         else:
             raise ValueError(f"unknown op {op!r}")
+
+    def _newer(self, theirs: dict[str, Any]) -> bool:
+        """Whether a client runs other code, read after ours: then ours is the stale one. (An
+        older client, or two at once, must not retire a worker of newer code.)"""
+        later = theirs.get("read_at", 0) > self.identity["read_at"]
+        return later and not same_code(theirs, self.identity)
+
+    async def _relay(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+        """A task that a retiring worker still runs is that worker's to answer, cancel or
+        follow: pass the request on and the replies back. False: the task is not such a one."""
+        from agent_graph.runtime import owner_alive
+
+        task = self.manager.store.get_task(request["task_id"]) or {}
+        owner = task.get("owner") or ""
+        if self.retired or owner == self.manager.owner or not owner_alive(owner):
+            return False
+        handover = handover_path(self.sock, int(owner.split(":")[1]))
+        try:
+            sock = await _connect_unix(str(handover), self.manager.store.path.parent / "worker.log")
+        except OSError:  # not a retiring worker (a foreground `ask`), or it just exited
+            return False
+        reader, upstream = await asyncio.open_unix_connection(sock=sock, limit=2**24)
+        try:
+            await _send(upstream, request)
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+                reply = json.loads(line)
+                if request["op"] != "follow" or "end" in reply or not reply.get("ok"):
+                    return True
+            raise BackendUnreachable(f"the retiring worker of task {task['id']} stopped")
+        finally:
+            upstream.close()
 
     def _pick_up_config(self) -> None:
         """Reload the config file if it changed (the app's settings screen writes it), so a
@@ -179,8 +318,12 @@ class Worker:
         while not self.stop.is_set():
             if self.manager.running() or self.clients:
                 self.last_busy = time.monotonic()
-            elif time.monotonic() - self.last_busy > self.idle_s:
+            elif self.retired or time.monotonic() - self.last_busy > self.idle_s:
                 self.stop.set()
+            if not self.retired and not self._ours(self.sock):
+                # Our name was removed (the runtime dir went with a logout): nobody reaches us
+                # any more, so let a new worker start.
+                self.retire()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 1.0)
 
@@ -227,61 +370,112 @@ async def _connect_unix(path: str, log: Path, wait_s: float = 30.0) -> socket.so
 
 def run_worker(config: Config, data_dir: Path) -> int:
     """The worker's main loop. Returns at once if another worker holds the lock."""
+    code_identity()  # first: the code this process started from, before any change to it
     data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "worker.lock", "w") as lock:
+    with open(lock_path(data_dir), "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0
         sock = socket_path(data_dir)
         sock.unlink(missing_ok=True)  # a stale socket of a dead worker; we hold the lock
-        try:
-            asyncio.run(_serve(config, data_dir, sock))
-        finally:
-            sock.unlink(missing_ok=True)
+        asyncio.run(_serve(config, data_dir, sock, lock))
     return 0
 
 
-async def _serve(config: Config, data_dir: Path, sock: Path) -> None:
+async def _serve(config: Config, data_dir: Path, sock: Path, lock: IO[str]) -> None:
     from agent_graph.runtime import TaskManager
 
     async with TaskManager.open(config, data_dir) as manager:
-        worker = Worker(manager, config.worker_idle_s)
-        server = await asyncio.start_unix_server(worker.handle, path=str(sock), backlog=BACKLOG)
-        os.chmod(sock, 0o600)
-        await manager.resume_unfinished()
+        worker = Worker(manager, config.worker_idle_s, sock, lock)
         try:
+            await worker.listen()
+            await manager.resume_unfinished()
             await worker.idle_watch()
         finally:
-            server.close()
+            worker.close()
 
 
 # The client side -----------------------------------------------------------------------------
 class WorkerClient:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.path = socket_path(data_dir)
+        self.path = existing_socket_path(data_dir)
+        self.identity = code_identity()  # now, not at the first request: the TUI lives long
+        self.told_older = False
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.path = self.path or existing_socket_path(self.data_dir)
+        if self.path is None:
+            raise BackendUnreachable("the background worker is not running")
         sock = await _connect_unix(str(self.path), self.data_dir / "worker.log")
         return await asyncio.open_unix_connection(sock=sock, limit=2**24)
 
-    async def alive(self) -> bool:
+    async def _ping(self) -> dict[str, Any] | None:
         try:
-            reply = await self.request("ping")
+            return await self.request("ping")
         except (OSError, MyninjaError):
-            return False
-        return bool(reply.get("ok"))
+            return None
 
-    async def ensure(self, wait_s: float = 30.0) -> None:
-        """Start a worker for this data dir unless one answers already."""
-        if await self.alive():
-            return
-        _spawn_worker(self.data_dir)
+    async def alive(self) -> bool:
+        return await self._ping() is not None
+
+    async def ensure(self, wait_s: float = 30.0) -> str | None:
+        """Make sure a worker started from this code serves this data dir: start one, or retire
+        one started from other code (an idle one exits at once; a busy one finishes its tasks,
+        then exits). Returns one line for the person when tasks go on in a retired worker, or
+        (once) when this process's code is older than the worker's."""
+        notice = None
+        reply = await self._ping()
+        if reply is not None:
+            theirs = reply.get("identity") or {}
+            if same_code(theirs, self.identity):
+                return None
+            if theirs.get("read_at", 0) > self.identity["read_at"]:
+                # Ours is the older code (this process started before an update): use the
+                # worker; replacing it would only start one of its code again.
+                return self._older_notice(reply["pid"], theirs)
+            retired = await self.request("retire")
+            if not retired["retired"]:
+                return None
+            if count := len(retired["running"]):
+                code = which_code(theirs, self.identity, "older")
+                notice = (
+                    f"the background worker (pid {retired['pid']}) runs {code}: it finishes "
+                    f"its {count} running task{'s' if count > 1 else ''}, then exits; a new "
+                    "worker takes new tasks"
+                )
+        await self._start(wait_s)
+        return notice
+
+    def _older_notice(self, pid: int, theirs: dict[str, Any]) -> str | None:
+        if self.told_older:
+            return None
+        self.told_older = True
+        return (
+            f"the background worker (pid {pid}) runs {which_code(theirs, self.identity, 'newer')}"
+            ", and this myninja started before it: start it again to use the new code"
+        )
+
+    async def _start(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
+        started = _spawn_worker(self.data_dir)
         while time.monotonic() < deadline:
+            # Where the new worker listens: the last one may have removed its directory.
+            self.path = existing_socket_path(self.data_dir)
             if await self.alive():
                 return
+            if started.poll() == 0:
+                # It found the lock held: by a worker still starting, or by one on its way out
+                # (its socket name was removed) that lets go within a second. Start another
+                # once the lock is free.
+                if lock_free(lock_path(self.data_dir)):
+                    started = _spawn_worker(self.data_dir)
+            elif started.returncode is not None:
+                raise BackendUnreachable(
+                    f"the background worker exited at start (exit code {started.returncode})",
+                    hint=f"see {self.data_dir / 'worker.log'}",
+                )
             await asyncio.sleep(0.1)
         raise BackendUnreachable(
             "the background worker did not start",
@@ -291,7 +485,7 @@ class WorkerClient:
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         reader, writer = await self._open()
         try:
-            await _send(writer, {"op": op, **fields})
+            await _send(writer, {"op": op, "client": self.identity, **fields})
             line = await reader.readline()
         finally:
             writer.close()
@@ -306,7 +500,8 @@ class WorkerClient:
         """The task's events, then a final `{"end": STATUS}`."""
         reader, writer = await self._open()
         try:
-            await _send(writer, {"op": "follow", "task_id": task_id, "after_seq": after_seq})
+            request = {"op": "follow", "client": self.identity, "task_id": task_id}
+            await _send(writer, {**request, "after_seq": after_seq})
             while line := await reader.readline():
                 reply = json.loads(line)
                 if not reply.get("ok"):
@@ -319,17 +514,28 @@ class WorkerClient:
             writer.close()
 
 
-def _spawn_worker(data_dir: Path) -> None:
+def _spawn_worker(data_dir: Path) -> subprocess.Popen[bytes]:
     """Start `myninja worker` in its own session, so it outlives this command's terminal."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "worker.log", "ab") as log:
-        subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "ninja_tui", "worker"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
+
+
+def lock_free(path: Path) -> bool:
+    """Whether no worker holds the data dir's lock (one that exited has let go of it)."""
+    with open(path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
 
 
 def _error(reply: dict[str, Any]) -> MyninjaError:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -55,7 +54,7 @@ if str(REPO) not in sys.path:  # run as a script: the fault server lives under t
 
 from agent_graph.events import TERMINAL  # noqa: E402
 from agent_graph.history import HistoryStore  # noqa: E402
-from agent_graph.worker import WorkerClient  # noqa: E402
+from agent_graph.worker import WorkerClient, lock_free, lock_path  # noqa: E402
 from tests.reliability.fault_server import (  # noqa: E402
     RETRYABLE,
     BadJson,
@@ -532,24 +531,13 @@ def integrity(path: Path) -> str:
 
 
 # The whole run --------------------------------------------------------------------------------
-def _lock_free(lock_path: Path) -> bool:
-    """Whether no worker holds the data dir's lock (one that exited has let go of it)."""
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
-
-
 async def _stop_worker(client: WorkerClient, within_s: float = 30) -> bool:
     """Ask the worker to exit; True once it has really gone."""
     with contextlib.suppress(Exception):
         await client.request("shutdown")
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        if _lock_free(client.data_dir / "worker.lock"):
+        if lock_free(lock_path(client.data_dir)):
             return True
         await asyncio.sleep(0.1)
     return False

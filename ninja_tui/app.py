@@ -253,13 +253,17 @@ class MyninjaApp(App[None]):
                 return
         await self.submit(text)
 
+    async def _ensure_worker(self) -> None:
+        if notice := await self.worker_client.ensure():  # a busy worker of other code retired
+            self.notify(notice, timeout=10)
+
     async def submit(self, text: str, **options: Any) -> None:
-        await self.worker_client.ensure()
+        await self._ensure_worker()
         reply: dict[str, Any] = await self.worker_client.request("submit", text=text, **options)
         self.selected, self.composing = reply["task_id"], False
 
     async def answer_question(self, task_id: str, question_id: str, text: str) -> None:
-        await self.worker_client.ensure()
+        await self._ensure_worker()
         await self.worker_client.request(
             "answer", task_id=task_id, question_id=question_id, text=text
         )
@@ -368,7 +372,7 @@ class MyninjaApp(App[None]):
             self.notify(f"The task is already {task['status']}.")
             return
         try:
-            await self.worker_client.ensure()
+            await self._ensure_worker()
             await self.worker_client.request("cancel", task_id=task["id"])
         except MyninjaError as exc:
             self.notify(exc.one_line(), severity="error")

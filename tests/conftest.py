@@ -1,13 +1,15 @@
-"""Shared fixtures. Every test runs with MYNINJA_HOME in its own temp dir and no MYNINJA_*
-variables from the developer's shell."""
+"""Shared fixtures. Every test runs with MYNINJA_HOME in its own temp dir, XDG_RUNTIME_DIR in
+the session's own, and no MYNINJA_* variables from the developer's shell."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -44,14 +46,29 @@ TINY_THREADS = 1
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def session_runtime_dir() -> Iterator[Path]:
+    """The tests' own login-session runtime dir (private, short enough for socket paths) for the
+    workers' sockets: not the developer's, and removed at the end with what killed workers
+    left in it."""
+    root = Path(tempfile.mkdtemp(prefix="myninja-tests-"))
+    runtime = root / "run"
+    runtime.mkdir(mode=0o700)
+    yield runtime
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def myninja_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def myninja_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_runtime_dir: Path
+) -> Path:
     for var in list(os.environ):
         if var.startswith("MYNINJA_"):
             monkeypatch.delenv(var)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("MYNINJA_HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(session_runtime_dir))
     if not _kernel_confinement():
         # Code would not run at all: the rest of the suite runs under the in-process guard,
         # and the kernel's own tests skip (tests/reliability/test_kernel_confinement.py).

@@ -11,7 +11,7 @@ from myninja import paths
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.ask import answers_option, json_option, read_text
-from ninja_tui.cli.driving import PresetAnswers, drive_here, follow_worker
+from ninja_tui.cli.driving import PresetAnswers, drive_here, ensure_worker, follow_worker
 from ninja_tui.cli.render import EventPrinter
 
 
@@ -36,9 +36,8 @@ def answer(task_id: str, rest: tuple[str, ...], as_json: bool, answers_file, det
 async def _answer(config, task_id, question_id, text, as_json, answers, detach) -> int:  # type: ignore[no-untyped-def]
     printer = EventPrinter(as_json)
     client = WorkerClient(paths.data_dir())
-    if detach:
-        await client.ensure()
-    if await client.alive():
+    if detach or await client.alive():
+        await ensure_worker(client)
         await client.request("answer", task_id=task_id, question_id=question_id, text=text)
         if detach:
             return 0

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja import paths
@@ -66,6 +68,13 @@ async def drive_here(
         if task.get("status") in ("queued", "running", "waiting"):
             await manager.cancel(task_id)
         raise
+
+
+async def ensure_worker(client: WorkerClient) -> None:
+    """Start the data dir's worker, or replace one started from other code; one line says so
+    when tasks go on in the one replaced."""
+    if notice := await client.ensure():
+        click.echo(f"myninja: {notice}", err=True)
 
 
 async def follow_worker(client: WorkerClient, task_id: str, printer: EventPrinter) -> int:

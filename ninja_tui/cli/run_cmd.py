@@ -18,7 +18,7 @@ from ninja_tui.cli.ask import (
     model_option,
     read_text,
 )
-from ninja_tui.cli.driving import follow_worker
+from ninja_tui.cli.driving import ensure_worker, follow_worker
 from ninja_tui.cli.render import EventPrinter
 
 
@@ -47,7 +47,7 @@ def run(
 
 async def _run(text, agent, backend, model, as_json, detach, allow) -> int:  # type: ignore[no-untyped-def]
     client = WorkerClient(paths.data_dir())
-    await client.ensure()
+    await ensure_worker(client)
     reply = await client.request(
         "submit", text=text, agent=agent, backend=backend, model=model, allow=allow
     )

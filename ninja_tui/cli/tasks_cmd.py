@@ -17,7 +17,7 @@ from myninja import paths
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 from ninja_tui.cli.ask import json_option
-from ninja_tui.cli.driving import follow_worker
+from ninja_tui.cli.driving import ensure_worker, follow_worker
 from ninja_tui.cli.render import EventPrinter
 
 STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
@@ -177,7 +177,7 @@ def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
 
 async def _resume(task_id: str, as_json: bool, detach: bool) -> int:
     client = WorkerClient(paths.data_dir())
-    await client.ensure()
+    await ensure_worker(client)
     await client.request("resume", task_id=task_id)
     if detach:
         return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_graph.worker import WorkerClient, _connect_unix
+from agent_graph.worker import WorkerClient, _connect_unix, socket_path
 from myninja.errors import BackendUnreachable
 
 
@@ -39,8 +39,9 @@ async def answer(server: socket.socket, count: int) -> list[str]:
 
 
 async def test_requests_beyond_a_full_backlog_wait_to_be_accepted(tmp_path: Path) -> None:
+    path = socket_path(tmp_path)
+    server = listening(path, backlog=1)
     client = WorkerClient(tmp_path)
-    server = listening(client.path, backlog=1)
     try:
         requests = [asyncio.create_task(client.request(f"op{i}")) for i in range(8)]
         await asyncio.sleep(0.3)  # the backlog fills while nothing is accepted
@@ -48,6 +49,7 @@ async def test_requests_beyond_a_full_backlog_wait_to_be_accepted(tmp_path: Path
         replies = await asyncio.wait_for(asyncio.gather(*requests), 10)
     finally:
         server.close()
+        path.unlink()
     assert sorted(ops) == [f"op{i}" for i in range(8)]
     assert sorted(reply["n"] for reply in replies) == list(range(8))
     assert [reply["op"] for reply in replies] == [f"op{i}" for i in range(8)]

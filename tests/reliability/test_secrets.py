@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from agent_graph.worker import existing_socket_path
 from myninja.config import AGENTS
 from tests.conftest import run_myninja
 from tests.local_http import serving
@@ -295,7 +296,9 @@ def test_the_gateway_key_stays_in_the_key_store(myninja_home: Path, tmp_path: Pa
         assert "no-such-model" in wrong.stderr
         # the worker goes when idle; wait, so that nothing of ours outlives the test
         deadline = time.monotonic() + 30
-        while (data / "worker.sock").exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if not ((sock := existing_socket_path(data)) and sock.exists()):
+                break
             time.sleep(0.2)
 
     # The key did its work: every model call came with it: the model list, a plan and a branch
