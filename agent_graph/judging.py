@@ -17,6 +17,7 @@ from agent_graph.prompts import COMPARE_SCHEMA, JUDGE_SCHEMA, compare_messages, 
 from agent_graph.research import source_passages
 from agent_graph.state import Candidate, Evaluation, TaskState
 from agent_graph.structured import StructuredOutputError, structured_call
+from myninja.config import GraphConfig
 from myninja.errors import BackendError
 from skills.research.citations import check_citations
 
@@ -52,6 +53,12 @@ def unsupported(state: TaskState, candidate: Candidate) -> int:
     by_key = {source["key"]: source for source in state.get("sources") or []}
     shown = [by_key[key] for key in keys if key in by_key]
     return len(check_citations(candidate["text"], source_passages(shown)).by_sentence())
+
+
+def compares_sources(settings: GraphConfig, state: TaskState) -> bool:
+    """Whether the step answers from retrieved sources and `[graph] compare_sourced` has its
+    branches compared by the judge: all of them run, and agreement does not decide."""
+    return settings.compare_sourced and settings.branches > 1 and bool(state.get("sources"))
 
 
 def falls_short(state: TaskState, candidate: Candidate) -> str | None:

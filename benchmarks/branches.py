@@ -87,8 +87,10 @@ async def timed_shipped(
     backend: Any, task: dict[str, Any], requests: list[Any], kv: Path, scratch: Path
 ) -> dict[str, Any]:
     """The step as the graph works it by default (`[graph] adaptive`): the first branch and its
-    checks; the other two, together, only when it falls short (and their checks)."""
+    checks; the other two, together, only when it falls short (and their checks). A step
+    with sources (`[graph] compare_sourced`) runs all three at once."""
     from agent_graph import judging
+    from myninja.config import GraphConfig
 
     loaded = await backend._model(backend.model)
     loaded.engine.forget()
@@ -101,8 +103,16 @@ async def timed_shipped(
         return result, await coder_checks(task["text"], result.text, scratch / f"b{i}")
 
     started = time.perf_counter()
-    first, checks = await checked(0, requests[0])
     state = {"sources": task["sources"], "text": task["text"]}
+    if judging.compares_sources(GraphConfig(), state):
+        together = await asyncio.gather(*(checked(i, r) for i, r in enumerate(requests)))
+        return {
+            "seconds": round(time.perf_counter() - started, 3),
+            "tokens": [result.usage.completion_tokens for result, _ in together],
+            "prompt_tokens": together[0][0].usage.prompt_tokens,
+            "widened": "answers from sources: all branches, compared",
+        }
+    first, checks = await checked(0, requests[0])
     short = judging.falls_short(state, candidate(0, first.text, checks, task["sources"]))
     tokens = [first.usage.completion_tokens]
     if short is not None:

@@ -15,7 +15,8 @@ The ways of choosing, each given the same branches: `first` (branch 1, the greed
 branch 1-10, the best kept, ties to the first), `judge_compare` (one call sees all three),
 `agreement` (the largest group of agreeing answers, else the first), `checks` (checks by code,
 then the first), `shipped` (what the graph does: the first branch unless it falls short, then
-checks, agreement, the comparing judge), and `oracle` (a right one whenever there is one).
+checks, agreement, the comparing judge; with sources, as HotpotQA and NQ have, all branches,
+checks, then the comparing judge), and `oracle` (a right one whenever there is one).
 Printed per set: how often each keeps a right branch, and how often it keeps one when at
 least one branch is right. Targets: shipped >= first on every set; shipped keeps a right one
 in >= 90% of the problems that have one.
@@ -202,14 +203,16 @@ def choices(problem: dict[str, Any], record: dict[str, Any]) -> dict[str, int | 
 def _shipped(state: dict, cands: list[dict], compare: int | None, record: dict) -> int:
     """What the graph keeps (nodes/evaluate.py with the default config)."""
     from agent_graph import judging
+    from myninja.config import GraphConfig
 
-    if judging.falls_short(state, cands[0]) is None:
+    compares = judging.compares_sources(GraphConfig(), state)  # all branches, no agreement
+    if not compares and judging.falls_short(state, cands[0]) is None:
         return 0
     whole = [c for c in cands if judging.whole(c)] or cands
     _, group = judging.by_checks(state, whole)
     if len(group) == 1:
         return cands.index(group[0])
-    if agreeing := judging.agreeing(group):
+    if not compares and (agreeing := judging.agreeing(group)):
         return cands.index(agreeing[0])
     if len(group) == len(cands):
         return compare if compare is not None else 0

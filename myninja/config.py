@@ -133,6 +133,13 @@ class GraphConfig(_Strict):
     adaptive: bool = Field(
         True, description="One branch first; the others only when it falls short of its checks"
     )
+    compare_sourced: bool = Field(
+        True,
+        description="A step that answers from retrieved sources runs all its branches at once, "
+        "and the judge compares those whose citations hold (agreement between them is not "
+        "taken as evidence): on the dev sets it keeps a right answer more often than the first "
+        "branch does",
+    )
     judge: Literal["compare", "each", "none"] = Field(
         "compare",
         description="Between branches no check or agreement decides: one call comparing them, "

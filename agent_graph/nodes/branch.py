@@ -13,7 +13,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from agent_graph import skill_hooks
+from agent_graph import judging, skill_hooks
 from agent_graph.branch_text import (
     asked_in_text,
     asks_a_fact,
@@ -82,15 +82,20 @@ def wave_inputs(state: TaskState, ctx: GraphContext) -> list[BranchInput]:
     A first branch that others will follow if it falls short revises less (by default not
     at all): on a small model a fresh branch is likelier to get it right than a revision."""
     settings = ctx.config.graph
-    if not evaluate_adaptive(ctx):
+    if not evaluate_adaptive(ctx, state):
         return branch_inputs(state, settings.branches, settings.max_revisions)
     if state.get("wave", 1) == 1:
         return branch_inputs(state, 1, min(settings.first_revisions, settings.max_revisions))
     return branch_inputs(state, settings.branches, settings.max_revisions)[1:]
 
 
-def evaluate_adaptive(ctx: GraphContext) -> bool:
-    return ctx.config.graph.adaptive and ctx.config.graph.branches > 1
+def evaluate_adaptive(ctx: GraphContext, state: TaskState) -> bool:
+    """Whether the step runs one branch first. Not where it answers from retrieved sources
+    (`compare_sourced`): there every branch runs and the judge compares them."""
+    settings = ctx.config.graph
+    if judging.compares_sources(settings, state):
+        return False
+    return settings.adaptive and settings.branches > 1
 
 
 async def fan_out(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:

@@ -3,7 +3,8 @@ whether the task is replanned.
 
 Adaptive branching (`[graph] adaptive`, the default): a step is worked by one branch first,
 kept unless it falls short (it failed, its checks failed, its citations do not hold); only then
-do the other branches run, together. Among several branches, checks run by code decide first
+do the other branches run, together (a step that answers from retrieved sources runs them
+all at once: `[graph] compare_sourced`). Among several branches, checks run by code decide first
 (passing over unchecked over failing), then agreement between them, then the model judge as
 `[graph] judge` says (one call comparing them, or none: the first); `judge = "each"` is the
 classic way, a call scoring each branch, which also replans when every score is low.
@@ -34,7 +35,7 @@ async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     if all(c.get("error") for c in candidates):
         return _all_failed(candidates)
 
-    if state.get("wave", 1) == 1 and evaluate_adaptive(ctx) and len(candidates) == 1:
+    if state.get("wave", 1) == 1 and evaluate_adaptive(ctx, state) and len(candidates) == 1:
         (first,) = candidates
         short = judging.falls_short(state, first)
         if short is None:
@@ -66,7 +67,9 @@ async def _choose(ctx: GraphContext, state: TaskState, candidates: list[Candidat
         return _keep(state, group[0], by, checked, usage, best_effort=failed)
     if settings.judge == "each":  # the judge scores every branch, as it always did
         return await _judge_each(ctx, state, candidates, group, best_tier, usage)
-    if agreeing := judging.agreeing(group):
+    if judging.compares_sources(settings, state):
+        pass  # answers from the same passages agree on wrong answers too: the judge compares
+    elif agreeing := judging.agreeing(group):
         return _keep(state, agreeing[0], "agreement", checked, usage, best_effort=failed)
     if settings.judge == "compare":
         verdict = await judging.judge_compare(ctx, state, group, usage)

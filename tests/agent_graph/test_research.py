@@ -17,7 +17,7 @@ from agent_graph.runtime import TaskManager
 from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config, ResearchConfig
 from skills.research.corpus import Corpus
-from tests.agent_graph.scripts import CAREFUL, DIRECT, branch, judge
+from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, branch, judge
 from tests.agent_graph.test_graph import CLASSIC, Open, of_type, run_to_rest
 from tests.local_http import serving
 from tests.skills.research.test_fetch import Handler as FetchHandler
@@ -367,3 +367,34 @@ async def test_a_sentence_written_from_a_passage_without_a_mark_is_cited_by_its_
             "Mira Quell spent her childhood in Tallinn, where her parents ran a bakery [1]. Nice!"
             "\n\n**Sources**\n\n[1] Quell"
         )
+
+
+@pytest.mark.parametrize("compare_sourced", [True, False])
+async def test_a_step_with_sources_runs_every_branch_and_the_judge_compares_them(
+    open_manager: Open, notes: Path, compare_sourced: bool
+) -> None:
+    # Two branches say the same thing from the same passage; on the dev sets that is no
+    # evidence: the judge compares all three (here it picks the third).
+    rules = [
+        {"match": r"SEARCH: <a short", "reply": "SEARCH: NONE"},
+        {"match": r"Which candidate", "json": {"best": 3, "reasons": "the third"}},
+        branch(DIRECT, "Tallinn [1]."),
+        branch(CAREFUL, "Tallinn [1].\nShe grew up there."),
+        branch(ALTERNATIVE, 'Tallinn, "where her parents ran a bakery" [1].'),
+    ]
+    graph = {"adaptive": True, "judge": "compare", "compare_sourced": compare_sourced}
+    async with open_manager(rules, **graph) as (manager, scripted):
+        task = await run_to_rest(manager, await manager.submit("@researcher Quell childhood?"))
+        started = [e["branch_id"] for e in of_type(manager, task["id"], "branch_started")]
+        (selected,) = of_type(manager, task["id"], "selected")
+        compared = [c for c in scripted.calls if "Which candidate" in str(c.messages)]
+        if compare_sourced:
+            assert started == ["s1r1b1", "s1r1b2", "s1r1b3"]  # one wave, nothing widened
+            assert of_type(manager, task["id"], "widened") == []
+            assert (selected["branch_id"], selected["by"]) == ("s1r1b3", "judge")
+            assert len(compared) == 1
+            assert task["answer"].startswith('Tallinn, "where her parents ran a bakery" [1].')
+        else:  # the first branch's citations hold: it is kept alone, as for any other step
+            assert started == ["s1r1b1"]
+            assert (selected["branch_id"], selected["by"]) == ("s1r1b1", "only")
+            assert not compared
