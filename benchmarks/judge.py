@@ -23,7 +23,7 @@ in >= 90% of the problems that have one.
 
 Branches and verdicts are kept in --out (JSONL), so a re-run continues where it stopped.
 
-    python benchmarks/judge.py [--sets humaneval,hotpotqa,nq] [--limit 40,50,100] [--out DIR]
+    python benchmarks/judge.py [--sets humaneval,hotpotqa,nq] [--limit 40,50,40] [--out DIR]
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def main() -> None:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--limit", default="40,50,100", help="problems per set, in SETS order")
+    parser.add_argument("--limit", default="40,50,40", help="problems per set, in SETS order")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "judge"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
