@@ -15,7 +15,7 @@ from agent_graph.history import HistoryStore
 from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config_file import load_config
-from myninja.errors import UsageError
+from myninja.errors import MyninjaError, UsageError
 from ninja_tui.cli.ask import json_option
 from ninja_tui.cli.driving import ensure_worker, follow_worker
 from ninja_tui.cli.render import EventPrinter
@@ -172,13 +172,24 @@ def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
     """Continue an unfinished task in the background worker from its last checkpoint."""
     with history() as store:
         task = _task(store, task_id)
-    return asyncio.run(_resume(task["id"], as_json, detach))
+    return asyncio.run(_resume(task["id"], task["status"], as_json, detach))
 
 
-async def _resume(task_id: str, as_json: bool, detach: bool) -> int:
+ENDED = ("done", "cancelled")  # what `resume` refuses
+
+
+async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int:
+    """`status` is the task's as the person asked: a worker started after a crash picks
+    unfinished tasks up by itself, and may have ended this one before our request comes."""
     client = WorkerClient(paths.data_dir())
     await ensure_worker(client)
-    await client.request("resume", task_id=task_id)
+    try:
+        await client.request("resume", task_id=task_id)
+    except MyninjaError:
+        with history() as store:
+            ended_meanwhile = status not in ENDED and _task(store, task_id)["status"] in ENDED
+        if not ended_meanwhile:
+            raise
     if detach:
         return 0
     return await follow_worker(client, task_id, EventPrinter(as_json))

@@ -159,3 +159,18 @@ def test_feedback_needs_a_rating_or_an_agent(scripted_home: Path) -> None:
     task_id = json.loads(run_myninja("tasks", "list", "--json").stdout)[0]["id"]
     done = run_myninja("feedback", task_id)
     assert done.returncode == 2 and "nothing to record" in done.stderr
+
+
+def test_resume_of_a_task_the_worker_ended_meanwhile_is_not_an_error(scripted_home: Path) -> None:
+    import asyncio
+
+    from ninja_tui.cli.tasks_cmd import _resume
+
+    started = run_myninja("run", "Paint the gate", "--detach", "--json")
+    task_id = json.loads(started.stdout)["task_id"]
+    wait_for_status(task_id, "done")
+    # Asked while it was still running (a worker's own recovery finished it first): no error.
+    assert asyncio.run(_resume(task_id, "running", as_json=False, detach=True)) == 0
+    # Asked of a task that had already ended: the person's mistake, one line, exit 2.
+    again = run_myninja("tasks", "resume", task_id)
+    assert again.returncode == 2 and "already ended (done)" in again.stderr
