@@ -10,6 +10,7 @@ outside. `cgroup v1` (a `pids` hierarchy) and `cgroup v2` (a cgroup whose
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import signal
@@ -21,6 +22,7 @@ _PREFIX = "myninja-run-"
 _counter = itertools.count()
 
 
+@functools.cache  # a process stays in its cgroup: read it, and sweep, once
 def _parent() -> Path | None:
     """The cgroup folder under which this process may make children that limit pids. Root
     only: for anyone else RLIMIT_NPROC in the run's user namespace counts exactly, and joining
@@ -36,7 +38,7 @@ def _parent() -> Path | None:
         if "pids" in controllers.split(","):
             folder = _ROOTS["v1"] / path.lstrip("/")
             if (folder / "pids.max").exists() or folder == _ROOTS["v1"]:
-                return folder if os.access(folder, os.W_OK) else None
+                return _swept(folder) if os.access(folder, os.W_OK) else None
         if controllers == "":
             for root in (_ROOTS["v2"], _ROOTS["v2"] / "unified"):
                 folder = root / path.lstrip("/")
@@ -45,17 +47,19 @@ def _parent() -> Path | None:
                 except OSError:
                     continue
                 if "pids" in enabled and os.access(folder, os.W_OK):
-                    return folder
+                    return _swept(folder)
     return None
 
 
-def _sweep(parent: Path) -> None:
-    """Remove what a crashed run of ours left (empty folders whose owner process is gone)."""
+def _swept(parent: Path) -> Path:
+    """`parent`, rid of what a crashed process of ours left (empty folders whose owner is
+    gone)."""
     for stale in parent.glob(_PREFIX + "*"):
         owner = stale.name[len(_PREFIX) :].split("-", 1)[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             with contextlib.suppress(OSError):
                 stale.rmdir()
+    return parent
 
 
 class ProcessCgroup:
@@ -69,7 +73,6 @@ class ProcessCgroup:
         parent = _parent()
         if parent is None:
             return None
-        _sweep(parent)
         path = parent / f"{_PREFIX}{os.getpid()}-{next(_counter)}"
         try:
             path.mkdir()

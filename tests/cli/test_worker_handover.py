@@ -133,16 +133,21 @@ def worker_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "background worker" in line]
 
 
+def assert_replaced(other: OtherCode, home: Path, old_pid: int, why: str) -> None:
+    """The old worker has exited, and the one listening now runs this code."""
+    assert other.exited_within(15), why
+    now = ping(home / "data")
+    assert now is not None and now["pid"] != old_pid
+    assert same_code(now["identity"], code_identity())
+
+
 def test_an_idle_worker_of_other_code_is_replaced(other: OtherCode, myninja_home: Path) -> None:
     old_pid = other.start_worker()
     done = run_myninja("run", "Paint the gate")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Fence painted"
     assert worker_lines(done.stderr) == []  # nothing went on elsewhere: nothing to say
-    assert other.exited_within(15), "the idle worker of other code is still running"
-    now = ping(myninja_home / "data")
-    assert now is not None and now["pid"] != old_pid
-    assert same_code(now["identity"], code_identity())
+    assert_replaced(other, myninja_home, old_pid, "the idle worker of other code is still running")
 
 
 def test_a_busy_worker_of_other_code_finishes_its_task_exits_and_one_line_says_so(
@@ -167,10 +172,7 @@ def test_a_busy_worker_of_other_code_finishes_its_task_exits_and_one_line_says_s
     long = wait_for_status(long_id, "done", "failed")
     assert long["status"] == "done" and long["answer"] == "Long job done"
     assert long["owner"].startswith(f"pid:{old_pid}:")  # it finished where it started
-    assert other.exited_within(15), "the retired worker did not exit after its task"
-    now = ping(myninja_home / "data")
-    assert now is not None and now["pid"] != old_pid
-    assert same_code(now["identity"], code_identity())
+    assert_replaced(other, myninja_home, old_pid, "the retired worker did not exit after its task")
 
 
 def test_a_task_still_running_in_a_retired_worker_is_cancelled_there(
