@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from agent_graph.prompts import ASK_PREFIX
+from myninja.agent_graph.prompts import ASK_PREFIX
 
 # How a revision tends to open when it answers the checks' note rather than the person.
 _REPLY_OPENERS = re.compile(

@@ -12,7 +12,13 @@ from typing import Any
 
 from myninja import __version__
 
-PACKAGES = ("myninja", "backends", "skills", "agent_graph", "ninja_tui")
+PACKAGES = (
+    "myninja",
+    "myninja.backends",
+    "myninja.skills",
+    "myninja.agent_graph",
+    "myninja.ninja_tui",
+)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from skills.coder.sandbox import SandboxLimits, arun_python
+from myninja.skills.coder.sandbox import SandboxLimits, arun_python
 
 # A short question with a number in it that asks for a sum, a conversion or a date.
 _CALCULATION = re.compile(

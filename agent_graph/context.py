@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent_graph.personas import persona
-from backends.base import Backend
-from backends.factory import make_backend
+from myninja.agent_graph.personas import persona
+from myninja.backends.base import Backend
+from myninja.backends.factory import make_backend
+
 from myninja.config import AgentConfig, Config
 
 if TYPE_CHECKING:
-    from agent_graph.history import HistoryStore
-    from agent_graph.permissions import Grants
-    from skills.registry import SkillRegistry
+    from myninja.agent_graph.history import HistoryStore
+    from myninja.agent_graph.permissions import Grants
+    from myninja.skills.registry import SkillRegistry
 
 
 DEFAULT_MAX_STEPS = 4  # a plan's steps on a gateway model, unless the config says

@@ -6,17 +6,16 @@ each; this file only wires them."""
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
-
-from agent_graph.context import GraphContext
-from agent_graph.nodes.answer import answer
-from agent_graph.nodes.branch import branch, fan_out, send_branches
-from agent_graph.nodes.evaluate import evaluate
-from agent_graph.nodes.finalize import deliver, finalize
-from agent_graph.nodes.plan import plan
-from agent_graph.nodes.prepare import prepare
-from agent_graph.nodes.retrieve import retrieve
-from agent_graph.nodes.route import FAST, route
-from agent_graph.state import TaskState
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.nodes.answer import answer
+from myninja.agent_graph.nodes.branch import branch, fan_out, send_branches
+from myninja.agent_graph.nodes.evaluate import evaluate
+from myninja.agent_graph.nodes.finalize import deliver, finalize
+from myninja.agent_graph.nodes.plan import plan
+from myninja.agent_graph.nodes.prepare import prepare
+from myninja.agent_graph.nodes.retrieve import retrieve
+from myninja.agent_graph.nodes.route import FAST, route
+from myninja.agent_graph.state import TaskState
 
 
 def build_graph() -> StateGraph:

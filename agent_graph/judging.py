@@ -11,15 +11,21 @@ from __future__ import annotations
 import re
 import string
 
-from agent_graph.context import GraphContext
-from agent_graph.personas import persona
-from agent_graph.prompts import COMPARE_SCHEMA, JUDGE_SCHEMA, compare_messages, judge_messages
-from agent_graph.research import source_passages
-from agent_graph.state import Candidate, Evaluation, TaskState
-from agent_graph.structured import StructuredOutputError, structured_call
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.personas import persona
+from myninja.agent_graph.prompts import (
+    COMPARE_SCHEMA,
+    JUDGE_SCHEMA,
+    compare_messages,
+    judge_messages,
+)
+from myninja.agent_graph.research import source_passages
+from myninja.agent_graph.state import Candidate, Evaluation, TaskState
+from myninja.agent_graph.structured import StructuredOutputError, structured_call
+from myninja.skills.research.citations import check_citations
+
 from myninja.config import GraphConfig
 from myninja.errors import BackendError
-from skills.research.citations import check_citations
 
 FAILED, UNCHECKED, PASSED = 0, 1, 2  # what the checks say of a branch
 PASSED_SCORE, FAILED_SCORE = 9.0, 3.0  # the score a branch weighed by its checks alone gets

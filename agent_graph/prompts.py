@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent_graph.state import Step, StepResult
+from myninja.agent_graph.state import Step, StepResult
 
 WORKER_AGENTS = ("assistant", "researcher", "coder", "advisor", "scheduler", "writer")
 FAST_AGENT = "assistant"  # answers in one call: the fast path

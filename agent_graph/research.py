@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from contextlib import closing
 from typing import Any
 
+from myninja.skills.research.citations import SourcePassage
+from myninja.skills.research.passages import Passage
+
 from myninja.config import Config, ResearchConfig
 from myninja.errors import MyninjaError
-from skills.research.citations import SourcePassage
-from skills.research.passages import Passage
 
 SourceRecord = dict[str, Any]  # key, id, title, source, text, origin
 SOURCE_WORDS = 120  # words of a passage shown to the model: ten fit a 4k context with the task
@@ -47,7 +48,7 @@ def record(passage: Passage, origin: str, published: str | None = None) -> Sourc
 def _corpus_names(settings: ResearchConfig) -> list[str]:
     if settings.corpora is not None:
         return list(settings.corpora)
-    from skills.research.corpus import list_corpora
+    from myninja.skills.research.corpus import list_corpora
 
     return [info.name for info in list_corpora()]
 
@@ -58,8 +59,8 @@ def search_corpora(
     """The k best passages for `query` over every configured corpus (rankings of several
     corpora fused by reciprocal rank), and notes on what could not be searched. Blocking: run
     it in a thread."""
-    from skills.research.corpus import Corpus
-    from skills.research.retrievers import make_retriever, rrf
+    from myninja.skills.research.corpus import Corpus
+    from myninja.skills.research.retrievers import make_retriever, rrf
 
     notes: list[str] = []
     if settings.retriever == "colbert":
@@ -88,7 +89,7 @@ def _search_colbert(
     query: str, settings: ResearchConfig, k: int, notes: list[str]
 ) -> tuple[list[SourceRecord], list[str]]:
     """ColBERT searches its own index (a server, or a colbert-ai index), once per query."""
-    from skills.research.colbert import make_colbert_retriever
+    from myninja.skills.research.colbert import make_colbert_retriever
 
     try:
         with closing(make_colbert_retriever(settings.colbert)) as retriever:
@@ -106,8 +107,14 @@ async def fetch_named_pages(
     note per page that could not be read. The person typed these URLs: each page's own host
     may be on a private or loopback address (their intranet, a server on their machine);
     where it redirects to must be public or allowed in the config, like any other fetch."""
-    from skills.research.fetch import FetchError, fetch_page, find_urls, hosts_of, page_passages
-    from skills.research.retrievers import rank_passages
+    from myninja.skills.research.fetch import (
+        FetchError,
+        fetch_page,
+        find_urls,
+        hosts_of,
+        page_passages,
+    )
+    from myninja.skills.research.retrievers import rank_passages
 
     found: list[SourceRecord] = []
     notes: list[str] = []
@@ -135,11 +142,11 @@ async def search_web(query: str, config: Config, k: int) -> tuple[list[SourceRec
     and ranked as a corpus ranks its own. Notes say what failed. Raises WebUnavailable when
     no search could be made (no provider, a missing key, no network): the researcher then
     works from local corpora and says so once."""
-    from skills.research.fetch import FetchError, page_passages
-    from skills.research.fetch_guard import WebClient
-    from skills.research.retrievers import rank_passages
-    from skills.research.web_cache import WebCache, fetch_cached
-    from skills.research.web_search import SearchResult, make_provider
+    from myninja.skills.research.fetch import FetchError, page_passages
+    from myninja.skills.research.fetch_guard import WebClient
+    from myninja.skills.research.retrievers import rank_passages
+    from myninja.skills.research.web_cache import WebCache, fetch_cached
+    from myninja.skills.research.web_search import SearchResult, make_provider
 
     web = config.research.web
     try:
@@ -211,7 +218,7 @@ async def gather(
     """The k best passages for `query` from the local corpora and, when `web`, the web (the two
     rankings fused by reciprocal rank), notes on what failed, and whether the web could be
     searched (a caller stops asking it after the first failure)."""
-    from skills.research.retrievers import rrf
+    from myninja.skills.research.retrievers import rrf
 
     local, notes = await asyncio.to_thread(search_corpora, query, config.research, k)
     online: list[SourceRecord] = []

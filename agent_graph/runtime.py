@@ -27,16 +27,16 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
+from myninja.agent_graph.checkpoints import open_checkpointer
+from myninja.agent_graph.context import BackendPool, GraphContext
+from myninja.agent_graph.events import answer_command, make_event, question_key
+from myninja.agent_graph.graph import build_graph
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.connection import Recovery, announce, make_folder
+from myninja.agent_graph.nodes.route import split_mention
+from myninja.agent_graph.permissions import PERMISSION_WORDS
+from myninja.backends.base import Backend
 
-from agent_graph.checkpoints import open_checkpointer
-from agent_graph.context import BackendPool, GraphContext
-from agent_graph.events import answer_command, make_event, question_key
-from agent_graph.graph import build_graph
-from agent_graph.history import HistoryStore
-from agent_graph.history.connection import Recovery, announce, make_folder
-from agent_graph.nodes.route import split_mention
-from agent_graph.permissions import PERMISSION_WORDS
-from backends.base import Backend
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
@@ -146,9 +146,9 @@ class TaskManager:
         self._load_skills(config)
 
     def _load_skills(self, config: Config) -> None:
-        from agent_graph.permissions import Grants
-        from skills.mcp_bridge import McpPool
-        from skills.registry import load_skills
+        from myninja.agent_graph.permissions import Grants
+        from myninja.skills.mcp_bridge import McpPool
+        from myninja.skills.registry import load_skills
 
         self.skills = load_skills(config)
         self.grants = Grants(config)
@@ -161,7 +161,7 @@ class TaskManager:
         async with self._mcp_lock:
             if self._mcp_listed:
                 return
-            from skills.mcp_bridge import mcp_skills
+            from myninja.skills.mcp_bridge import mcp_skills
 
             found, warnings = await mcp_skills(self.config.mcp, self.mcp)
             for skill in found:

@@ -15,11 +15,10 @@ from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
-
-from agent_graph import permissions
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from skills.api import (
+from myninja.agent_graph import permissions
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.skills.api import (
     Draft,
     Permission,
     Review,
@@ -29,7 +28,7 @@ from skills.api import (
     ToolError,
     task_workspace,
 )
-from skills.coder.sandbox import Workspace
+from myninja.skills.coder.sandbox import Workspace
 
 Events = list[dict[str, Any]]
 

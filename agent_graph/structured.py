@@ -12,9 +12,8 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
-
-from agent_graph.prompts import json_repair_message
-from backends.base import Backend, ChatRequest, Message
+from myninja.agent_graph.prompts import json_repair_message
+from myninja.backends.base import Backend, ChatRequest, Message
 
 
 class StructuredOutputError(Exception):

@@ -35,14 +35,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from agent_graph.code_identity import code_identity, same_code, which_code
+from myninja.agent_graph.code_identity import code_identity, same_code, which_code
+
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config
 from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError, UsageError
 
 if TYPE_CHECKING:
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
 RESTING = ("waiting", "done", "failed", "cancelled")
 ORPHAN_GRACE_S = 3.0  # a task no runner holds, not at rest, for this long: its end was lost
@@ -230,7 +231,7 @@ class Worker:
     async def _relay(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
         """A task that a retiring worker still runs is that worker's to answer, cancel or
         follow: pass the request on and the replies back. False: the task is not such a one."""
-        from agent_graph.runtime import owner_alive
+        from myninja.agent_graph.runtime import owner_alive
 
         task = self.manager.store.get_task(request["task_id"]) or {}
         owner = task.get("owner") or ""
@@ -264,7 +265,7 @@ class Worker:
             self.config_stamp = stamp
 
     async def _follow(self, task_id: str, after_seq: int, writer: asyncio.StreamWriter) -> None:
-        from agent_graph.runtime import owner_alive
+        from myninja.agent_graph.runtime import owner_alive
 
         task = self.manager._task(task_id)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -384,7 +385,7 @@ def run_worker(config: Config, data_dir: Path) -> int:
 
 
 async def _serve(config: Config, data_dir: Path, sock: Path, lock: IO[str]) -> None:
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
     async with TaskManager.open(config, data_dir) as manager:
         worker = Worker(manager, config.worker_idle_s, sock, lock)
@@ -519,7 +520,7 @@ def _spawn_worker(data_dir: Path) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "worker.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ninja_tui", "worker"],
+            [sys.executable, "-m", "myninja", "worker"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

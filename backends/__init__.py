@@ -1,5 +1,5 @@
 """Model backends: one protocol, an embedded llama.cpp engine, and an OpenAI-compatible client."""
 
-from backends.base import Backend, ChatRequest, ChatResult, Chunk, ToolCall, Usage
+from myninja.backends.base import Backend, ChatRequest, ChatResult, Chunk, ToolCall, Usage
 
 __all__ = ["Backend", "ChatRequest", "ChatResult", "Chunk", "ToolCall", "Usage"]

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
-from backends.llama_batch import LLAMA_VERBOSE, BatchEngine, Finished, Job, Sampling
-from backends.models import resolve_model
+from myninja.backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
+from myninja.backends.llama_batch import LLAMA_VERBOSE, BatchEngine, Finished, Job, Sampling
+from myninja.backends.models import resolve_model
+
 from myninja import paths
 from myninja.errors import ModelError
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.base import Backend
+from myninja.backends.base import Backend
+
 from myninja.config import (
     Config,
     EmbeddedBackendConfig,
@@ -20,7 +21,7 @@ def make_backend(config: Config, name: str) -> Backend:
         raise ConfigError(f"unknown backend {name!r}", hint=f"configured backends: {known}")
     cfg = config.backends[name]
     if isinstance(cfg, EmbeddedBackendConfig):
-        from backends.embedded import EmbeddedBackend
+        from myninja.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend(
             name,
@@ -33,12 +34,12 @@ def make_backend(config: Config, name: str) -> Backend:
             lookup=cfg.lookup,
         )
     if isinstance(cfg, ScriptedBackendConfig):
-        from backends.scripted import ScriptedBackend
+        from myninja.backends.scripted import ScriptedBackend
 
         return ScriptedBackend.from_file(name, Path(cfg.script).expanduser())
     assert isinstance(cfg, GatewayBackendConfig)
-    from backends.gateway import GatewayBackend
-    from backends.keys import key_name, key_store
+    from myninja.backends.gateway import GatewayBackend
+    from myninja.backends.keys import key_name, key_store
 
     api_key = key_store(config).get(key_name(name, cfg))
     return GatewayBackend.from_config(name, cfg, api_key=api_key)
@@ -49,8 +50,8 @@ def quick_gateway(config: Config, name: str) -> Backend:
     no retries, so that a server that is down answers in seconds, not after back-offs."""
     cfg = config.backends[name]
     assert isinstance(cfg, GatewayBackendConfig)
-    from backends.gateway import GatewayBackend
-    from backends.keys import key_name, key_store
+    from myninja.backends.gateway import GatewayBackend
+    from myninja.backends.keys import key_name, key_store
 
     api_key = key_store(config).get(key_name(name, cfg))
     return GatewayBackend(

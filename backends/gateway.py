@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-
-from backends.base import ChatRequest, ChatResult, Chunk
-from backends.openai_wire import (
+from myninja.backends.base import ChatRequest, ChatResult, Chunk
+from myninja.backends.openai_wire import (
     StreamAssembler,
     request_payload,
     response_format_for,
     result_from_response,
 )
-from backends.sse import NotServerSentEvents, sse_data
+from myninja.backends.sse import NotServerSentEvents, sse_data
+
 from myninja.config import GatewayBackendConfig
 from myninja.errors import (
     AuthError,

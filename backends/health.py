@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import Backend, ChatRequest
+from myninja.backends.base import Backend, ChatRequest
+
 from myninja.errors import MyninjaError
 
 PROBE_PROMPT = "Reply with one word: hello."

@@ -15,7 +15,8 @@ import subprocess
 import sys
 from typing import Any
 
-from backends.factory import quick_gateway
+from myninja.backends.factory import quick_gateway
+
 from myninja.config import Config, GatewayBackendConfig
 from myninja.errors import MyninjaError
 
@@ -130,7 +131,7 @@ def _import_in_child(modules: list[str], timeout: float) -> dict[str, dict[str, 
 
 async def endpoints(config: Config, urls: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Every configured gateway backend, and each extra URL: does /v1/models answer?"""
-    from backends.gateway import GatewayBackend
+    from myninja.backends.gateway import GatewayBackend
 
     probes: list[tuple[str, str, Any]] = [
         (name, cfg.url, quick_gateway(config, name))

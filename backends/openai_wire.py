@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage
+from myninja.backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage
 
 
 def request_payload(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:

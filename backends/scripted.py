@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
+from myninja.backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
+
 from myninja.errors import BackendUnreachable, BadResponse, ConfigError
 
 

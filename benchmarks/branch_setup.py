@@ -18,10 +18,10 @@ def branch_requests(
     agent: str, text: str, sources: list[dict[str, Any]], branches: int, max_tokens: int
 ) -> list[Any]:
     """Branch i has the graph's temperature and style line for branch i."""
-    from agent_graph.personas import persona
-    from agent_graph.prompts import BRANCH_STYLES, branch_messages
-    from agent_graph.research import sources_block
-    from backends.base import ChatRequest
+    from myninja.agent_graph.personas import persona
+    from myninja.agent_graph.prompts import BRANCH_STYLES, branch_messages
+    from myninja.agent_graph.research import sources_block
+    from myninja.backends.base import ChatRequest
 
     who = persona(agent)
     block = sources_block(sources) if sources else ""
@@ -38,8 +38,8 @@ def branch_requests(
 
 async def coder_checks(task: str, answer: str, workspace: Path) -> list[dict[str, Any]]:
     """The coder skill's review of one answer, as the graph runs it (no revision)."""
-    from skills.api import Draft, ToolContext
-    from skills.coder import skill as coder
+    from myninja.skills.api import Draft, ToolContext
+    from myninja.skills.coder import skill as coder
 
     context = ToolContext("branch-bench", workspace_dir=workspace)
 

@@ -49,7 +49,7 @@ ADVICE = (
 
 def tasks(limit: int) -> list[dict[str, Any]]:
     """(agent, task text, sources) for each prompt."""
-    from agent_graph.evals import humaneval
+    from myninja.agent_graph.evals import humaneval
 
     found: list[dict[str, Any]] = []
     for problem in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 2):
@@ -89,7 +89,8 @@ async def timed_shipped(
     """The step as the graph works it by default (`[graph] adaptive`): the first branch and its
     checks; the other two, together, only when it falls short (and their checks). A step
     with sources (`[graph] compare_sourced`) runs all three at once."""
-    from agent_graph import judging
+    from myninja.agent_graph import judging
+
     from myninja.config import GraphConfig
 
     loaded = await backend._model(backend.model)
@@ -129,7 +130,7 @@ async def timed_shipped(
 async def step_seconds(backend: Any, steps: int = 64) -> dict[str, float]:
     """Seconds per decoding step with 1 to 4 sequences in the batch (the prompt cached): what
     a batch of branches can save is set by how much more a step of several costs than one."""
-    from backends.base import ChatRequest
+    from myninja.backends.base import ChatRequest
 
     loaded = await backend._model(backend.model)
     messages = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
@@ -148,7 +149,8 @@ async def step_seconds(backend: Any, steps: int = 64) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from backends.embedded import KV_CACHE, EmbeddedBackend
+    from myninja.backends.embedded import KV_CACHE, EmbeddedBackend
+
     from myninja.config import GraphConfig
 
     models = home / "models"

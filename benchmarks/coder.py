@@ -30,7 +30,7 @@ MODES = ("single-shot", "agent")
 
 def myninja() -> list[str]:
     script = Path(sys.executable).parent / "myninja"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ninja_tui"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "myninja"]
 
 
 def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict:

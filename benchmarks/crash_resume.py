@@ -74,8 +74,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent_graph.history import HistoryStore  # noqa: E402
-from agent_graph.worker import WorkerClient  # noqa: E402
+from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.worker import WorkerClient  # noqa: E402
 
 FINISHED = ("done", "failed", "cancelled")
 # Fields that legitimately differ between two runs of the same task (as tests/agent_graph/
@@ -224,7 +224,7 @@ def script_rules() -> list[dict[str, Any]]:
 # -- a home with its own config, history and worker ---------------------------------------------
 def myninja_cmd(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "myninja"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "ninja_tui", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "myninja", *args]
 
 
 def _proc_state(pid: int) -> str | None:

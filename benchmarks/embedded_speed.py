@@ -63,8 +63,8 @@ OURS = textwrap.dedent(
     from pathlib import Path
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.path.insert(0, sys.argv[1])
-    from backends.base import ChatRequest
-    from backends.embedded import EmbeddedBackend
+    from myninja.backends.base import ChatRequest
+    from myninja.backends.embedded import EmbeddedBackend
     model, models, threads, max_tokens, system, prompt = sys.argv[2:8]
     backend = EmbeddedBackend("embedded", model, threads=int(threads), n_ctx=4096,
                               models_dir=Path(models))
@@ -106,8 +106,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from agent_graph.personas import persona
-    from backends.models import resolve_model
+    from myninja.agent_graph.personas import persona
+    from myninja.backends.models import resolve_model
 
     with tempfile.TemporaryDirectory() as home:
         models = Path(home) / "data" / "models"

@@ -288,7 +288,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from backends.models import resolve_model
+    from myninja.backends.models import resolve_model
+
     from myninja.config import DEFAULT_MODEL
 
     model = args.model or DEFAULT_MODEL

@@ -52,9 +52,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: the fault server lives under tests/
     sys.path.insert(0, str(REPO))
 
-from agent_graph.events import TERMINAL  # noqa: E402
-from agent_graph.history import HistoryStore  # noqa: E402
-from agent_graph.worker import WorkerClient, lock_free, lock_path  # noqa: E402
+from myninja.agent_graph.events import TERMINAL  # noqa: E402
+from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.worker import WorkerClient, lock_free, lock_path  # noqa: E402
+
 from tests.reliability.fault_server import (  # noqa: E402
     RETRYABLE,
     BadJson,
@@ -280,7 +281,7 @@ def write_config(home: Path, server: FaultServer, scenarios: list[Scenario]) -> 
 
 def myninja_cmd(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "myninja"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "ninja_tui", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "myninja", *args]
 
 
 # Running one scenario -------------------------------------------------------------------------

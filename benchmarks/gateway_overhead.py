@@ -31,8 +31,8 @@ CLIENT = textwrap.dedent(
     messages = [{"role": "user", "content": "Count from one to ten in words."}]
 
     async def ours():
-        from backends.base import ChatRequest
-        from backends.gateway import GatewayBackend
+        from myninja.backends.base import ChatRequest
+        from myninja.backends.gateway import GatewayBackend
         backend = GatewayBackend("bench", base_url, model=model, max_concurrency=n)
         async def one():
             chars = 0

@@ -53,7 +53,7 @@ NQ_SOURCES = 5
 def problems(name: str, limit: int) -> list[dict[str, Any]]:
     """{id, agent, text, sources, gold | problem} for each problem of a set."""
     if name == "humaneval":
-        from agent_graph.evals import humaneval
+        from myninja.agent_graph.evals import humaneval
 
         return [
             {"id": p.task_id, "agent": "coder", "text": humaneval.agent_task(p), "sources": [],
@@ -75,7 +75,7 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
-    from skills.research.retrievers import rank_texts
+    from myninja.skills.research.retrievers import rank_texts
 
     rows = [json.loads(x) for x in (DEV / "nq-open-oracle-dev200.jsonl").open()]
     pool = [(r["ctxs"][0]["title"], r["ctxs"][0]["text"]) for r in rows]
@@ -99,11 +99,11 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
 
 def right(problem: dict[str, Any], text: str) -> bool:
     if "problem" in problem:
-        from agent_graph.evals import humaneval
+        from myninja.agent_graph.evals import humaneval
 
         program = humaneval.completion_program(problem["problem"], text)
         return humaneval.check(problem["problem"], program)[0]
-    from agent_graph.judging import first_sentence, normalise
+    from myninja.agent_graph.judging import first_sentence, normalise
 
     said = normalise(first_sentence(text))
     return any(normalise(g) and normalise(g) in said for g in problem["gold"])
@@ -134,9 +134,10 @@ async def branch_rows(
 
 
 async def judge_each(backend: Any, problem: dict[str, Any], text: str) -> float:
-    from agent_graph.personas import persona
-    from agent_graph.prompts import JUDGE_SCHEMA, judge_messages
-    from agent_graph.structured import StructuredOutputError, structured_call
+    from myninja.agent_graph.personas import persona
+    from myninja.agent_graph.prompts import JUDGE_SCHEMA, judge_messages
+    from myninja.agent_graph.structured import StructuredOutputError, structured_call
+
     from myninja.errors import BackendError
 
     step = {"title": "Answer", "instruction": problem["text"]}
@@ -153,9 +154,10 @@ async def judge_each(backend: Any, problem: dict[str, Any], text: str) -> float:
 
 
 async def judge_compare(backend: Any, problem: dict[str, Any], texts: list[str]) -> int | None:
-    from agent_graph.personas import persona
-    from agent_graph.prompts import COMPARE_SCHEMA, compare_messages
-    from agent_graph.structured import StructuredOutputError, structured_call
+    from myninja.agent_graph.personas import persona
+    from myninja.agent_graph.prompts import COMPARE_SCHEMA, compare_messages
+    from myninja.agent_graph.structured import StructuredOutputError, structured_call
+
     from myninja.errors import BackendError
 
     step = {"title": "Answer", "instruction": problem["text"]}
@@ -180,7 +182,7 @@ def candidates(problem: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict
 
 def choices(problem: dict[str, Any], record: dict[str, Any]) -> dict[str, int | float]:
     """The branch each way keeps (an index), or for `random` the expected rightness."""
-    from agent_graph import judging
+    from myninja.agent_graph import judging
 
     rows = record["branches"]
     state = {"sources": problem["sources"], "text": problem["text"]}
@@ -202,7 +204,8 @@ def choices(problem: dict[str, Any], record: dict[str, Any]) -> dict[str, int | 
 
 def _shipped(state: dict, cands: list[dict], compare: int | None, record: dict) -> int:
     """What the graph keeps (nodes/evaluate.py with the default config)."""
-    from agent_graph import judging
+    from myninja.agent_graph import judging
+
     from myninja.config import GraphConfig
 
     compares = judging.compares_sources(GraphConfig(), state)  # all branches, no agreement
@@ -278,7 +281,7 @@ async def run_set(backend: Any, name: str, limit: int, out: Path, max_tokens: in
 async def _compare_groups(backend: Any, problem: dict, record: dict) -> None:
     """The comparing judge's verdict on the subset of branches the shipped way would give it,
     when that is not all three."""
-    from agent_graph import judging
+    from myninja.agent_graph import judging
 
     cands = candidates(problem, record["branches"])
     state = {"sources": problem["sources"], "text": problem["text"]}
@@ -291,7 +294,8 @@ async def _compare_groups(backend: Any, problem: dict, record: dict) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from backends.embedded import EmbeddedBackend
+    from myninja.backends.embedded import EmbeddedBackend
+
     from myninja.config import GraphConfig
 
     backend = EmbeddedBackend("embedded", args.model, threads=args.threads)

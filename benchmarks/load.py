@@ -38,13 +38,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.worker import WorkerClient  # noqa: E402
+from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 from textual import events  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
-from agent_graph.history import HistoryStore  # noqa: E402
-from agent_graph.worker import WorkerClient  # noqa: E402
 from benchmarks.runtime_overhead import RULES  # noqa: E402
-from ninja_tui.app import MyninjaApp  # noqa: E402
 
 FINAL = ("done", "failed", "cancelled")
 STREAMED_RULES = [  # the same answers, but the branches stream token by token

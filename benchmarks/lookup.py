@@ -36,7 +36,7 @@ EXAMPLES_FAILED = "I ran the examples the task gives; these are wrong:\n- {call}
 
 def prompts(limit: int) -> list[dict[str, Any]]:
     """(kind, the first request's messages) for each prompt; revisions are built later."""
-    from agent_graph.evals import humaneval
+    from myninja.agent_graph.evals import humaneval
 
     found: list[dict[str, Any]] = []
     for problem in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 2):
@@ -61,8 +61,8 @@ def first_request(prompt: dict[str, Any], max_tokens: int) -> Any:
 
 def revision_request(first: Any, answer: str, max_tokens: int) -> Any:
     """The coder's revision after its examples failed: its answer and the review's note."""
-    from backends.base import ChatRequest
-    from skills.coder.review import FIX
+    from myninja.backends.base import ChatRequest
+    from myninja.skills.coder.review import FIX
 
     note = EXAMPLES_FAILED.format(call="the first example", want="what the docstring says")
     messages = [
@@ -91,7 +91,7 @@ async def timed(backend: Any, request: Any, kv: Path) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from backends.embedded import KV_CACHE, EmbeddedBackend
+    from myninja.backends.embedded import KV_CACHE, EmbeddedBackend
 
     models = home / "models"
     kv = models / KV_CACHE

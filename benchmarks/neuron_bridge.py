@@ -28,9 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "backends" / "neuron_double"))
 
-from backends.base import ChatRequest  # noqa: E402
-from backends.serve.neuron_cache import CompiledCache, NeuronShape  # noqa: E402
-from backends.serve.tnx import TnxEngine  # noqa: E402
+from myninja.backends.base import ChatRequest  # noqa: E402
+from myninja.backends.serve.neuron_cache import CompiledCache, NeuronShape  # noqa: E402
+from myninja.backends.serve.tnx import TnxEngine  # noqa: E402
+
 from tests.backends.neuron_models import write_model_folder  # noqa: E402
 
 

@@ -77,7 +77,8 @@ def tries(db: sqlite3.Connection, task_id: str) -> dict[str, dict[str, Any]]:
 
 
 def analyse(data: Path, out: Path, limit: int | None, run_id: str) -> dict[str, Any]:
-    from agent_graph.evals import humaneval
+    from myninja.agent_graph.evals import humaneval
+
     from myninja import paths
 
     problems = {p.task_id: p for p in humaneval.load_problems(data, limit)}
@@ -115,7 +116,7 @@ def analyse(data: Path, out: Path, limit: int | None, run_id: str) -> dict[str, 
 
 def _last_run(out: Path) -> dict[str, Any]:
     """The figures of the newest run in a folder, as `myninja eval --json` gives them."""
-    from agent_graph.evals import humaneval
+    from myninja.agent_graph.evals import humaneval
 
     runs = sqlite3.connect(out / "eval.db")
     runs.row_factory = sqlite3.Row

@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from skills.research import dense
-from skills.research.corpus import Corpus
-from skills.research.retrievers import BM25Retriever, Retriever, make_retriever
+from myninja.skills.research import dense
+from myninja.skills.research.corpus import Corpus
+from myninja.skills.research.retrievers import BM25Retriever, Retriever, make_retriever
 
 KS = (2, 5, 10)
 TARGETS = {"hotpotqa_recall_at_10": 0.85, "query_ms_p50": 10.0}

@@ -38,9 +38,9 @@ from typing import Annotated, Any, TypedDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
+from myninja.agent_graph.runtime import TaskManager, open_checkpointer
+from myninja.backends.scripted import Rule, ScriptedBackend
 
-from agent_graph.runtime import TaskManager, open_checkpointer
-from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 
 STEP_RATIO_TARGET = 1.5

@@ -32,7 +32,7 @@ TARGET = 1.3
 
 
 def workloads() -> dict[str, str]:
-    from agent_graph.evals import humaneval
+    from myninja.agent_graph.evals import humaneval
 
     problem = humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 1)[0]
     program = problem.prompt + problem.canonical_solution
@@ -41,8 +41,8 @@ def workloads() -> dict[str, str]:
 
 
 def timed(code: str, workspace: Path, mode: str) -> float:
-    from agent_graph.evals.humaneval import CHECK_LIMITS
-    from skills.coder.sandbox import run_python
+    from myninja.agent_graph.evals.humaneval import CHECK_LIMITS
+    from myninja.skills.coder.sandbox import run_python
 
     (workspace / "program.py").write_text(code, encoding="utf-8")
     started = time.perf_counter()
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="runs of each mode per workload")
     args = parser.parse_args()
-    from skills.coder.confinement import offer
+    from myninja.skills.coder.confinement import offer
 
     machine = offer()
     if not machine["ok"]:
@@ -93,7 +93,7 @@ def mechanisms(runs: int) -> dict[str, Any]:
     JSON argument (as the sandbox's child does) and prints hello, confined by confine.py
     (namespaces, Landlock, seccomp) or by bubblewrap (namespaces and a read-only view of the
     system; no seccomp filter), against the same interpreter unconfined."""
-    from skills.coder import confinement
+    from myninja.skills.coder import confinement
 
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as folder:
         spec = confinement.spec(Path(folder), network=False)

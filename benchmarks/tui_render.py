@@ -57,6 +57,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from myninja.ninja_tui.widgets.answer_view import AnswerView
 from textual import events
 from textual._compositor import CompositorUpdate
 from textual.app import App, ComposeResult, RenderableType
@@ -64,8 +65,6 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Markdown
-
-from ninja_tui.widgets.answer_view import AnswerView
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (120, 40)
@@ -382,7 +381,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from ninja_tui.app import MyninjaApp
+    from myninja.ninja_tui.app import MyninjaApp
 
     os.write(int(sys.argv[1]), f"imported {time.time()}\\n".encode())
     app = MyninjaApp(data_dir=Path(sys.argv[2]))

@@ -18,8 +18,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from skills.research.fetch import RobotsCache, fetch_page
-from skills.research.fetch_guard import WebClient
+from myninja.skills.research.fetch import RobotsCache, fetch_page
+from myninja.skills.research.fetch_guard import WebClient
 
 LOCAL = ["127.0.0.1"]  # the pages are served on loopback, which fetches refuse unless allowed
 PAGE = (

@@ -17,6 +17,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from myninja.agent_graph.events import question_key
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.notify import Notifier
+from myninja.ninja_tui.widgets.sources import SourceList
+from myninja.ninja_tui.widgets.task_list import TaskList
+from myninja.ninja_tui.widgets.task_view import RESTING, TaskView
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -24,21 +30,15 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 
-from agent_graph.events import question_key
-from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
-from ninja_tui.notify import Notifier
-from ninja_tui.widgets.sources import SourceList
-from ninja_tui.widgets.task_list import TaskList
-from ninja_tui.widgets.task_view import RESTING, TaskView
 
 # The history store (sqlite-utils) and the other screens are imported when first needed: the
 # first frame must not wait for them (benchmarks/tui_render.py times it).
 if TYPE_CHECKING:
-    from agent_graph.history import HistoryStore
+    from myninja.agent_graph.history import HistoryStore
 
 ASK_PLACEHOLDER = "Ask myninja… (@coder, @writer, … picks an agent)"
 # Keys that act on the selected task: letters, so they work only outside the input box.
@@ -106,7 +106,7 @@ class MyninjaApp(App[None]):
         self.call_after_refresh(self._open_history)
 
     async def _open_history(self) -> None:
-        from agent_graph.history import HistoryStore
+        from myninja.agent_graph.history import HistoryStore
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = HistoryStore(self.data_dir / "history.db")
@@ -269,7 +269,7 @@ class MyninjaApp(App[None]):
         )
 
     def on_source_list_chosen(self, event: SourceList.Chosen) -> None:
-        from ninja_tui.screens.dialogs import PassageDialog
+        from myninja.ninja_tui.screens.dialogs import PassageDialog
 
         self.push_screen(PassageDialog(event.citation))
 
@@ -297,7 +297,7 @@ class MyninjaApp(App[None]):
         box.focus()
 
     def action_help(self) -> None:
-        from ninja_tui.screens.help import HelpScreen
+        from myninja.ninja_tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(list(self._bindings_for_help())))
@@ -309,7 +309,7 @@ class MyninjaApp(App[None]):
         yield Binding("ctrl+p", "command_palette", "Every action (command palette)")
 
     def action_inbox(self) -> None:
-        from ninja_tui.screens.inbox import InboxScreen
+        from myninja.ninja_tui.screens.inbox import InboxScreen
 
         if isinstance(self.screen, InboxScreen):
             self.pop_screen()
@@ -329,7 +329,7 @@ class MyninjaApp(App[None]):
         return pairs
 
     def action_history(self) -> None:
-        from ninja_tui.screens.history import HistoryScreen
+        from myninja.ninja_tui.screens.history import HistoryScreen
 
         if self.store is None or isinstance(self.screen, HistoryScreen):
             return
@@ -341,7 +341,7 @@ class MyninjaApp(App[None]):
         self.push_screen(HistoryScreen(self.store), chosen)
 
     def action_settings(self) -> None:
-        from ninja_tui.screens.settings import SettingsScreen
+        from myninja.ninja_tui.screens.settings import SettingsScreen
 
         if isinstance(self.screen, SettingsScreen):
             return
@@ -391,7 +391,7 @@ class MyninjaApp(App[None]):
         await self.refresh_from_history()
 
     def action_rate(self, rating: str) -> None:
-        from ninja_tui.screens.dialogs import RateDialog
+        from myninja.ninja_tui.screens.dialogs import RateDialog
 
         task = self._selected_task()
         if task is None:
@@ -406,7 +406,7 @@ class MyninjaApp(App[None]):
         self.push_screen(RateDialog(task, rating), rated)
 
     def action_edit_answer(self) -> None:
-        from ninja_tui.screens.dialogs import EditAnswerDialog
+        from myninja.ninja_tui.screens.dialogs import EditAnswerDialog
 
         task = self._selected_task()
         if task is None or self.store is None:
@@ -442,7 +442,7 @@ class MyninjaApp(App[None]):
         self.notify("Answer copied to the clipboard.")
 
     def action_export_answer(self) -> None:
-        from ninja_tui.screens.dialogs import ExportDialog
+        from myninja.ninja_tui.screens.dialogs import ExportDialog
 
         task = self._selected_task()
         if task is None or not task.get("answer"):

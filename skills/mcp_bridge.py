@@ -198,7 +198,7 @@ async def mcp_skills(
 ) -> tuple[list[Any], list[str]]:
     """A skill per configured server, its tools calling through `pool`; and one warning per
     server that could not be listed (the others still load)."""
-    from skills.api import Skill, SkillError, Tool, ToolError
+    from myninja.skills.api import Skill, SkillError, Tool, ToolError
 
     skills: list[Any] = []
     warnings: list[str] = []

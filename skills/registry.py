@@ -13,19 +13,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from myninja.skills import old_names
+from myninja.skills.api import Skill, Tool, ToolError
+
 from myninja.config import Config
 from myninja.errors import UsageError
-from skills.api import Skill, Tool, ToolError
 
 GROUP = "myninja.skills"
 # "module:attribute" of each built-in skill, loaded like a plugin's entry point: a Skill, or a
 # function returning one or a list.
 BUILTINS: list[str] = [
-    "skills.files:skill",
-    "skills.coder.skill:skill",
-    "skills.scheduler.skill:skill",
-    "skills.writer:skill",
-    "skills.advisor:skill",
+    "myninja.skills.files:skill",
+    "myninja.skills.coder.skill:skill",
+    "myninja.skills.scheduler.skill:skill",
+    "myninja.skills.writer:skill",
+    "myninja.skills.advisor:skill",
 ]
 BUILTIN = "builtin"
 
@@ -173,8 +175,9 @@ def load_skills(
         _load(registry, builtin, BUILTIN)
     if entry_points is None:
         entry_points = importlib.metadata.entry_points(group=GROUP)
-    for ep in entry_points:
-        _load(registry, ep, _source(ep))
+    with old_names.allow():  # plugins written for myninja 0.1 import `skills.api`
+        for ep in entry_points:
+            _load(registry, ep, _source(ep))
     return registry
 
 

@@ -77,7 +77,7 @@ def myninja_home(
 
 
 def _kernel_confinement() -> bool:
-    from skills.coder.confinement import offer
+    from myninja.skills.coder.confinement import offer
 
     return bool(offer()["ok"])
 
@@ -107,7 +107,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(models_dir: Path) -> Path:
-    from backends.models import resolve_model
+    from myninja.backends.models import resolve_model
 
     return resolve_model(TINY_MODEL, models_dir)
 
@@ -115,7 +115,7 @@ def tiny_model_path(models_dir: Path) -> Path:
 def myninja_cmd(*args: str) -> list[str]:
     """The installed console script, as a user runs it."""
     script = Path(sys.executable).parent / "myninja"
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "ninja_tui", *args]
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "myninja", *args]
 
 
 def run_myninja(

@@ -27,12 +27,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_graph.prompts import BRANCH_STYLES
-from backends.base import Backend, ChatRequest, Usage
+from myninja.agent_graph.prompts import BRANCH_STYLES
+from myninja.backends.base import Backend, ChatRequest, Usage
+from myninja.skills.coder.sandbox import SandboxLimits, run_python
+
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError
-from skills.coder.sandbox import SandboxLimits, run_python
 
 from .runner import EvalStore
 

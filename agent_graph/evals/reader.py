@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agent_graph.research import clip
-from backends.base import Backend, ChatRequest, Usage
+from myninja.agent_graph.research import clip
+from myninja.backends.base import Backend, ChatRequest, Usage
 
 from .datasets import EvalPassage
 

@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.base import Backend
+from myninja.backends.base import Backend
+from myninja.skills.research.retrievers import RETRIEVER_NAMES, rank_texts
+
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError
-from skills.research.retrievers import RETRIEVER_NAMES, rank_texts
 
 from . import reader
 from .chart import run_label, write_chart
@@ -31,7 +32,7 @@ from .datasets import EvalPassage, EvalQuestion, passage_key, write_passages
 from .metrics import REPORTED, aggregate, score
 
 MODES = ("contexts", "corpus", "closed-book")
-# The corpus retrievers (skills.research.retrievers), named explicitly.
+# The corpus retrievers (myninja.skills.research.retrievers), named explicitly.
 RETRIEVERS = tuple(name for name in RETRIEVER_NAMES if name != "auto")
 Progress = Callable[[int, int], None]  # (questions done, questions in all)
 
@@ -255,7 +256,7 @@ def pool_corpus(name: str, questions: Sequence[EvalQuestion]) -> int | None:
     """Make corpus `name` from the passages of `questions` (each once) when no corpus has that
     name yet; how many passages went in, or None when it already existed. The pooled file is
     kept beside the index, so the corpus can be re-indexed like any other."""
-    from skills.research.corpus import Corpus, corpus_file
+    from myninja.skills.research.corpus import Corpus, corpus_file
 
     index = corpus_file(name)
     if index.exists():
@@ -280,15 +281,16 @@ def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[Ev
     """A search function over the settings' corpus (keys as `passage_key`), and the corpus."""
     if settings.mode != "corpus":
         return (lambda query, k: []), None
-    from skills.research.corpus import Corpus
-    from skills.research.retrievers import make_retriever
+    from myninja.skills.research.corpus import Corpus
+    from myninja.skills.research.retrievers import make_retriever
 
     corpus: Any
     if settings.retriever == "colbert":
         # ColBERT searches its own index (a server or a colbert-ai index), never a local corpus;
         # the corpus name only labels the run.
+        from myninja.skills.research.colbert import make_colbert_retriever
+
         from myninja.config_file import load_config
-        from skills.research.colbert import make_colbert_retriever
 
         corpus = retriever = make_colbert_retriever(load_config().research.colbert)
     else:

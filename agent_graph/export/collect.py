@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_graph.history.store import HistoryStore
+from myninja.agent_graph.history.store import HistoryStore
 
 
 @dataclass

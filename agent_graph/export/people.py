@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from agent_graph.export.collect import TaskRecord
+from myninja.agent_graph.export.collect import TaskRecord
 
 
 def task_dict(task: TaskRecord) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_graph.export.collect import TaskRecord
-from agent_graph.export.dedupe import clusters, keep_best
-from agent_graph.personas import PERSONAS
+from myninja.agent_graph.export.collect import TaskRecord
+from myninja.agent_graph.export.dedupe import clusters, keep_best
+from myninja.agent_graph.personas import PERSONAS
 
 SOURCES = ("edit", "rating", "judge")  # strongest first
 

@@ -14,17 +14,17 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from myninja.agent_graph import computed
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.nodes.route import AGENT
+from myninja.agent_graph.personas import persona
+from myninja.agent_graph.prompts import FAST_AGENT, fast_messages
+from myninja.agent_graph.state import StepResult, TaskState
+from myninja.backends.base import ChatRequest
+from myninja.skills.research.citations import strip_marks
 
-from agent_graph import computed
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.nodes.route import AGENT
-from agent_graph.personas import persona
-from agent_graph.prompts import FAST_AGENT, fast_messages
-from agent_graph.state import StepResult, TaskState
-from backends.base import ChatRequest
 from myninja.errors import BackendError
-from skills.research.citations import strip_marks
 
 BRANCH_ID = "fast"
 ROUND = 0

@@ -12,19 +12,18 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
-
-from agent_graph import judging, skill_hooks
-from agent_graph.branch_text import (
+from myninja.agent_graph import judging, skill_hooks
+from myninja.agent_graph.branch_text import (
     asked_in_text,
     asks_a_fact,
     drop_echoed_label,
     drop_reply_to_note,
     repeats,
 )
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.personas import persona
-from agent_graph.prompts import (
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.personas import persona
+from myninja.agent_graph.prompts import (
     ASK_USER_TOOL,
     BRANCH_STYLES,
     NO_ASKING,
@@ -32,17 +31,18 @@ from agent_graph.prompts import (
     branch_messages,
     follow_up_messages,
 )
-from agent_graph.research import (
+from myninja.agent_graph.research import (
     FOLLOW_UP_INSTRUCTION,
     FOLLOW_UP_K,
     follow_up_query,
     gather,
     sources_block,
 )
-from agent_graph.state import BranchInput, Candidate, TaskState
-from backends.base import ChatRequest, ToolCall
+from myninja.agent_graph.state import BranchInput, Candidate, TaskState
+from myninja.backends.base import ChatRequest, ToolCall
+from myninja.skills.api import Review, ToolError
+
 from myninja.errors import BackendError
-from skills.api import Review, ToolError
 
 
 def branch_inputs(state: TaskState, branches: int, revisions: int) -> list[BranchInput]:

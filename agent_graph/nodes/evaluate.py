@@ -20,12 +20,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-
-from agent_graph import judging
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.nodes.branch import evaluate_adaptive
-from agent_graph.state import Candidate, Evaluation, StepResult, TaskState
+from myninja.agent_graph import judging
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.nodes.branch import evaluate_adaptive
+from myninja.agent_graph.state import Candidate, Evaluation, StepResult, TaskState
 
 
 async def evaluate(state: TaskState, runtime: Runtime[GraphContext]) -> Command:

@@ -15,22 +15,20 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-
-from agent_graph import skill_hooks
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.personas import persona
-from agent_graph.prompts import compose_messages
-from agent_graph.research import (
+from myninja.agent_graph import skill_hooks
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.personas import persona
+from myninja.agent_graph.prompts import compose_messages
+from myninja.agent_graph.research import (
     NOT_FOUND,
     source_passages,
     sources_block,
     to_task_numbers,
 )
-from agent_graph.state import TaskState
-from backends.base import ChatRequest
-from myninja.errors import BackendError
-from skills.research.citations import (
+from myninja.agent_graph.state import TaskState
+from myninja.backends.base import ChatRequest
+from myninja.skills.research.citations import (
     attribute_uncited,
     check_citations,
     cited_numbers,
@@ -40,6 +38,8 @@ from skills.research.citations import (
     repair_prompt,
     strip_marks,
 )
+
+from myninja.errors import BackendError
 
 
 async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:

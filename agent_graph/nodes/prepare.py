@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent_graph import skill_hooks
-from agent_graph.context import GraphContext
-from agent_graph.state import TaskState
+from myninja.agent_graph import skill_hooks
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.state import TaskState
 
 
 async def prepare(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.research import fetch_named_pages, gather, search_text
-from agent_graph.state import TaskState
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.research import fetch_named_pages, gather, search_text
+from myninja.agent_graph.state import TaskState
 
 RESEARCHER = "researcher"
 

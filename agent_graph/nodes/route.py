@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
+from myninja.agent_graph.context import GraphContext
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.prompts import (
+    FAST_AGENT,
+    ROUTE_KINDS,
+    ROUTE_SCHEMA,
+    WORKER_AGENTS,
+    route_messages,
+)
+from myninja.agent_graph.state import TaskState
+from myninja.backends.base import ChatRequest
 
-from agent_graph.context import GraphContext
-from agent_graph.events import make_event
-from agent_graph.prompts import FAST_AGENT, ROUTE_KINDS, ROUTE_SCHEMA, WORKER_AGENTS, route_messages
-from agent_graph.state import TaskState
-from backends.base import ChatRequest
 from myninja.errors import BackendError
 
 _MENTION = re.compile(r"^\s*@(\w+)\s*[:,]?\s*")

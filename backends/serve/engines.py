@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from backends.base import Backend
-from backends.serve.neuron_cache import NeuronShape
+from myninja.backends.base import Backend
+from myninja.backends.serve.neuron_cache import NeuronShape
+
 from myninja.errors import ConfigError
 
 ENGINES = ("llama", "tnx", "nxdi")
@@ -18,15 +19,15 @@ def make_engine(
     shape: NeuronShape | None = None,
 ) -> Backend:
     if kind == "llama":
-        from backends.embedded import EmbeddedBackend
+        from myninja.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend("serve", model, threads=threads, n_ctx=n_ctx)
     if kind == "tnx":
-        from backends.serve.tnx import TnxEngine
+        from myninja.backends.serve.tnx import TnxEngine
 
         return TnxEngine(model, shape or NeuronShape())
     if kind == "nxdi":
-        from backends.serve.nxdi import NxdiEngine
+        from myninja.backends.serve.nxdi import NxdiEngine
 
         return NxdiEngine(model, shape or NeuronShape())
     raise ConfigError(f"unknown engine {kind!r}", hint=f"choose one of: {', '.join(ENGINES)}")

@@ -21,22 +21,23 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from backends.base import ChatRequest, ChatResult, Chunk, Usage, collect
-from backends.serve.neuron_cache import (
+from myninja.backends.base import ChatRequest, ChatResult, Chunk, Usage, collect
+from myninja.backends.serve.neuron_cache import (
     AMPS,
     CompiledCache,
     NeuronShape,
     cache_key,
     compiler_version,
 )
-from backends.serve.neuron_text import (
+from myninja.backends.serve.neuron_text import (
     IncrementalDecoder,
     StopScanner,
     schema_instruction,
     strip_fence,
     tool_calls_in,
 )
-from backends.worker_stream import Emit, WorkerFailed, from_worker
+from myninja.backends.worker_stream import Emit, WorkerFailed, from_worker
+
 from myninja.errors import ConfigError, ModelError, UsageError
 
 NEURON_PIP = "https://pip.repos.neuron.amazonaws.com"

@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any
 
-from backends.base import ToolCall
+from myninja.backends.base import ToolCall
 
 
 class IncrementalDecoder:

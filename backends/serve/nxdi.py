@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.serve.neuron_engine import NeuronEngine, import_library
+from myninja.backends.serve.neuron_engine import NeuronEngine, import_library
 
 _DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.serve.neuron_engine import NeuronEngine, import_library
+from myninja.backends.serve.neuron_engine import NeuronEngine, import_library
 
 
 class TnxEngine(NeuronEngine):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import click
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.cli.ask import answers_option, json_option, read_text
+from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here, ensure_worker, follow_worker
+from myninja.ninja_tui.cli.render import EventPrinter
 
-from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config_file import load_config
 from myninja.errors import UsageError
-from ninja_tui.cli.ask import answers_option, json_option, read_text
-from ninja_tui.cli.driving import PresetAnswers, drive_here, ensure_worker, follow_worker
-from ninja_tui.cli.render import EventPrinter
 
 
 @click.command()
@@ -42,7 +42,7 @@ async def _answer(config, task_id, question_id, text, as_json, answers, detach) 
         if detach:
             return 0
         return await follow_worker(client, task_id, printer)
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
     async with TaskManager.open(config) as manager:
         task = manager._task(task_id)

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from myninja.agent_graph.prompts import FAST_AGENT, WORKER_AGENTS
+from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here
+from myninja.ninja_tui.cli.render import EventPrinter
 
-from agent_graph.prompts import FAST_AGENT, WORKER_AGENTS
 from myninja.config import Config
 from myninja.config_file import load_config
 from myninja.errors import UsageError
-from ninja_tui.cli.driving import PresetAnswers, drive_here
-from ninja_tui.cli.render import EventPrinter
 
 
 def read_text(text: str) -> str:
@@ -101,8 +101,8 @@ def preload_model(
     """Start loading the embedded model that answers first (the fast path's, or the agent's
     named) while the task runtime starts: on the default model the weights take about as long
     to load as the runtime's imports, and the two can run side by side."""
-    from backends.embedded import EmbeddedBackend
-    from backends.factory import make_backend
+    from myninja.backends.embedded import EmbeddedBackend
+    from myninja.backends.factory import make_backend
 
     settings = config.agent(agent or FAST_AGENT)
     name = backend_name or settings.backend
@@ -123,7 +123,7 @@ async def _ask(
     answers: PresetAnswers,
     allow: list[str],
 ) -> int:
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
     printer = EventPrinter(as_json)
     async with TaskManager.open(config) as manager:

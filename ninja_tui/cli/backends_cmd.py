@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 import click
+from myninja.backends.factory import make_backend, quick_gateway
+from myninja.backends.health import probe
 
-from backends.factory import make_backend, quick_gateway
-from backends.health import probe
 from myninja import paths
 from myninja.config import AGENTS, Config, GatewayBackendConfig
 from myninja.config_file import load_config, update_config_file
@@ -72,7 +72,7 @@ async def _status(config: Config, name: str) -> str:
             finally:
                 await quick.aclose()
         else:
-            from backends.models import NAMED_MODELS, locate_parts, resolve_model
+            from myninja.backends.models import NAMED_MODELS, locate_parts, resolve_model
 
             if cfg.model in NAMED_MODELS:
                 missing = [p for p in locate_parts(NAMED_MODELS[cfg.model]) if not p.is_file()]

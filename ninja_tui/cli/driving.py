@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.cli.render import EventPrinter
 
-from agent_graph.history import HistoryStore
-from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.errors import UsageError
-from ninja_tui.cli.render import EventPrinter
 
 if TYPE_CHECKING:
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
 
 class PresetAnswers:

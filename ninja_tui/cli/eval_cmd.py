@@ -17,12 +17,11 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-
-from agent_graph.context import BackendPool
-from agent_graph.evals import humaneval
-from agent_graph.evals.datasets import DATASETS, load_questions
-from agent_graph.evals.metrics import REPORTED
-from agent_graph.evals.runner import (
+from myninja.agent_graph.context import BackendPool
+from myninja.agent_graph.evals import humaneval
+from myninja.agent_graph.evals.datasets import DATASETS, load_questions
+from myninja.agent_graph.evals.metrics import REPORTED
+from myninja.agent_graph.evals.runner import (
     RETRIEVERS,
     EvalSettings,
     Progress,
@@ -31,10 +30,11 @@ from agent_graph.evals.runner import (
     pool_corpus,
     run_eval,
 )
+from myninja.ninja_tui.cli.params import Choice
+
 from myninja.config import Config
 from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
-from ninja_tui.cli.params import Choice
 
 DEFAULT_MAX_TOKENS = 64  # a short answer and its citations; the researcher's cap if it sets one
 
@@ -191,7 +191,7 @@ def eval_command(
     settings.model_label = model_name(config, settings)
     questions = load_questions(dataset, data, limit)
     if mode == "corpus" and retriever == "colbert":
-        from skills.research.colbert import make_colbert_retriever
+        from myninja.skills.research.colbert import make_colbert_retriever
 
         make_colbert_retriever(config.research.colbert).close()  # configured, or one line
     elif mode == "corpus" and corpus:
@@ -330,7 +330,7 @@ async def _humaneval_through_agent(
 ) -> dict[str, Any]:
     """Each problem as a task for the coder agent, run to its end in this process (as `ask`
     does); the tasks stay in the history, so `myninja tasks show ID` has each transcript."""
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
     async with TaskManager.open(config) as manager:
 

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from myninja.agent_graph.export.collect import TaskRecord, collect
+from myninja.agent_graph.export.scrub import Scrubber
+from myninja.agent_graph.prompts import WORKER_AGENTS
+from myninja.ninja_tui.cli.tasks_cmd import history
 
-from agent_graph.export.collect import TaskRecord, collect
-from agent_graph.export.scrub import Scrubber
-from agent_graph.prompts import WORKER_AGENTS
 from myninja.config import Config, EmbeddedBackendConfig
 from myninja.config_file import load_config
 from myninja.errors import MyninjaError
 from myninja.files import write_atomic
-from ninja_tui.cli.tasks_cmd import history
 
 DATES = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
 
@@ -63,7 +63,7 @@ def export_sft(
     """Chat records ({"messages": [system, user, assistant]}) of the good tasks: rated good,
     edited by you, or judged at least --min-score and not rated bad. The system message is the
     agent's persona."""
-    from agent_graph.export.training import sft_examples, sft_record
+    from myninja.agent_graph.export.training import sft_examples, sft_record
 
     config, tasks = _tasks(agent, since)
     examples, dropped = sft_examples(tasks, min_score=min_score)
@@ -113,7 +113,7 @@ def export_orpo(
     """Preference pairs ({"prompt", "chosen", "rejected"}): your edited answer over the
     original, a good-rated over a bad-rated answer to the same prompt, and the best-judged
     branch over the worst when their scores differ by at least --min-gap."""
-    from agent_graph.export.training import orpo_examples, orpo_record
+    from myninja.agent_graph.export.training import orpo_examples, orpo_record
 
     config, tasks = _tasks(agent, since)
     examples, dropped = orpo_examples(tasks, min_gap=min_gap)
@@ -145,7 +145,7 @@ def export_tasks(
 ) -> None:
     """Every finished task (done, failed, cancelled) with its answer, rating, notes, edits and
     sources, as Markdown or JSON."""
-    from agent_graph.export.people import markdown, task_dict
+    from myninja.agent_graph.export.people import markdown, task_dict
 
     config, tasks = _tasks(agent, since, statuses=("done", "failed", "cancelled"))
     scrub = _scrubber(config, keep_emails)
@@ -177,7 +177,7 @@ def _tasks(
 
 def _scrubber(config: Config, keep_emails: bool) -> Scrubber:
     """Every key in the key store is a secret to remove, whatever it looks like."""
-    from backends.keys import key_store, keyring_available
+    from myninja.backends.keys import key_store, keyring_available
 
     secrets: list[str] = []
     store = key_store(config)
@@ -202,7 +202,7 @@ def _counter(config: Config) -> Iterator[tuple[Callable[[str], int], str]]:
         count: Callable[[str], int] = lambda text: (len(text) + 3) // 4  # noqa: E731
         how = "estimated (4 characters a token)"
         if isinstance(cfg, EmbeddedBackendConfig):
-            from backends.embedded import token_counter
+            from myninja.backends.embedded import token_counter
 
             try:
                 count = stack.enter_context(token_counter(cfg.model))

@@ -6,10 +6,10 @@ import json
 from typing import TextIO
 
 import click
+from myninja.agent_graph.prompts import WORKER_AGENTS
+from myninja.ninja_tui.cli.tasks_cmd import _task, history
 
-from agent_graph.prompts import WORKER_AGENTS
 from myninja.errors import UsageError
-from ninja_tui.cli.tasks_cmd import _task, history
 
 
 @click.command()

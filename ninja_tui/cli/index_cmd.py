@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-
-from myninja.errors import MyninjaError
-from skills.research.corpus import (
+from myninja.skills.research.corpus import (
     AddReport,
     Corpus,
     Progress,
@@ -25,7 +23,9 @@ from skills.research.corpus import (
     list_corpora,
     remove_corpus,
 )
-from skills.research.retrievers import RETRIEVER_NAMES, make_retriever
+from myninja.skills.research.retrievers import RETRIEVER_NAMES, make_retriever
+
+from myninja.errors import MyninjaError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -61,7 +61,7 @@ def _progress_bar(show: bool, label: str = "indexing") -> Iterator[Progress | No
 def _embed(corpus: Corpus, show: bool) -> int | None:
     """Embed the passages that have no vector yet, when the dense extra is installed; how many
     were embedded, or None without the extra."""
-    from skills.research import dense
+    from myninja.skills.research import dense
 
     if not dense.dense_available():
         return None
@@ -153,8 +153,9 @@ def index_search(name: str, query: str, k: int, retriever: str, as_json: bool) -
     if retriever == "colbert":
         # ColBERT searches its own index (a server's or colbert-ai's), never a local corpus:
         # NAME need not exist.
+        from myninja.skills.research.colbert import make_colbert_retriever
+
         from myninja.config_file import load_config
-        from skills.research.colbert import make_colbert_retriever
 
         with contextlib.closing(make_colbert_retriever(load_config().research.colbert)) as colbert:
             hits = colbert.search(query, k)

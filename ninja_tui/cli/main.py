@@ -26,22 +26,22 @@ from myninja.errors import (
 # name -> "module:attribute". A command's module is imported only when that command runs (or
 # for --help), so `myninja` opening the app does not wait for langgraph, uvicorn and the rest.
 COMMANDS = {
-    "ask": "ninja_tui.cli.ask:ask",
-    "run": "ninja_tui.cli.run_cmd:run",
-    "answer": "ninja_tui.cli.answer_cmd:answer",
-    "tasks": "ninja_tui.cli.tasks_cmd:tasks",
-    "feedback": "ninja_tui.cli.feedback_cmd:feedback",
-    "export": "ninja_tui.cli.export_cmd:export",
-    "index": "ninja_tui.cli.index_cmd:index",
-    "eval": "ninja_tui.cli.eval_cmd:eval_command",
-    "config": "ninja_tui.cli.config_cmd:config",
-    "keys": "ninja_tui.cli.keys_cmd:keys",
-    "backends": "ninja_tui.cli.backends_cmd:backends",
-    "skills": "ninja_tui.cli.skills_cmd:skills",
-    "serve": "ninja_tui.cli.serve_cmd:serve",
-    "neuron": "ninja_tui.cli.neuron_cmd:neuron",
-    "worker": "ninja_tui.cli.worker_cmd:worker",
-    "sandbox": "ninja_tui.cli.sandbox_cmd:sandbox",
+    "ask": "myninja.ninja_tui.cli.ask:ask",
+    "run": "myninja.ninja_tui.cli.run_cmd:run",
+    "answer": "myninja.ninja_tui.cli.answer_cmd:answer",
+    "tasks": "myninja.ninja_tui.cli.tasks_cmd:tasks",
+    "feedback": "myninja.ninja_tui.cli.feedback_cmd:feedback",
+    "export": "myninja.ninja_tui.cli.export_cmd:export",
+    "index": "myninja.ninja_tui.cli.index_cmd:index",
+    "eval": "myninja.ninja_tui.cli.eval_cmd:eval_command",
+    "config": "myninja.ninja_tui.cli.config_cmd:config",
+    "keys": "myninja.ninja_tui.cli.keys_cmd:keys",
+    "backends": "myninja.ninja_tui.cli.backends_cmd:backends",
+    "skills": "myninja.ninja_tui.cli.skills_cmd:skills",
+    "serve": "myninja.ninja_tui.cli.serve_cmd:serve",
+    "neuron": "myninja.ninja_tui.cli.neuron_cmd:neuron",
+    "worker": "myninja.ninja_tui.cli.worker_cmd:worker",
+    "sandbox": "myninja.ninja_tui.cli.sandbox_cmd:sandbox",
 }
 
 
@@ -70,8 +70,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     With no command it opens the app."""
     if ctx.invoked_subcommand is None:
+        from myninja.ninja_tui.app import MyninjaApp
+
         from myninja.config_file import load_config
-        from ninja_tui.app import MyninjaApp
 
         # A broken config is one line here, not a crash inside the app.
         MyninjaApp(config=load_config()).run()
@@ -85,11 +86,11 @@ def _environment_error(exc: Exception) -> MyninjaError | None:
     """A file or folder the person can fix (read-only, full, a file in the way) or a damaged
     database, met where no command expected it: one line instead of "internal error"."""
     if isinstance(exc, OSError):
-        from agent_graph.history.connection import describe_os_error
+        from myninja.agent_graph.history.connection import describe_os_error
 
         return describe_os_error(exc)
     if isinstance(exc, sqlite3.DatabaseError):
-        from agent_graph.history.connection import damaged
+        from myninja.agent_graph.history.connection import damaged
 
         if damaged(exc):
             return MyninjaError(

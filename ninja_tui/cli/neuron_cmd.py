@@ -24,7 +24,7 @@ def doctor(urls: tuple[str, ...], as_json: bool) -> int:
 
     Exits 0 when an agent can use Neuron now (an endpoint answers, or this instance has
     NeuronCores and an engine library), 1 otherwise."""
-    from backends.neuron_doctor import diagnose
+    from myninja.backends.neuron_doctor import diagnose
 
     report = diagnose(load_config(), urls)
     if as_json:

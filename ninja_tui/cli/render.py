@@ -8,7 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from agent_graph.events import answer_command
+from myninja.agent_graph.events import answer_command
+
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_WAITING
 
 

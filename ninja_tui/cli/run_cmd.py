@@ -6,11 +6,8 @@ import asyncio
 import json
 
 import click
-
-from agent_graph.worker import WorkerClient
-from myninja import paths
-from myninja.config_file import load_config
-from ninja_tui.cli.ask import (
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.cli.ask import (
     agent_option,
     allow_option,
     backend_option,
@@ -18,8 +15,11 @@ from ninja_tui.cli.ask import (
     model_option,
     read_text,
 )
-from ninja_tui.cli.driving import ensure_worker, follow_worker
-from ninja_tui.cli.render import EventPrinter
+from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
+from myninja.ninja_tui.cli.render import EventPrinter
+
+from myninja import paths
+from myninja.config_file import load_config
 
 
 @click.command()

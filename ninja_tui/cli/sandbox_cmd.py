@@ -23,7 +23,7 @@ def sandbox() -> None:
 def check(as_json: bool) -> int:
     """Which confinement this machine offers, and what is missing. Exit 1 when code would not
     be run (the kernel cannot confine it and the config asks for it)."""
-    from skills.coder import confinement, process_cgroup
+    from myninja.skills.coder import confinement, process_cgroup
 
     offer = confinement.offer()
     mode = confinement.mode()
@@ -70,7 +70,7 @@ def run(
     myninja sandbox run -- cat ~/.ssh/id_rsa"""
     from dataclasses import replace
 
-    from skills.coder.sandbox import DEFAULT_LIMITS, run_command
+    from myninja.skills.coder.sandbox import DEFAULT_LIMITS, run_command
 
     folder = (workspace or Path.cwd()).expanduser()
     if not folder.is_dir():

@@ -55,8 +55,7 @@ def serve(
     docs/neuron.md); their first start with given settings compiles, later ones load the
     compiled artefacts from the data dir."""
     import uvicorn
-
-    from backends.serve.app import create_app
+    from myninja.backends.serve.app import create_app
 
     cfg = load_config().serve
     model = model or cfg.model
@@ -99,11 +98,11 @@ def _ready_engine(
 ) -> Any:
     """The engine with its weights checked (llama) or compiled/loaded (tnx, nxdi), before the
     server is announced: a client never meets a half-ready server."""
-    from backends.serve.engines import make_engine
-    from backends.serve.neuron_cache import NeuronShape
+    from myninja.backends.serve.engines import make_engine
+    from myninja.backends.serve.neuron_cache import NeuronShape
 
     if kind == "llama":
-        from backends.models import resolve_model
+        from myninja.backends.models import resolve_model
 
         backend = make_engine(kind, model, threads=threads, n_ctx=n_ctx)
         resolve_model(model)  # assemble and check the weights

@@ -9,14 +9,14 @@ import textwrap
 from typing import Any
 
 import click
+from myninja.ninja_tui.cli.params import Choice
+from myninja.skills.api import Permission
+from myninja.skills.registry import SkillRegistry, declared_permissions, load_skills
 
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import UsageError
-from ninja_tui.cli.params import Choice
-from skills.api import Permission
-from skills.registry import SkillRegistry, declared_permissions, load_skills
 
 PERMISSIONS = [p.value for p in Permission]
 
@@ -33,7 +33,7 @@ def _registry(config: Config) -> SkillRegistry:
 
 def _add_mcp_skills(registry: SkillRegistry, config: Config) -> None:
     """The configured MCP servers' tools, asked of each server (which is started and stopped)."""
-    from skills.mcp_bridge import McpPool, mcp_skills
+    from myninja.skills.mcp_bridge import McpPool, mcp_skills
 
     async def listed() -> tuple[list[Any], list[str]]:
         pool = McpPool(config.mcp)

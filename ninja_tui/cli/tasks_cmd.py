@@ -10,15 +10,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.cli.ask import json_option
+from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
+from myninja.ninja_tui.cli.render import EventPrinter
 
-from agent_graph.history import HistoryStore
-from agent_graph.worker import WorkerClient
 from myninja import paths
 from myninja.config_file import load_config
 from myninja.errors import MyninjaError, UsageError
-from ninja_tui.cli.ask import json_option
-from ninja_tui.cli.driving import ensure_worker, follow_worker
-from ninja_tui.cli.render import EventPrinter
 
 STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
 
@@ -158,7 +158,7 @@ async def _cancel(task_id: str) -> None:
     if await client.alive():
         await client.request("cancel", task_id=task_id)
         return
-    from agent_graph.runtime import TaskManager
+    from myninja.agent_graph.runtime import TaskManager
 
     async with TaskManager.open(load_config()) as manager:
         await manager.cancel(task_id)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
+from myninja.agent_graph.worker import run_worker
 
-from agent_graph.worker import run_worker
 from myninja import paths
 from myninja.config_file import load_config
 

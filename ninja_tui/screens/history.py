@@ -8,6 +8,10 @@ import time
 from datetime import datetime
 from typing import Any, ClassVar
 
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.search import SNIPPET_CLOSE, SNIPPET_OPEN
+from myninja.agent_graph.history.store import STATUSES
+from myninja.ninja_tui.widgets.task_list import BADGES
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,11 +20,6 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.widgets.data_table import CellDoesNotExist
-
-from agent_graph.history import HistoryStore
-from agent_graph.history.search import SNIPPET_CLOSE, SNIPPET_OPEN
-from agent_graph.history.store import STATUSES
-from ninja_tui.widgets.task_list import BADGES
 
 TASK_AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer")  # those a task goes to
 ANY = ""  # the "no filter" choice of every Select

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import App
 
 if TYPE_CHECKING:
-    from ninja_tui.widgets.answer_view import AnswerView
+    from myninja.ninja_tui.widgets.answer_view import AnswerView
 
 FRAME_S = 1 / 30  # the most often one view re-renders
 

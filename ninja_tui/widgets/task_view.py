@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from myninja.agent_graph.events import question_key
+from myninja.ninja_tui.widgets.answer_view import AnswerView
+from myninja.ninja_tui.widgets.sources import SourceList
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
-
-from agent_graph.events import question_key
-from ninja_tui.widgets.answer_view import AnswerView
-from ninja_tui.widgets.sources import SourceList
 
 RESTING = ("done", "failed", "cancelled")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from skills.api import Draft, Review, ToolError
+from myninja.skills.api import Draft, Review, ToolError
 
 from . import doctests, examples
 from .answer_files import (

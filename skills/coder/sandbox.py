@@ -87,9 +87,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from myninja.skills.coder import confinement
+from myninja.skills.coder.process_cgroup import ProcessCgroup
+
 from myninja.errors import MyninjaError
-from skills.coder import confinement
-from skills.coder.process_cgroup import ProcessCgroup
 
 NetworkIsolation = Literal["namespace", "audit-hook", "none"]
 

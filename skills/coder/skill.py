@@ -2,7 +2,7 @@
 the sandbox, and read back what is there.
 
 Every tool works in `ToolContext.workspace` (the task's own folder) and nowhere else; code runs
-only through `skills.coder.sandbox`. Results are short, plain text: a small model reads them in
+only through `sandbox.py`. Results are short, plain text: a small model reads them in
 a context of a few thousand tokens, so output is cut to its tail, where errors are.
 """
 
@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+from myninja.skills.api import Skill, ToolContext, ToolError, tool
 from pydantic import Field
-
-from skills.api import Skill, ToolContext, ToolError, tool
 
 from .review import review
 from .sandbox import (

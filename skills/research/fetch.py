@@ -41,12 +41,17 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 import httpx
+from myninja.skills.research.fetch_guard import AddressRefused, WebClient, host_key
+from myninja.skills.research.passages import (
+    Passage,
+    document_passages,
+    html_to_text,
+    markdown_title,
+)
 from protego import Protego
 
 import myninja
 from myninja.errors import UsageError
-from skills.research.fetch_guard import AddressRefused, WebClient, host_key
-from skills.research.passages import Passage, document_passages, html_to_text, markdown_title
 
 MAX_URLS = 5
 MAX_REDIRECTS = 5
@@ -258,7 +263,7 @@ async def fetch_page(
     minutes)."""
     if client is not None and not isinstance(client, WebClient):
         # A plain httpx client connects wherever DNS points: the guard would be gone.
-        raise TypeError("fetch_page needs a WebClient (skills.research.fetch_guard)")
+        raise TypeError("fetch_page needs a WebClient (myninja.skills.research.fetch_guard)")
     allow_hosts = list(allow_hosts)
     if client is not None and allow_hosts:
         raise TypeError("with a client, allowed hosts are the client's: WebClient(allow_hosts=…)")

@@ -22,9 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from myninja.skills.research.fetch import FetchedPage, fetch_page
+
 from myninja.errors import UsageError
 from myninja.paths import data_dir
-from skills.research.fetch import FetchedPage, fetch_page
 
 SCHEMA_VERSION = 1
 SCHEMA = """

@@ -2,15 +2,15 @@
 (`calendars`), find times that suit everyone across time zones (`slots`), and draft the
 invitation (`invite`). Nothing here sends anything."""
 
-from skills.scheduler.calendars import (
+from myninja.skills.scheduler.calendars import (
     Busy,
     CalendarError,
     busy_intervals,
     load_calendar,
     parse_calendar,
 )
-from skills.scheduler.invite import draft_invite
-from skills.scheduler.slots import Slot, WorkingHours, find_slots
+from myninja.skills.scheduler.invite import draft_invite
+from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
 
 __all__ = [
     "Busy",

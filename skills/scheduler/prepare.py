@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from skills.api import Draft, ToolError
+from myninja.skills.api import Draft, ToolError
 
 DEFAULT_DURATION = 30
 DEFAULT_DAYS = 7

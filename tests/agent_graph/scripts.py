@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent_graph.prompts import BRANCH_STYLES
+from myninja.agent_graph.prompts import BRANCH_STYLES
 
 ROUTE = {"match": r"Route this task", "json": "document"}
 PLAN_ONE_STEP = {

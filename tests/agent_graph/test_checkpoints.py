@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from agent_graph.checkpoints import open_checkpointer
+from myninja.agent_graph.checkpoints import open_checkpointer
 
 LIMIT = 48 * 1024
 
@@ -24,7 +23,7 @@ LIMIT = 48 * 1024
 CHILD = """
 import asyncio, json, resource, signal, sys, traceback
 from pathlib import Path
-from agent_graph.checkpoints import open_checkpointer
+from myninja.agent_graph.checkpoints import open_checkpointer
 
 async def main(db):
     async with open_checkpointer(db):

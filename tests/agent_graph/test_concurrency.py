@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph.runtime import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
 
-from agent_graph.runtime import TaskManager
-from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP, ROUTE, branch
 from tests.agent_graph.test_graph import CLASSIC
@@ -118,7 +118,7 @@ async def test_a_hundred_tasks_at_once_lose_nothing(tmp_path: Path) -> None:
 READER = """
 import sys, time, traceback
 from pathlib import Path
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore
 
 path, ready, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 rounds = reads = 0

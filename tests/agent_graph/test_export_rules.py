@@ -4,10 +4,9 @@ prompts, and the judged score of a task."""
 from __future__ import annotations
 
 import pytest
-
-from agent_graph.export.collect import judged_score
-from agent_graph.export.dedupe import clusters, keep_best
-from agent_graph.export.scrub import Scrubber
+from myninja.agent_graph.export.collect import judged_score
+from myninja.agent_graph.export.dedupe import clusters, keep_best
+from myninja.agent_graph.export.scrub import Scrubber
 
 SECRETS = [
     "sk-proj-4f9Qz1xY7wE3rT5yU8iO0pA2",

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph.runtime import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
 
-from agent_graph.runtime import TaskManager
-from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from tests.agent_graph.scripts import (
     ALTERNATIVE,
@@ -610,7 +610,7 @@ async def test_on_the_embedded_backend_a_task_is_one_step_unless_configured(
 
 
 def test_a_question_restating_the_task_in_other_word_forms_is_a_repeat() -> None:
-    from agent_graph.branch_text import repeats
+    from myninja.agent_graph.branch_text import repeats
 
     task = "I have 20,000 EUR in savings. Should I pay off my 3% mortgage early or invest?"
     asked_back = "What are the pros and cons of paying off my mortgage early or investing?"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from agent_graph.judging import agree, passed_share
+from myninja.agent_graph.judging import agree, passed_share
 
 
 @pytest.mark.parametrize(

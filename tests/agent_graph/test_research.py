@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from myninja.agent_graph.research import (
+    NOT_FOUND,
+    fetch_named_pages,
+    follow_up_query,
+    to_task_numbers,
+)
+from myninja.agent_graph.runtime import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
+from myninja.skills.research.corpus import Corpus
 
-from agent_graph.research import NOT_FOUND, fetch_named_pages, follow_up_query, to_task_numbers
-from agent_graph.runtime import TaskManager
-from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config, ResearchConfig
-from skills.research.corpus import Corpus
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, branch, judge
 from tests.agent_graph.test_graph import CLASSIC, Open, of_type, run_to_rest
 from tests.local_http import serving

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph import judging, skill_hooks
+from myninja.agent_graph.branch_text import drop_reply_to_note
+from myninja.agent_graph.runtime import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
+from myninja.skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
 
-from agent_graph import judging, skill_hooks
-from agent_graph.branch_text import drop_reply_to_note
-from agent_graph.runtime import TaskManager
-from backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
-from skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
 from tests.agent_graph.scripts import DIRECT, PLAN_ONE_STEP, judge
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest
 

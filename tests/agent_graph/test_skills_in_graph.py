@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph.runtime import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
 
-from agent_graph.runtime import TaskManager
-from backends.scripted import Rule, ScriptedBackend
 from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError

@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from myninja.agent_graph.worker import WorkerClient, _connect_unix, socket_path
 
-from agent_graph.worker import WorkerClient, _connect_unix, socket_path
 from myninja.errors import BackendUnreachable
 
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.runtime import process_owner
+from myninja.agent_graph.worker import WorkerClient
 
-from agent_graph.history import HistoryStore
-from agent_graph.runtime import process_owner
-from agent_graph.worker import WorkerClient
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import scripted_config

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pydantic_core
 import pytest
+from myninja.backends.base import ChatRequest, ToolCall
+from myninja.backends.gateway import GatewayBackend
 
-from backends.base import ChatRequest, ToolCall
-from backends.gateway import GatewayBackend
 from myninja.errors import (
     AuthError,
     BackendError,
@@ -228,7 +228,7 @@ async def backend_at(url: str, **options: Any) -> AsyncIterator[GatewayBackend]:
         await backend.aclose()
 
 
-# The OpenAI wire format, written by hand (independent of backends.openai_wire) ----------------
+# The OpenAI wire format, written by hand (independent of backends.openai_wire) -------------------
 def ask(**fields: Any) -> ChatRequest:
     return ChatRequest(messages=[{"role": "user", "content": "hi"}], **fields)
 

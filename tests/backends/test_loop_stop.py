@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from backends.llama_batch import LOOP_PERIODS, LOOP_REPEATS, LOOP_SPAN, looping
+from myninja.backends.llama_batch import LOOP_PERIODS, LOOP_REPEATS, LOOP_SPAN, looping
 
 
 def block(size: int, seed: int) -> list[int]:

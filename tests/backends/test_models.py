@@ -6,8 +6,14 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from myninja.backends.models import (
+    NAMED_MODELS,
+    ModelSpec,
+    PackagePart,
+    ensure_model,
+    resolve_model,
+)
 
-from backends.models import NAMED_MODELS, ModelSpec, PackagePart, ensure_model, resolve_model
 from myninja.errors import ModelError
 
 

@@ -17,9 +17,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from backends.base import ChatRequest
-from backends.serve.neuron_cache import CompiledCache, NeuronShape
+from myninja.backends.base import ChatRequest
+from myninja.backends.serve.neuron_cache import CompiledCache, NeuronShape
 
 pytestmark = [
     pytest.mark.neuron,
@@ -43,7 +42,7 @@ async def test_an_engine_answers_and_a_restart_skips_compiling(
 ) -> None:
     if importlib.util.find_spec(ENGINES[kind]) is None:
         pytest.skip(f"{ENGINES[kind]} is not installed in this environment")
-    from backends.serve.engines import make_engine
+    from myninja.backends.serve.engines import make_engine
 
     shape = NeuronShape(tp_degree=int(os.environ.get("MYNINJA_NEURON_TP", "2")), n_positions=1024)
     cache = CompiledCache(tmp_path / "neuron")

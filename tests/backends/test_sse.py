@@ -1,4 +1,4 @@
-"""backends.sse.LineSplitter on its own: the same lines whatever the chunking of the bytes.
+"""myninja.backends.sse.LineSplitter on its own: the same lines whatever the chunking of the bytes.
 
 The gateway tests stream through a real server; here every way of cutting a body in up to
 three pieces is tried, which no server run could cover."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 
-from backends.sse import LineSplitter
+from myninja.backends.sse import LineSplitter
 
 # A byte-order mark, raw line separators inside a line, every line end, a four-byte
 # character, a blank line made of CR CR, and an unterminated last line.

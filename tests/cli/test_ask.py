@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from myninja.agent_graph.events import FIELDS
 
-from agent_graph.events import FIELDS
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
 from tests.local_http import free_port
 
@@ -137,9 +137,10 @@ def test_ask_starts_loading_the_first_model_at_once(
     model: str | None,
     preloaded: list[tuple[str, str | None]],
 ) -> None:
-    from backends.embedded import EmbeddedBackend
+    from myninja.backends.embedded import EmbeddedBackend
+    from myninja.ninja_tui.cli.ask import preload_model
+
     from myninja.config import Config
-    from ninja_tui.cli.ask import preload_model
 
     started: list[tuple[str, str | None]] = []
     monkeypatch.setattr(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from ninja_tui.cli.render import EventPrinter
+from myninja.ninja_tui.cli.render import EventPrinter
 
 
 class Terminal(io.StringIO):

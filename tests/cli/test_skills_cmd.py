@@ -78,7 +78,7 @@ def test_a_broken_plugin_is_one_warning_line_and_the_rest_still_lists(tmp_path: 
     fake_install(site, "myninja-skill-broken", "0.3.1", "broken = broken_plugin:skill",
                  "broken_plugin\nraise ImportError('needs libfoo')\n")  # fmt: skip
     fake_install(site, "myninja-skill-echo", "1.0", "echo = echo_plugin:skill",
-                 "echo_plugin\nfrom skills.api import Skill, tool\n"
+                 "echo_plugin\nfrom myninja.skills.api import Skill, tool\n"
                  "@tool\ndef echo(text: str) -> str:\n    '''Echo.'''\n    return text\n"
                  "skill = Skill('echo', 'Echoes', tools=[echo])\n")  # fmt: skip
     done = run_myninja("skills", "list", "--json", env={"PYTHONPATH": str(site)})

@@ -114,7 +114,7 @@ def test_the_worker_uses_a_changed_config_for_new_tasks(scripted_home: Path) -> 
 
 
 def test_the_worker_exits_when_idle(scripted_home: Path) -> None:
-    from agent_graph.worker import socket_path
+    from myninja.agent_graph.worker import socket_path
 
     started = run_myninja("run", "Paint the shed", "--detach")
     task_id = started.stdout.strip()
@@ -164,7 +164,7 @@ def test_feedback_needs_a_rating_or_an_agent(scripted_home: Path) -> None:
 def test_resume_of_a_task_the_worker_ended_meanwhile_is_not_an_error(scripted_home: Path) -> None:
     import asyncio
 
-    from ninja_tui.cli.tasks_cmd import _resume
+    from myninja.ninja_tui.cli.tasks_cmd import _resume
 
     started = run_myninja("run", "Paint the gate", "--detach", "--json")
     task_id = json.loads(started.stdout)["task_id"]

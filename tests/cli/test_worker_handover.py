@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph.code_identity import PACKAGES, code_identity, same_code
+from myninja.agent_graph.worker import WorkerClient, socket_path
 
-from agent_graph.code_identity import PACKAGES, code_identity, same_code
-from agent_graph.worker import WorkerClient, socket_path
 from myninja import paths
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import FENCE_RULES, judge
@@ -72,7 +72,7 @@ class OtherCode:
         """`myninja worker` of the copy; returns its pid once it answers."""
         with open(self.cwd / "other-worker.log", "ab") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, "-m", "ninja_tui", "worker"],
+                [sys.executable, "-m", "myninja", "worker"],
                 cwd=self.cwd, env=self.env, stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 60

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_graph.events import make_event
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.events import make_event
+from myninja.agent_graph.history import HistoryStore
 
 T0 = 1_790_000_000.0  # a fixed moment, so dates on screen never change
 ANSWER = """\

@@ -8,19 +8,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.worker import WorkerClient
+from myninja.ninja_tui.app import MyninjaApp
+from myninja.ninja_tui.notify import Notifier
+from myninja.ninja_tui.screens.dialogs import (
+    EditAnswerDialog,
+    ExportDialog,
+    PassageDialog,
+    RateDialog,
+)
+from myninja.ninja_tui.screens.help import HelpScreen
+from myninja.ninja_tui.screens.history import HistoryScreen
+from myninja.ninja_tui.screens.inbox import InboxScreen, QuestionCard
+from myninja.ninja_tui.widgets.task_view import TaskView
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea, Tree
 
-from agent_graph.history import HistoryStore
-from agent_graph.worker import WorkerClient
 from myninja.config import NotifyConfig
-from ninja_tui.app import MyninjaApp
-from ninja_tui.notify import Notifier
-from ninja_tui.screens.dialogs import EditAnswerDialog, ExportDialog, PassageDialog, RateDialog
-from ninja_tui.screens.help import HelpScreen
-from ninja_tui.screens.history import HistoryScreen
-from ninja_tui.screens.inbox import InboxScreen, QuestionCard
-from ninja_tui.widgets.task_view import TaskView
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import CLASSIC_GRAPH, scripted_config
 from tests.ninja_tui.seed import ANSWER, seed_history

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja_tui.widgets.task_view import branch_label, plan_rounds, search_summary
+from myninja.ninja_tui.widgets.task_view import branch_label, plan_rounds, search_summary
 
 
 def ev(kind: str, **data: Any) -> dict[str, Any]:

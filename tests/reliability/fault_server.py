@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_graph.prompts import BRANCH_STYLES
+from myninja.agent_graph.prompts import BRANCH_STYLES
 
 HANG_MAX_S = 60.0  # a hang ends when the client hangs up, or after this
 MODEL = "fault-model"

@@ -42,15 +42,15 @@ import tomli_w
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from myninja.agent_graph.prompts import WORKER_AGENTS
+from myninja.ninja_tui.cli.ask import PERMISSIONS
+from myninja.ninja_tui.cli.main import main
+from myninja.skills.research.retrievers import RETRIEVER_NAMES
 from pydantic import BaseModel
 
-from agent_graph.prompts import WORKER_AGENTS
 from myninja.config import AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import ConfigError
-from ninja_tui.cli.ask import PERMISSIONS
-from ninja_tui.cli.main import main
-from skills.research.retrievers import RETRIEVER_NAMES
 from tests.conftest import run_myninja, scripted_config
 from tests.local_http import free_port, serving
 
@@ -795,7 +795,8 @@ def expected_tasks(query: str, rows: dict[str, dict[str, Any]]) -> set[str]:
 @pytest.fixture
 def history_rows(myninja_home: Path) -> dict[str, dict[str, Any]]:
     """history.db (where `myninja tasks search` looks) with tasks made of VOCAB words."""
-    from agent_graph.history import HistoryStore
+    from myninja.agent_graph.history import HistoryStore
+
     from myninja import paths
 
     texts, answers, cited = _rows(1, 24, 6), _rows(2, 24, 8), _rows(3, 24, 5)
@@ -824,7 +825,8 @@ def history_rows(myninja_home: Path) -> dict[str, dict[str, Any]]:
 def test_task_search_takes_any_text_and_finds_only_matching_tasks(
     history_rows: dict[str, dict[str, Any]],
 ) -> None:
-    from agent_graph.history import HistoryStore
+    from myninja.agent_graph.history import HistoryStore
+
     from myninja import paths
 
     store = HistoryStore(paths.data_dir() / "history.db")
@@ -864,7 +866,7 @@ def test_task_search_takes_any_text_and_finds_only_matching_tasks(
 @pytest.fixture
 def corpus_rows(myninja_home: Path) -> dict[str, dict[str, str]]:
     """Corpus "vocab" (where `myninja index search vocab` looks): JSONL passages of VOCAB."""
-    from skills.research.corpus import Corpus
+    from myninja.skills.research.corpus import Corpus
 
     titles, texts = _rows(4, 30, 3), _rows(5, 30, 12)
     pairs = enumerate(zip(titles, texts, strict=True))
@@ -879,8 +881,8 @@ def corpus_rows(myninja_home: Path) -> dict[str, dict[str, str]]:
 def test_corpus_search_takes_any_text_and_finds_only_matching_passages(
     corpus_rows: dict[str, dict[str, str]],
 ) -> None:
-    from skills.research.corpus import Corpus
-    from skills.research.retrievers import STOP_WORDS, query_terms
+    from myninja.skills.research.corpus import Corpus
+    from myninja.skills.research.retrievers import STOP_WORDS, query_terms
 
     corpus = Corpus.open("vocab")
 

@@ -21,14 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from skills.api import Draft, Permission, ToolContext
-from skills.coder import process_cgroup
-from skills.coder import skill as coder
-from skills.coder.confinement import offer
-from skills.coder.process_cgroup import ProcessCgroup
-from skills.coder.review import review
-from skills.coder.sandbox import RunResult, SandboxLimits, Workspace, run_command, run_python
+from myninja.skills.api import Draft, Permission, ToolContext
+from myninja.skills.coder import process_cgroup
+from myninja.skills.coder import skill as coder
+from myninja.skills.coder.confinement import offer
+from myninja.skills.coder.process_cgroup import ProcessCgroup
+from myninja.skills.coder.review import review
+from myninja.skills.coder.sandbox import (
+    RunResult,
+    SandboxLimits,
+    Workspace,
+    run_command,
+    run_python,
+)
 
 pytestmark = [
     pytest.mark.slow,  # real subprocesses

@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from backends.keys import KeyStore
-from myninja import paths
-from skills.api import Draft, Permission, ToolContext
-from skills.coder import process_cgroup
-from skills.coder import skill as coder
-from skills.coder.review import review
-from skills.coder.sandbox import (
+from myninja.backends.keys import KeyStore
+from myninja.skills.api import Draft, Permission, ToolContext
+from myninja.skills.coder import process_cgroup
+from myninja.skills.coder import skill as coder
+from myninja.skills.coder.review import review
+from myninja.skills.coder.sandbox import (
     RunResult,
     SandboxLimits,
     Workspace,
     network_isolation_available,
     run_python,
 )
+
+from myninja import paths
 
 pytestmark = pytest.mark.slow  # real subprocesses
 

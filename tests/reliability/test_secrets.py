@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from myninja.agent_graph.worker import existing_socket_path
 
-from agent_graph.worker import existing_socket_path
 from myninja.config import AGENTS
 from tests.conftest import run_myninja
 from tests.local_http import serving

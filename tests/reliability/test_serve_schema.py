@@ -14,10 +14,9 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from myninja.backends.scripted import Rule, ScriptedBackend
+from myninja.backends.serve.app import create_app
 from schemathesis.specs.openapi.checks import negative_data_rejection
-
-from backends.scripted import Rule, ScriptedBackend
-from backends.serve.app import create_app
 
 MODEL = "tiny"
 TOKEN = "sk-serve-fuzz"

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from skills import advisor
-from skills.advisor import skill, weigh_options
-from skills.api import Draft, ToolArgumentError, ToolContext, ToolError
+from myninja.skills import advisor
+from myninja.skills.advisor import skill, weigh_options
+from myninja.skills.api import Draft, ToolArgumentError, ToolContext, ToolError
 
 OPTIONS = ["Rent", "Buy", "Stay with parents"]
 CRITERIA = ["Cost", "Flexibility", "Comfort"]

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, Field
-
-from skills.api import (
+from myninja.skills.api import (
     Permission,
     PermissionNeeded,
     PersonaSpec,
@@ -24,6 +22,7 @@ from skills.api import (
     parse_docstring,
     tool,
 )
+from pydantic import BaseModel, Field
 
 
 class Attendee(BaseModel):

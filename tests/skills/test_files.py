@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from skills.api import Permission, PermissionNeeded, ToolContext, ToolError
-from skills.files import MAX_LINES, read_file, search_files
+from myninja.skills.api import Permission, PermissionNeeded, ToolContext, ToolError
+from myninja.skills.files import MAX_LINES, read_file, search_files
 
 
 @pytest.fixture

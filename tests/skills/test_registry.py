@@ -10,11 +10,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+from myninja.skills.api import Permission, Skill, ToolContext, ToolError
+from myninja.skills.registry import BUILTINS, GROUP, declared_permissions, load_skills
 
 from myninja.config import Config
 from myninja.errors import UsageError
-from skills.api import Permission, Skill, ToolContext, ToolError
-from skills.registry import BUILTINS, GROUP, declared_permissions, load_skills
 
 # Others add built-ins; these tests only assume files is the first.
 BUILTIN_NAMES = list(load_skills(Config(), entry_points=[]).skills)
@@ -36,7 +36,7 @@ def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
 
 
 GOOD = """
-    from skills.api import Skill, tool
+    from myninja.skills.api import Skill, tool
 
     @tool
     def shout(text: str) -> str:
@@ -49,7 +49,7 @@ GOOD = """
 
 def test_builtins_are_present_without_any_plugin() -> None:
     registry = load_skills(Config(), entry_points=[])
-    assert "skills.files:skill" in BUILTINS
+    assert "myninja.skills.files:skill" in BUILTINS
     assert registry.warnings == []
     assert registry.sources["files"] == "builtin"
     assert [t.name for t in registry.skills["files"].tools] == ["read_file", "search_files"]
@@ -62,7 +62,7 @@ def test_a_good_plugin_and_three_broken_ones(plugins, caplog: pytest.LogCaptureF
     clash = plugins(
         "clash",
         """
-        from skills.api import Skill
+        from myninja.skills.api import Skill
         skill = Skill("loud", "A second skill with a taken name")
         """,
     )
@@ -84,11 +84,13 @@ def test_a_good_plugin_and_three_broken_ones(plugins, caplog: pytest.LogCaptureF
 
 
 def test_a_plugin_with_a_bad_definition_or_a_raising_factory_is_skipped(plugins) -> None:  # type: ignore[no-untyped-def]
-    bad_name = plugins("badname", "from skills.api import Skill\nskill = Skill('Bad', 'x')\n")
+    bad_name = plugins(
+        "badname", "from myninja.skills.api import Skill\nskill = Skill('Bad', 'x')\n"
+    )
     untyped = plugins(
         "untyped",
         """
-        from skills.api import Skill, tool
+        from myninja.skills.api import Skill, tool
 
         @tool
         def f(x):
@@ -118,7 +120,7 @@ def test_a_factory_may_return_several_skills(plugins) -> None:  # type: ignore[n
     many = plugins(
         "many",
         """
-        from skills.api import PersonaSpec, Skill, tool
+        from myninja.skills.api import PersonaSpec, Skill, tool
 
         @tool
         def forecast(city: str) -> str:
@@ -161,7 +163,7 @@ def test_a_plugin_whose_tool_name_is_taken_is_skipped(plugins) -> None:  # type:
     thief = plugins(
         "thief",
         """
-        from skills.api import Skill, tool
+        from myninja.skills.api import Skill, tool
 
         @tool
         def read_file(path: str) -> str:
@@ -244,3 +246,31 @@ def test_declared_permissions_come_from_the_skills_and_the_mcp_config() -> None:
     assert declared["files"] == ["read_files"]  # the built-in keeps its name
     assert declared["coder"] == []  # it writes and runs code in the task's own workspace
     assert declared["advisor"] == []
+
+
+def test_a_plugin_written_against_the_old_name_loads_with_a_warning(plugins) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    import myninja.skills.api
+
+    old_style = plugins(
+        "old", GOOD.replace("from myninja.skills.api import", "from skills.api import")
+    )
+    for name in [n for n in sys.modules if n == "skills" or n.startswith("skills.")]:
+        del sys.modules[name]  # as in a fresh process: nothing imported under the old name yet
+    with pytest.warns(DeprecationWarning, match="'skills' is now 'myninja.skills'"):
+        registry = load_skills(Config(), entry_points=[old_style])
+    assert registry.warnings == []
+    assert registry.skills["loud"].tools[0].name == "shout"
+    assert sys.modules["skills.api"] is myninja.skills.api  # one module under two names
+    # The alias is there while plugins load, not after: nothing else gets the old name.
+    assert not any(type(f).__name__ == "_OldNameFinder" for f in sys.meta_path)
+
+
+def test_the_public_names_are_the_contracts() -> None:
+    import myninja.skills
+    import myninja.skills.api
+
+    assert "Skill" in myninja.skills.__all__ and "tool" in myninja.skills.__all__
+    for name in myninja.skills.api.__all__:
+        assert getattr(myninja.skills, name) is getattr(myninja.skills.api, name)

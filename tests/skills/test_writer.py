@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from skills import writer
-from skills.api import Draft, Permission, ToolContext, ToolError
-from skills.writer import edit_document, save_document, skill
+from myninja.skills import writer
+from myninja.skills.api import Draft, Permission, ToolContext, ToolError
+from myninja.skills.writer import edit_document, save_document, skill
 
 WRITE = frozenset({Permission.WRITE_FILES})
 PLAN = "# Project plan\n\nShip the beta in May.\nReview the beta with Dana.\n"

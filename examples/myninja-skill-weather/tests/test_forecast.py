@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from myninja.skills import Draft, ToolArgumentError, ToolContext, ToolError
 from myninja_skill_weather import forecast, prepare, skill
-
-from skills.api import Draft, ToolArgumentError, ToolContext, ToolError
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from agent_graph.evals.chart import (
+from myninja.agent_graph.evals.chart import (
     SIZE_PX,
     available,
     chart_figure,
@@ -16,9 +15,9 @@ from agent_graph.evals.chart import (
     run_label,
     write_chart,
 )
-from agent_graph.evals.datasets import load_questions
-from agent_graph.evals.runner import EvalSettings, run_eval
-from backends.scripted import Rule, ScriptedBackend
+from myninja.agent_graph.evals.datasets import load_questions
+from myninja.agent_graph.evals.runner import EvalSettings, run_eval
+from myninja.backends.scripted import Rule, ScriptedBackend
 
 NQ = Path(__file__).resolve().parents[2] / "fixtures" / "nq-open-oracle-dev5.jsonl"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -133,7 +132,7 @@ def test_run_eval_charts_the_runs_in_its_folder_and_links_the_chart(
         drawn.append(runs)
         return real(runs, path, title)
 
-    monkeypatch.setattr("agent_graph.evals.runner.write_chart", spy)
+    monkeypatch.setattr("myninja.agent_graph.evals.runner.write_chart", spy)
     first, second = run_both_modes(tmp_path)
     chart = tmp_path / "chart.png"
     assert first["chart"] == second["chart"] == str(chart)
@@ -166,7 +165,7 @@ def test_without_matplotlib_no_chart_and_the_report_says_how_to_get_one(
 
 
 def test_the_cli_table_names_the_chart_only_when_there_is_one() -> None:
-    from ninja_tui.cli.eval_cmd import _table
+    from myninja.ninja_tui.cli.eval_cmd import _table
 
     summary = {
         **figures(40.0, 60.0, 50.0, None, 100.0, 20.0),
@@ -188,7 +187,7 @@ def test_labels_tell_like_runs_and_datasets_apart_and_the_chart_keeps_the_latest
         drawn.append(([label for label, _ in runs], title))
         return real(runs, path, title)
 
-    monkeypatch.setattr("agent_graph.evals.runner.write_chart", spy)
+    monkeypatch.setattr("myninja.agent_graph.evals.runner.write_chart", spy)
     nq = load_questions("nq-open", NQ, limit=2)
     hotpot = load_questions("hotpotqa", NQ.with_name("hotpotqa-dev5.jsonl"), limit=2)
     short = asyncio.run(
@@ -207,7 +206,7 @@ def test_labels_tell_like_runs_and_datasets_apart_and_the_chart_keeps_the_latest
     assert labels[0] == "hotpotqa · closed-book (this run)" and title.startswith("runs in ")
     assert labels[1].startswith("nq-open · contexts · read all [")
     # Past the cap, the chart keeps this run and the latest others.
-    monkeypatch.setattr("agent_graph.evals.runner.MAX_CHART_RUNS", 2)
+    monkeypatch.setattr("myninja.agent_graph.evals.runner.MAX_CHART_RUNS", 2)
     asyncio.run(run_eval(nq, EvalSettings("nq-open", "closed-book"), scripted(), out=tmp_path))
     labels, _ = drawn[-1]
     assert labels == ["nq-open · closed-book (this run)", "hotpotqa · closed-book"]

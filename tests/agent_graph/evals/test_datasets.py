@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-from agent_graph.evals.datasets import (
+from myninja.agent_graph.evals.datasets import (
     BadDatasetFile,
     load_questions,
     passage_key,
     pooled_passages,
     write_passages,
 )
+from myninja.skills.research.passages import read_passages
+
 from myninja.errors import UsageError
-from skills.research.passages import read_passages
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HOTPOT = FIXTURES / "hotpotqa-dev5.jsonl"

@@ -8,8 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from agent_graph.evals.humaneval import (
+from myninja.agent_graph.evals.humaneval import (
     HumanEvalSettings,
     Problem,
     check,
@@ -18,7 +17,8 @@ from agent_graph.evals.humaneval import (
     load_problems,
     run_humaneval,
 )
-from backends.scripted import Rule, ScriptedBackend
+from myninja.backends.scripted import Rule, ScriptedBackend
+
 from myninja.errors import UsageError
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja, scripted_config
 
@@ -232,7 +232,7 @@ async def test_agent_mode_checks_what_submit_answers(
 
 
 def test_new_branch_prompts_make_a_new_agent_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent_graph.evals import humaneval as module
+    from myninja.agent_graph.evals import humaneval as module
 
     agent = HumanEvalSettings(mode="agent", model_label="m")
     single = HumanEvalSettings(model_label="m")

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from agent_graph.evals.metrics import (
+from myninja.agent_graph.evals.metrics import (
     ABSTAIN_PHRASES,
     abstained,
     aggregate,

@@ -4,8 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from agent_graph.history import HistoryStore
-from agent_graph.history.connection import BUSY_TIMEOUT_S
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.connection import BUSY_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -20,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 APPENDER = """
 import sys, time
 from pathlib import Path
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore
 
 path, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 store = HistoryStore(path)
@@ -36,7 +35,7 @@ store.close()
 OPENER = """
 import sys, time
 from pathlib import Path
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore
 
 path, name, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 while not go.exists():

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.migrations import MIGRATIONS, migrate, migration
 from sqlite_utils import Database
 
-from agent_graph.history import HistoryStore
-from agent_graph.history.migrations import MIGRATIONS, migrate, migration
 from myninja import paths
 
 

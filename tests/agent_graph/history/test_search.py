@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore
 
 HOSTILE = ['"', "NEAR(", "*", "AND OR", "(((", "", "   ", "col:term", "NOT", "a:", "-", "^", "'"]
 

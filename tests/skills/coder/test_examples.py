@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from skills.coder.examples import (
+from myninja.skills.coder.examples import (
     MAX_EXAMPLES,
     Example,
     results,

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from myninja.skills.coder.confinement import offer
 
-from skills.coder.confinement import offer
 from tests.conftest import REPO, myninja_cmd
 
 pytestmark = pytest.mark.skipif(
@@ -49,7 +49,7 @@ def without_landlock(code: str, env: dict[str, str] | None = None) -> str:
 RUN = """
 import json
 from pathlib import Path
-from skills.coder.sandbox import run_python
+from myninja.skills.coder.sandbox import run_python
 result = run_python("open('ran', 'w').write('yes')", workspace=Path({ws!r}))
 print(json.dumps({{"exit": result.exit_code, "reason": result.killed_reason,
                   "confinement": result.confinement, "stderr": result.stderr,

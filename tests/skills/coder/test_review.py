@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from skills.api import Draft, Permission, Review, ToolContext, ToolError
-from skills.coder import skill as coder
-from skills.coder.answer_files import code_files
-from skills.coder.review import FIX, review
-from skills.coder.sandbox import SandboxLimits
+from myninja.skills.api import Draft, Permission, Review, ToolContext, ToolError
+from myninja.skills.coder import skill as coder
+from myninja.skills.coder.answer_files import code_files
+from myninja.skills.coder.review import FIX, review
+from myninja.skills.coder.sandbox import SandboxLimits
 
 BRANCH = "s1r0b1"
 

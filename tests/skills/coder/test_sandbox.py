@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from skills.coder.sandbox import (
+from myninja.skills.coder.sandbox import (
     SandboxLimits,
     Workspace,
     WorkspaceError,

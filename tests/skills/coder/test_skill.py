@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from skills.api import Permission, ToolContext, ToolError
-from skills.coder import skill as coder
-from skills.coder.confinement import offer
+from myninja.skills.api import Permission, ToolContext, ToolError
+from myninja.skills.coder import skill as coder
+from myninja.skills.coder.confinement import offer
 
 pytestmark = pytest.mark.slow  # real sandboxed subprocesses
 

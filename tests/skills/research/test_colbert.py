@@ -19,10 +19,20 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from myninja.agent_graph.evals.datasets import load_questions
+from myninja.agent_graph.evals.runner import EvalSettings, run_eval
+from myninja.backends.scripted import ScriptedBackend
+from myninja.skills.research.colbert import (
+    MAX_QUERY_CHARS,
+    LocalColbertRetriever,
+    RemoteColbertRetriever,
+    colbert_available,
+    make_colbert_retriever,
+    split_title,
+)
+from myninja.skills.research.corpus import Corpus
+from myninja.skills.research.retrievers import make_retriever
 
-from agent_graph.evals.datasets import load_questions
-from agent_graph.evals.runner import EvalSettings, run_eval
-from backends.scripted import ScriptedBackend
 from myninja.config import ColbertConfig
 from myninja.errors import (
     EXIT_UNREACHABLE,
@@ -31,16 +41,6 @@ from myninja.errors import (
     ConfigError,
     UsageError,
 )
-from skills.research.colbert import (
-    MAX_QUERY_CHARS,
-    LocalColbertRetriever,
-    RemoteColbertRetriever,
-    colbert_available,
-    make_colbert_retriever,
-    split_title,
-)
-from skills.research.corpus import Corpus
-from skills.research.retrievers import make_retriever
 from tests.conftest import run_myninja, scripted_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

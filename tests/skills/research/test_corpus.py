@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from myninja.errors import UsageError
-from skills.research.corpus import (
+from myninja.skills.research.corpus import (
     BadCorpusName,
     Corpus,
     UnknownCorpus,
@@ -20,7 +18,9 @@ from skills.research.corpus import (
     list_corpora,
     remove_corpus,
 )
-from skills.research.retrievers import BM25Retriever, Retriever, fts_query, query_terms
+from myninja.skills.research.retrievers import BM25Retriever, Retriever, fts_query, query_terms
+
+from myninja.errors import UsageError
 
 
 def write_docs(root: Path) -> dict[str, Path]:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from skills.research.corpus import Corpus
-from skills.research.dense import (
+from myninja.skills.research.corpus import Corpus
+from myninja.skills.research.dense import (
     DIM,
     DenseRetriever,
     MiniLMEncoder,
@@ -19,14 +18,15 @@ from skills.research.dense import (
     embed_missing,
     shared_encoder,
 )
-from skills.research.passages import Passage
-from skills.research.retrievers import (
+from myninja.skills.research.passages import Passage
+from myninja.skills.research.retrievers import (
     BM25Retriever,
     Hit,
     HybridRetriever,
     make_retriever,
     rrf,
 )
+
 from tests.conftest import run_myninja
 
 needs_model = pytest.mark.skipif(not dense_available(), reason="the dense extra is not installed")

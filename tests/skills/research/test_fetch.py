@@ -24,9 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import trustme
-
-from myninja.errors import MyninjaError
-from skills.research.fetch import (
+from myninja.skills.research.fetch import (
     MAX_URLS,
     FetchedPage,
     FetchError,
@@ -36,8 +34,10 @@ from skills.research.fetch import (
     hosts_of,
     page_passages,
 )
-from skills.research.fetch_guard import Resolver, WebClient
-from skills.research.passages import MAX_WORDS
+from myninja.skills.research.fetch_guard import Resolver, WebClient
+from myninja.skills.research.passages import MAX_WORDS
+
+from myninja.errors import MyninjaError
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

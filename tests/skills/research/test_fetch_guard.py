@@ -7,10 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from pydantic import ValidationError
-
-from myninja.config import Config
-from skills.research.fetch_guard import (
+from myninja.skills.research.fetch_guard import (
     METADATA,
     PRIVATE,
     RESERVED,
@@ -19,6 +16,9 @@ from skills.research.fetch_guard import (
     host_key,
     refusal,
 )
+from pydantic import ValidationError
+
+from myninja.config import Config
 
 LOOPBACK = "a loopback address"
 LINK_LOCAL = "a link-local address"

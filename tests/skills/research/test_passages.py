@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from myninja.errors import UsageError
-from skills.research.passages import (
+from myninja.skills.research.passages import (
     MAX_WORDS,
     MIN_WORDS,
     BadPassageFile,
@@ -16,6 +14,8 @@ from skills.research.passages import (
     chunk_text,
     read_passages,
 )
+
+from myninja.errors import UsageError
 
 
 def sentence(i: int, words: int = 10) -> str:

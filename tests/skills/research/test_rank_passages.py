@@ -4,10 +4,9 @@ fetched pages) the way a corpus ranks its own."""
 from __future__ import annotations
 
 import pytest
-
-from skills.research.dense import dense_available
-from skills.research.passages import Passage
-from skills.research.retrievers import rank_passages, rank_texts
+from myninja.skills.research.dense import dense_available
+from myninja.skills.research.passages import Passage
+from myninja.skills.research.retrievers import rank_passages, rank_texts
 
 DOCS = [
     ("Tartu", "Tartu hosts the oldest university of Estonia."),

@@ -18,20 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from backends.keys import KeyStore
-from myninja.config import Config
-from myninja.errors import (
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AuthError,
-    BackendUnreachable,
-    ConfigError,
-    RateLimited,
-    UsageError,
-)
-from skills.research.fetch import USER_AGENT
-from skills.research.web_search import (
+from myninja.backends.keys import KeyStore
+from myninja.skills.research.fetch import USER_AGENT
+from myninja.skills.research.web_search import (
     BraveProvider,
     SearchAuthError,
     SearchBadResponse,
@@ -42,6 +31,17 @@ from skills.research.web_search import (
     SearxngProvider,
     TavilyProvider,
     make_provider,
+)
+
+from myninja.config import Config
+from myninja.errors import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AuthError,
+    BackendUnreachable,
+    ConfigError,
+    RateLimited,
+    UsageError,
 )
 from tests.local_http import serving
 

@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-
-from myninja.errors import EXIT_USAGE, UsageError
-from skills.research.fetch import USER_AGENT
-from skills.scheduler.calendars import (
+from myninja.skills.research.fetch import USER_AGENT
+from myninja.skills.scheduler.calendars import (
     Busy,
     CalendarError,
     busy_intervals,
     load_calendar,
     parse_calendar,
 )
+
+from myninja.errors import EXIT_USAGE, UsageError
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

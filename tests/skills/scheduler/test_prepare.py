@@ -28,18 +28,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
-
-from skills.api import Draft, Permission, ToolContext, ToolError
-from skills.scheduler.calendars import busy_intervals, load_calendar
-from skills.scheduler.prepare import (
+from myninja.skills.api import Draft, Permission, ToolContext, ToolError
+from myninja.skills.scheduler.calendars import busy_intervals, load_calendar
+from myninja.skills.scheduler.prepare import (
     INSTRUCTION,
     Attendee,
     MeetingRequest,
     meeting_request,
     prepare,
 )
-from skills.scheduler.skill import skill
-from skills.scheduler.slots import WorkingHours, find_slots
+from myninja.skills.scheduler.skill import skill
+from myninja.skills.scheduler.slots import WorkingHours, find_slots
+
 from tests.local_http import serving
 from tests.skills.scheduler.test_skill import _Calendars
 

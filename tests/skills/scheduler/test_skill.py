@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
+from myninja.skills.api import (
+    Permission,
+    PermissionNeeded,
+    ToolArgumentError,
+    ToolContext,
+    ToolError,
+)
+from myninja.skills.scheduler.skill import draft_meeting_invite, find_meeting_slots, skill
 
-from skills.api import Permission, PermissionNeeded, ToolArgumentError, ToolContext, ToolError
-from skills.scheduler.skill import draft_meeting_invite, find_meeting_slots, skill
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,3 +1,0 @@
-from ninja_tui.cli.main import main
-
-main()
