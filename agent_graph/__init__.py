@@ -1,1 +1,3 @@
-"""The agent runtime: task state, events, personas, and (soon) the LangGraph state machine."""
+"""The agent runtime: task state and events, the LangGraph graph (route, plan, branch, judge,
+replan, ask, finalize) and its nodes, the task runtime and background worker, the history
+store, evaluation, and dataset export. docs/architecture.md draws the path of one task."""

@@ -14,7 +14,7 @@ every task checked:
 - it ended `done` or `failed`, with exactly one terminal event, the last of its gap-free events,
   and the follow stream showed the same events and status;
 - a failure has one line naming the fault (no traceback, no "internal error") and the exit
-  code DESIGN.md gives it (4 unreachable, 1 failed); tasks the faults must fail did fail;
+  code docs/architecture.md gives it (4 unreachable, 1 failed); tasks the faults must fail did fail;
 - nothing is half-written: a done task's answer is one of the complete notes the server sent
   for it (not empty, not a prefix, not missing a chunk), and the same in the task row and its
   task_done event; no question is left open;

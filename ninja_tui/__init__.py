@@ -1,1 +1,2 @@
-"""What people and scripts touch: the command line (and soon the Textual app). No agent logic."""
+"""What people and scripts touch: the Textual app, the command line (one lazy module per
+command) and notifications. Presentation only: no agent logic."""

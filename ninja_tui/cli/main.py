@@ -1,7 +1,7 @@
 """The `myninja` command: the group, its subcommands, and the one place errors become exit codes.
 
-A user's mistake prints one line on stderr and exits with its code (DESIGN.md); a traceback
-appears only with `--debug` (or MYNINJA_DEBUG=1)."""
+A user's mistake prints one line on stderr and exits with its code (docs/architecture.md); a
+traceback appears only with `--debug` (or MYNINJA_DEBUG=1)."""
 
 from __future__ import annotations
 

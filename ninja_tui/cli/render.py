@@ -1,5 +1,5 @@
 """How the headless commands show a task: events as JSON lines, or a terse progress on stderr
-with the answer on stdout. Both end in the exit code DESIGN.md gives."""
+with the answer on stdout. Both end in the exit code docs/architecture.md gives."""
 
 from __future__ import annotations
 
