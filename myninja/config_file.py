@@ -13,10 +13,10 @@ import re
 import stat
 import tempfile
 import tomllib
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-import tomli_w
 from pydantic import ValidationError
 
 from myninja import paths
@@ -27,6 +27,9 @@ from myninja.config import (
     ScriptedBackendConfig,
 )
 from myninja.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 ENV_PREFIX = "MYNINJA_"
 # Environment variables with our prefix that are not config keys.
@@ -137,8 +140,8 @@ def _known_keys(loc: list[str], model: Any = None) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    """The file's tables (an absent file is empty), or one clear ConfigError."""
+def _read_text(path: Path) -> str:
+    """The file's text (an absent file is empty), or one clear ConfigError."""
     if path.is_dir():
         raise ConfigError(
             f"{path}: is a folder, not a config file",
@@ -147,14 +150,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return ""
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot read it: {exc.strerror or exc}",
             hint=f"make it readable (chmod u+r {path})",
         ) from exc
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -162,6 +165,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column}",
             hint="save the file as UTF-8",
         ) from exc
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    """The tables of `text`, read from `path`, or one clear ConfigError."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -175,6 +182,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}{shown}", hint="fix the TOML syntax on that line"
         ) from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables (an absent file is empty), or one clear ConfigError."""
+    return _parse_toml(path, _read_text(path))
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -227,23 +239,31 @@ def masked(data: Any, key: str = "") -> Any:
 
 def update_config_file(path: Path, changes: dict[str, Any]) -> Config:
     """Apply `changes` (dotted key → value; None removes the key) to the TOML file at `path` and
-    return the configuration it now gives. Every other key of the file is kept (comments are
-    not: tomli_w writes plain TOML). The result is validated before anything is written, and
-    written atomically, so an invalid change raises ConfigError and leaves the file as it was.
+    return the configuration it now gives. The file is edited, not rewritten: its comments, blank
+    lines, key order and every line the changes do not touch stay as the person wrote them
+    (tomlkit). The result is validated before anything is written, and written atomically, so an
+    invalid change raises ConfigError and leaves the file as it was.
     """
-    data = _read_toml(path)
-    for key, value in changes.items():
-        _apply_change(path, data, key, value)
+    import tomlkit  # only where the file is written: reading it does without
+    from tomlkit.exceptions import TOMLKitError
+
+    original = _read_text(path)
+    _parse_toml(path, original)  # a broken file gets the same clear error as when it is read
     try:
-        text = tomli_w.dumps(data)
-    except TypeError as exc:
+        document = tomlkit.parse(original)
+        for key, value in changes.items():
+            _apply_change(path, document, key, value)
+        text = tomlkit.dumps(document)
+    except (TOMLKitError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot write: {exc}") from exc
+    if text.endswith("\n\n") and not original.endswith("\n\n"):
+        text = text.rstrip("\n") + "\n"  # a new last table leaves no blank line at the end
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(text.encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
         if path.exists():
@@ -259,27 +279,84 @@ def update_config_file(path: Path, changes: dict[str, Any]) -> Config:
     return load_config(path)
 
 
-def _apply_change(path: Path, data: dict[str, Any], key: str, value: Any) -> None:
+def _apply_change(path: Path, document: TOMLDocument, key: str, value: Any) -> None:
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"{path}: invalid config key {key!r}")
-    tables = [data]
-    for part in parts[:-1]:
+    tables: list[MutableMapping[str, Any]] = [document]
+    for depth, part in enumerate(parts[:-1], start=1):
         table = tables[-1].get(part)
         if table is None:
-            if value is None:
-                return  # removing a key whose table is absent: nothing to do
-            table = tables[-1][part] = {}
-        if not isinstance(table, dict):
-            where = ".".join(parts[: len(tables)])
+            # Made whole, so each new table is written with its keys (removing from an absent
+            # table has nothing to do).
+            if value is not None:
+                _set(tables[-1], part, _nest(parts[depth:], value))
+            return
+        if not isinstance(table, MutableMapping):
+            where = ".".join(parts[:depth])
             raise ConfigError(f"{path}: cannot set {key}: {where} is not a table")
         tables.append(table)
     if value is not None:
-        tables[-1][parts[-1]] = value
+        _set(tables[-1], parts[-1], value)
         return
     tables[-1].pop(parts[-1], None)
-    # Tables this removal emptied go too, so `[agents.coder]` does not linger with nothing in it.
+    # Tables this removal emptied go too, so `[agents.coder]` does not linger with nothing in it
+    # (one that still holds a comment of the person's stays).
     for depth in range(len(tables) - 1, 0, -1):
-        if tables[depth]:
+        if not _bare(tables[depth]):
             break
         del tables[depth - 1][parts[depth - 1]]
+
+
+def _set(container: MutableMapping[str, Any], name: str, value: Any) -> None:
+    """Set `name` in a table of a tomlkit document, changing as few lines as it can."""
+    import tomlkit
+    from tomlkit.items import InlineTable, Item
+
+    old = container.get(name)
+    if isinstance(value, dict) and isinstance(old, MutableMapping):
+        # A table given anew is edited key by key, so the keys it keeps keep their comments.
+        for gone in [sub for sub in old if sub not in value]:
+            del old[gone]
+        for sub, sub_value in value.items():
+            _set(old, sub, sub_value)
+        return
+    plain = old.unwrap() if isinstance(old, Item) else old
+    if type(plain) is type(value) and plain == value:
+        return  # already so: its line stays as written
+    if not isinstance(value, dict):
+        _put(container, name, value)  # tomlkit keeps a replaced value's comment beside it
+        return
+    inline = isinstance(container, InlineTable)
+    # A table that holds only tables gets no header: [agents.coder], not [agents] above it.
+    holds_tables = bool(value) and all(isinstance(sub, dict) for sub in value.values())
+    _put(container, name, tomlkit.inline_table() if inline else tomlkit.table(holds_tables))
+    for sub, sub_value in value.items():
+        _set(container[name], sub, sub_value)
+    if not inline and not holds_tables:
+        # tomlkit puts a blank line above a new table, not below it: where the table lands
+        # between two others, this one parts it from the next.
+        container[name].add(tomlkit.nl())
+
+
+def _put(container: MutableMapping[str, Any], name: str, value: Any) -> None:
+    """`container[name] = value`; a key new to an inline table goes in before the space that
+    closes it, as a person would write it (tomlkit's own assignment drops that space)."""
+    from tomlkit.items import InlineTable, Whitespace
+
+    if not isinstance(container, InlineTable) or name in container:
+        container[name] = value
+        return
+    body = container.value.body
+    space = body.pop() if body and isinstance(body[-1][1], Whitespace) else None
+    container.append(name, value)
+    if space is not None:
+        body.append(space)
+
+
+def _bare(table: MutableMapping[str, Any]) -> bool:
+    """True where a table holds no key and no comment: removing it loses nothing written."""
+    from tomlkit.items import Comment, Table
+
+    body = table.value.body if isinstance(table, Table) else []
+    return not table and not any(isinstance(item, Comment) for _, item in body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import click
-import tomli_w
+import tomlkit
 
 from myninja import paths
 from myninja.config_file import load_config, masked
@@ -27,4 +27,4 @@ def config_path() -> None:
 def config_show(as_json: bool) -> None:
     """Print the effective config (defaults, file, environment), secrets masked."""
     data = masked(load_config().model_dump(mode="json", exclude_none=True))
-    click.echo(json.dumps(data, indent=2) if as_json else tomli_w.dumps(data).rstrip())
+    click.echo(json.dumps(data, indent=2) if as_json else tomlkit.dumps(data).rstrip())

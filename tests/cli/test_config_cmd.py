@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 from tests.conftest import run_myninja
@@ -35,3 +36,11 @@ def test_bad_config_is_one_line_exit_2(myninja_home: Path) -> None:
         assert len(lines) == 1, done.stderr
         assert str(config) in lines[0] and "agents.coder.temperature" in lines[0]
         assert "Traceback" not in done.stderr
+
+
+def test_config_show_as_toml_is_the_config_it_shows_as_json(myninja_home: Path) -> None:
+    (myninja_home / "config.toml").write_text("[agents.writer]\nmax_tokens = 300\n")
+    text = run_myninja("config", "show")
+    as_json = run_myninja("config", "show", "--json")
+    assert text.returncode == as_json.returncode == 0, text.stderr + as_json.stderr
+    assert tomllib.loads(text.stdout) == json.loads(as_json.stdout)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
+import tomlkit
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -612,7 +612,7 @@ def config_files(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=200))
     if kind == 1:
         return draw(st.text(max_size=200)).encode("utf-8", "surrogatepass")
-    document = tomli_w.dumps(draw(table_for(Config))).encode()
+    document = tomlkit.dumps(draw(table_for(Config))).encode()
     if kind == 2 and document:  # a byte dropped, doubled or changed
         at = draw(st.integers(0, len(document) - 1))
         byte = draw(st.binary(min_size=0, max_size=2))
