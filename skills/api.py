@@ -1,19 +1,17 @@
-"""The skill contract: everything a plugin author needs, in one file.
+"""The skill contract: what a plugin imports (and the rules its names and permissions follow).
 
 A skill is a named set of tools (typed Python functions), optionally agent personas and hooks
 into its agents' work (`prepare`, `review`, `finish`: steps the graph runs in code, for models
 that cannot call tools themselves), and the permissions its tools need. `@tool` turns a
-function into a `Tool` whose JSON schema comes from its type hints and docstring; `Skill(...)`
-bundles tools and is what the entry point `myninja.skills` names. docs/plugins.md shows it in use.
+function into a `Tool` whose JSON schema comes from its type hints and docstring (tool_schema.py
+does the work); `Skill(...)` bundles tools and is what the entry point `myninja.skills` names.
+docs/plugins.md shows it in use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import json
 import re
-import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,9 +19,16 @@ from pathlib import Path
 from typing import Any, overload
 
 import pydantic_core
-from pydantic import ConfigDict, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
-from pydantic.json_schema import GenerateJsonSchema
+from myninja.skills.tool_schema import (
+    ArgumentsError,
+    SchemaError,
+    Validator,
+    call_maybe_in_thread,
+    check_schema,
+    function_schema,
+    json_schema_validator,
+    parse_arguments,
+)
 
 from myninja import paths
 from myninja.config import AGENTS, Config
@@ -118,14 +123,15 @@ def task_workspace(task_id: str) -> Path:
 
 # -- tools -------------------------------------------------------------------------------------
 
-Validator = Callable[[dict[str, Any]], dict[str, Any]]
 Runner = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
 PermissionsFor = Callable[[dict[str, Any]], Iterable[Permission | str]]
 
 
 class Tool:
     """A function an agent may call. Make one with `@tool` (from a typed function) or
-    `Tool.from_schema` (from a JSON schema and a handler, as MCP servers describe theirs)."""
+    `Tool.from_schema` (from a JSON schema and a handler, as MCP servers describe theirs).
+    `validate` raises tool_schema.ArgumentsError (or ToolArgumentError) for arguments that do
+    not fit; `run` gets the arguments it returns."""
 
     def __init__(
         self,
@@ -144,7 +150,7 @@ class Tool:
             raise SkillError(f"tool name {name!r} must match [a-zA-Z0-9_-]{{1,64}}")
         if not description.strip():
             raise SkillError(f"tool {name!r} has no description (give it a docstring)")
-        check_schema(name, parameters)
+        _check_schema(name, parameters)
         self.name = name
         self.description = description.strip()
         self.parameters = parameters
@@ -169,21 +175,11 @@ class Tool:
     ) -> Tool:
         """A tool described by a JSON schema; `handler(arguments, context)` (sync or async)
         gets the arguments once they validate against it."""
-        import jsonschema
-
-        check_schema(name, parameters)  # before building a validator from it
-        validator = jsonschema.validators.validator_for(parameters)(parameters)
-
-        def validate(arguments: dict[str, Any]) -> dict[str, Any]:
-            error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
-            if error is not None:
-                where = ".".join(str(p) for p in error.absolute_path)
-                prefix = f"argument {where!r}: " if where else ""
-                raise ToolArgumentError(f"{name}: {prefix}{error.message}")
-            return arguments
+        _check_schema(name, parameters)  # before building a validator from it
+        validate = json_schema_validator(name, parameters)
 
         async def run(arguments: dict[str, Any], context: ToolContext) -> Any:
-            return await _maybe_in_thread(handler, (arguments, context), {})
+            return await call_maybe_in_thread(handler, (arguments, context), {})
 
         return cls(
             name, description, parameters, validate=validate, run=run, permissions=permissions
@@ -209,8 +205,10 @@ class Tool:
         missing = self.needed(arguments) - context.granted
         if missing:
             raise PermissionNeeded(self.name, missing)
-        args = self._parse(arguments)
-        valid = self._validate(args)
+        try:
+            valid = self._validate(parse_arguments(self.name, arguments))
+        except ArgumentsError as exc:
+            raise ToolArgumentError(str(exc)) from None
         try:
             result = await self._run(valid, context)
         except MyninjaError:
@@ -229,25 +227,10 @@ class Tool:
         if self._needs is None:
             return self.permissions
         try:
-            picked = self._needs(self._validate(self._parse(arguments)))
+            picked = self._needs(self._validate(parse_arguments(self.name, arguments)))
             return self.permissions & _permissions(picked, f"tool {self.name!r}")
         except Exception:
             return self.permissions
-
-    def _parse(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
-        if arguments is None or arguments == "":
-            return {}
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                raise ToolArgumentError(
-                    f"{self.name}: arguments are not valid JSON: {exc}"
-                ) from None
-        if not isinstance(arguments, Mapping):
-            kind = type(arguments).__name__
-            raise ToolArgumentError(f"{self.name}: arguments must be a JSON object, not {kind}")
-        return dict(arguments)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the decorated function directly, as plain Python."""
@@ -299,12 +282,6 @@ def tool(
     return make(fn) if fn is not None else make
 
 
-class _NoFieldTitles(GenerateJsonSchema):
-    # "title": "City" beside "city" is noise in every prompt the schema goes into.
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
-
-
 def _tool_from_function(
     func: Callable[..., Any],
     name: str | None,
@@ -314,65 +291,16 @@ def _tool_from_function(
     workspace: bool = False,
 ) -> Tool:
     tool_name = name or getattr(func, "__name__", "")
-    summary, arg_docs = parse_docstring(inspect.getdoc(func) or "")
     try:
-        hints = typing.get_type_hints(func, include_extras=True)
-    except Exception as exc:
-        raise SkillError(f"tool {tool_name!r}: cannot read its type hints: {exc}") from exc
-    fields: dict[str, Any] = {}
-    context_param: str | None = None
-    positional_only: list[str] = []
-    for index, param in enumerate(inspect.signature(func).parameters.values()):
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise SkillError(f"tool {tool_name!r}: *args and **kwargs cannot have a schema")
-        if param.name not in hints:
-            raise SkillError(f"tool {tool_name!r}: parameter {param.name!r} has no type hint")
-        hint = hints[param.name]
-        if hint is ToolContext:
-            context_param = param.name
-            continue
-        if param.kind is param.POSITIONAL_ONLY:
-            positional_only.append(param.name)
-        default = ... if param.default is param.empty else param.default
-        # Fields get neutral names and the parameter's name as alias, so a parameter called
-        # `json` or `model_id` cannot collide with pydantic's own attributes.
-        extra: dict[str, Any] = {"alias": param.name}
-        if param.name in arg_docs and not _described(hint):
-            extra["description"] = arg_docs[param.name]
-        fields[f"p{index}"] = (hint, Field(default, **extra))
-    try:
-        model = create_model(  # type: ignore[call-overload]
-            f"{tool_name}_arguments",
-            __config__=ConfigDict(extra="forbid"),
-            **fields,
-        )
-        schema = model.model_json_schema(schema_generator=_NoFieldTitles)
-    except Exception as exc:
-        raise SkillError(f"tool {tool_name!r}: its parameters have no JSON schema: {exc}") from exc
-    schema.pop("title", None)
-    aliases = {key: spec[1].alias for key, spec in fields.items()}
-
-    def validate(arguments: dict[str, Any]) -> dict[str, Any]:
-        try:
-            instance = model.model_validate(arguments)
-        except ValidationError as exc:
-            raise ToolArgumentError(_one_line(tool_name, exc, list(aliases.values()))) from None
-        # Attributes, not model_dump(): a nested model arrives as the model, not a dict.
-        return {alias: getattr(instance, key) for key, alias in aliases.items()}
-
-    async def run(arguments: dict[str, Any], context: ToolContext) -> Any:
-        kwargs = dict(arguments)
-        if context_param is not None:
-            kwargs[context_param] = context
-        args = tuple(kwargs.pop(p) for p in positional_only)
-        return await _maybe_in_thread(func, args, kwargs)
-
+        signature = function_schema(func, tool_name, ToolContext)
+    except SchemaError as exc:
+        raise SkillError(str(exc)) from exc.__cause__
     return Tool(
         tool_name,
-        description if description is not None else summary,
-        schema,
-        validate=validate,
-        run=run,
+        description if description is not None else signature.summary,
+        signature.parameters,
+        validate=signature.validate,
+        run=signature.call,
         permissions=permissions,
         needs=needs,
         fn=func,
@@ -380,93 +308,11 @@ def _tool_from_function(
     )
 
 
-def _described(hint: Any) -> bool:
-    """Whether an Annotated hint already carries a Field(description=...), which then wins."""
-    if typing.get_origin(hint) is not typing.Annotated:
-        return False
-    return any(isinstance(m, FieldInfo) and m.description for m in typing.get_args(hint)[1:])
-
-
-async def _maybe_in_thread(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """Await an async function; run a sync one in a thread so it cannot block the event loop."""
-    if inspect.iscoroutinefunction(func):
-        return await func(*args, **kwargs)
-    result = await asyncio.to_thread(func, *args, **kwargs)
-    if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
-        result = await result
-    return result
-
-
-def _one_line(tool_name: str, exc: ValidationError, params: list[str]) -> str:
-    """The first few problems, each naming its argument, on one line."""
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "arguments"
-        if error["type"] == "missing":
-            parts.append(f"argument {where!r} is required")
-        elif error["type"] == "extra_forbidden":
-            known = ", ".join(params) or "none"
-            parts.append(f"{where!r} is not a parameter (parameters: {known})")
-        else:
-            got = error.get("input")
-            shown = json.dumps(got, default=str) if not isinstance(got, dict) else "{...}"
-            parts.append(f"argument {where!r}: {error['msg']} (got {shown[:60]})")
-    more = exc.error_count() - len(parts)
-    tail = f"; and {more} more" if more > 0 else ""
-    return f"{tool_name}: " + "; ".join(parts) + tail
-
-
-_SECTION = re.compile(
-    r"(Args|Arguments|Parameters|Params|Returns?|Yields?|Raises|Examples?|Notes?|"
-    r"Warnings?|See Also|Attributes|Todo)\s*:\s*"
-)
-_ARG_LINE = re.compile(r"\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)")
-
-
-def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into its description and its `Args:` entries."""
-    description: list[str] = []
-    args: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    base_indent: int | None = None
-    for line in inspect.cleandoc(doc).splitlines():
-        header = _SECTION.fullmatch(line) if not line[:1].isspace() else None
-        if header:
-            section, current, base_indent = header.group(1).lower(), None, None
-            continue
-        if section is None:
-            description.append(line)
-            continue
-        if section not in ("args", "arguments", "parameters", "params") or not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        if base_indent is None:
-            base_indent = indent
-        entry = _ARG_LINE.fullmatch(line.strip()) if indent == base_indent else None
-        if entry:
-            current = entry.group(1)
-            args[current] = entry.group(2).strip()
-        elif current is not None:  # a continuation line of the entry above
-            args[current] = f"{args[current]} {line.strip()}".strip()
-    return "\n".join(description).strip(), args
-
-
-def check_schema(tool_name: str, parameters: Any) -> None:
-    """A tool's parameters must be a valid JSON schema of an object: what function calling
-    APIs accept."""
-    import jsonschema
-
-    if not isinstance(parameters, dict) or parameters.get("type") != "object":
-        raise SkillError(f"tool {tool_name!r}: parameters must be a JSON schema with type object")
+def _check_schema(tool_name: str, parameters: Any) -> None:
     try:
-        jsonschema.validators.validator_for(parameters).check_schema(parameters)
-    except jsonschema.exceptions.SchemaError as exc:
-        raise SkillError(
-            f"tool {tool_name!r}: parameters are not a valid JSON schema: {exc.message}"
-        ) from None
+        check_schema(tool_name, parameters)
+    except SchemaError as exc:
+        raise SkillError(str(exc)) from None
 
 
 def _permissions(values: Iterable[Permission | str], owner: str) -> frozenset[Permission]:
@@ -564,7 +410,7 @@ class Skill:
             if t.name in seen:
                 raise SkillError(f"skill {self.name!r}: two tools are named {t.name!r}")
             seen.add(t.name)
-            check_schema(t.name, t.parameters)  # again: a plugin may have edited it since
+            _check_schema(t.name, t.parameters)  # again: a plugin may have edited it since
         self.tools = tools
         self.agents = tuple(self.agents)
         for agent in (*self.agents, *self.personas):

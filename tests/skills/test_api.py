@@ -19,9 +19,9 @@ from myninja.skills.api import (
     ToolArgumentError,
     ToolContext,
     ToolError,
-    parse_docstring,
     tool,
 )
+from myninja.skills.tool_schema import parse_docstring
 from pydantic import BaseModel, Field
 
 
