@@ -75,7 +75,7 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
             }
             for r in rows
         ]
-    from myninja.skills.research.retrievers import rank_texts
+    from myninja.skills.research.fts import rank_texts
 
     rows = [json.loads(x) for x in (DEV / "nq-open-oracle-dev200.jsonl").open()]
     pool = [(r["ctxs"][0]["title"], r["ctxs"][0]["text"]) for r in rows]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from myninja.backends.base import Backend
-from myninja.skills.research.retrievers import RETRIEVER_NAMES, rank_texts
+from myninja.skills.research.fts import rank_texts
+from myninja.skills.research.retrievers import RETRIEVER_NAMES
 
 from myninja import paths
 from myninja.config import Config

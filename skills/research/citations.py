@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .fts import STOP_WORDS
+
 
 @dataclass(frozen=True)
 class SourcePassage:
@@ -355,8 +357,6 @@ _STEM = 5  # words match on their first five letters: "checks", "checked", "chec
 
 
 def _content_words(text: str) -> set[str]:
-    from .retrievers import STOP_WORDS
-
     words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold())
     return {w[:_STEM] for w in words if w not in STOP_WORDS and (len(w) > 2 or w.isdigit())}
 

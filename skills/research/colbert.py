@@ -29,8 +29,7 @@ import httpx
 
 from myninja.errors import BackendUnreachable, BadResponse, ConfigError, ModelError, UsageError
 
-from .passages import Passage
-from .retrievers import Hit
+from .passages import Hit, Passage
 
 if TYPE_CHECKING:
     from myninja.config import ColbertConfig

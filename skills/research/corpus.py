@@ -14,8 +14,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,11 @@ from typing import Any
 from myninja import paths
 from myninja.errors import UsageError
 
-from .passages import SUPPORTED_SUFFIXES, Passage, check_supported, read_passages
-from .retrievers import Hit, fts_query
+from .fts import TEXT_WEIGHT, TITLE_WEIGHT, TOKENIZE, fts_query, transaction
+from .passages import SUPPORTED_SUFFIXES, Hit, Passage, check_supported, read_passages
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SCHEMA_VERSION = 1
-# bm25() column weights (title, text). A title names what a passage is about, so a query word
-# in it counts for more than one in the body; tuned on the dev files by benchmarks/retrieval.py.
-TITLE_WEIGHT = 2.0
-TEXT_WEIGHT = 1.0
-TOKENIZE = "porter unicode61"  # English stems: "locked" finds "locking"
 # A file modified this close to when we last looked may have changed again within the
 # filesystem's timestamp granularity, so its size and mtime alone cannot be trusted ("racy git").
 RACY_NS = 2_000_000_000
@@ -234,7 +228,7 @@ class Corpus:
             if progress:
                 progress(done, len(files), path)
         root_names = [str(root) for root in roots]
-        with self._transaction():
+        with transaction(self.db):
             for path_text, row in known.items():
                 if any(_under(path_text, r) for r in root_names) and not Path(path_text).is_file():
                     report.passages_removed += self._drop_file(row["id"])
@@ -272,7 +266,7 @@ class Corpus:
             report.unchanged += 1
             return
         passages = read_passages(path, data)
-        with self._transaction():
+        with transaction(self.db):
             if known:
                 report.passages_removed += self._drop_file(known["id"])
             file_id = self.db.execute(
@@ -286,18 +280,6 @@ class Corpus:
             )
         report.indexed += 1
         report.passages_added += len(passages)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        # IMMEDIATE: take the write lock up front, so a second writer waits instead of failing
-        # half-way with "database is locked".
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def _drop_file(self, file_id: int) -> int:
         """Delete a file and its passages (the FTS rows go with them, by trigger)."""
@@ -314,7 +296,7 @@ class Corpus:
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """The `k` passages that best match `query` by BM25, best first; [] when no word of it
-        is in the corpus, or it has no words (see retrievers.fts_query)."""
+        is in the corpus, or it has no words (see fts.fts_query)."""
         match = fts_query(query)
         if not match or k < 1:
             return []

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .passages import Passage
-from .retrievers import Hit
+from .fts import transaction
+from .passages import Hit, Passage
 
 if TYPE_CHECKING:
     from .corpus import Corpus
@@ -186,7 +186,7 @@ def embed_missing(corpus: Corpus, encoder: Any, progress: EmbedProgress | None =
             wanted[digest] = embed_input(title, text)
     stale = cached - live
     if stale:
-        with corpus._transaction():
+        with transaction(corpus.db):
             corpus.db.executemany(
                 "DELETE FROM vectors WHERE model = ? AND hash = ?", ((model, h) for h in stale)
             )
@@ -196,7 +196,7 @@ def embed_missing(corpus: Corpus, encoder: Any, progress: EmbedProgress | None =
     for start in range(0, len(items), EMBED_CHUNK):
         chunk = items[start : start + EMBED_CHUNK]
         vectors = encoder.encode([text for _, text in chunk])
-        with corpus._transaction():
+        with transaction(corpus.db):
             corpus.db.executemany(
                 "INSERT OR REPLACE INTO vectors(model, hash, vec) VALUES (?, ?, ?)",
                 (

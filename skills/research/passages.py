@@ -1,4 +1,4 @@
-"""Passages: what a corpus is made of, and how files become them.
+"""Passages: what a corpus is made of, how files become them, and the `Hit` a search returns.
 
 Documents (text, Markdown, HTML) are cut into ~100-200-word passages on paragraph and sentence
 boundaries: short enough that a retrieved passage is about one thing and fits a small model's
@@ -16,7 +16,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,18 @@ class Passage:
     text: str
     source: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved passage. `score` is higher for better hits and comparable only between hits
+    of one query from one retriever."""
+
+    passage: Passage
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self.passage), "score": self.score}
 
 
 class UnsupportedFile(UsageError):

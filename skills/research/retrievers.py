@@ -7,84 +7,21 @@ colbert-ai index, searched instead of the corpus) are interchangeable. `make_ret
 by name; "auto" is hybrid where the dense extra is installed and BM25 elsewhere, never ColBERT,
 which is used only when asked for by name and configured in `[research.colbert]`.
 
-Queries are text from people and from models, so they never reach FTS5's MATCH as written:
-each word is quoted as an FTS5 string and the words are ORed, so quotes, `NEAR(`, `*`, `^`,
-`AND`/`OR`/`NOT`, `col:` and brackets are searched for as words (or dropped), never parsed as
-query syntax. Stop words are dropped from the query (not from the index): ORing "the" in would
-match every passage and score nothing.
+Query text becomes FTS5 MATCH syntax, and texts are ranked in memory, in fts.py.
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import unicodedata
 from collections.abc import Hashable, Sequence
-from contextlib import closing
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .passages import Passage
+from .fts import rank_texts
+from .passages import Hit, Passage
 
 if TYPE_CHECKING:
     from myninja.config import ColbertConfig
 
     from .corpus import Corpus
-
-# What FTS5's unicode61 tokenizer keeps as a token: letters and digits. Everything else is a
-# separator there, so splitting on it here loses nothing the index could have matched.
-_WORD = re.compile(r"[^\W_]+")
-MAX_TERMS = 64  # a pasted page still makes a query FTS5 answers in milliseconds
-
-STOP_WORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each few
-    for from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just me more most my myself no nor not now of off on once only or
-    other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up very
-    was we were what when where which while who whom whose why will with would you your yours
-    yourself yourselves""".split()
-)
-
-
-def query_terms(text: str) -> list[str]:
-    """The distinct words of `text`, lower-cased, stop words dropped, in order of appearance."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
-    return [w for w in dict.fromkeys(words) if w not in STOP_WORDS][:MAX_TERMS]
-
-
-def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression for `text`: its terms as quoted strings, ORed. Empty when no
-    term is left (FTS5 rejects an empty MATCH, so callers return no hits instead)."""
-    # Terms hold only letters and digits, so the doubling never fires today; it is what keeps
-    # the string closed if the word pattern ever changes.
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in query_terms(text))
-
-
-def rank_texts(query: str, documents: Sequence[tuple[str, str]]) -> list[int]:
-    """The indices of `documents` ((title, text) pairs) best first by BM25 for `query`, scored
-    as a corpus scores them (FTS5, same tokenizer and weights) but within these documents alone:
-    a question's own paragraphs, a fetched page's chunks. Documents no query word matches keep
-    their order after the rest."""
-    from .corpus import TEXT_WEIGHT, TITLE_WEIGHT, TOKENIZE
-
-    match = fts_query(query)
-    order: list[int] = []
-    if match and documents:
-        with closing(sqlite3.connect(":memory:")) as db:
-            db.execute(f"CREATE VIRTUAL TABLE d USING fts5(title, text, tokenize='{TOKENIZE}')")
-            db.executemany(
-                "INSERT INTO d(rowid, title, text) VALUES (?, ?, ?)",
-                [(i, title, text) for i, (title, text) in enumerate(documents)],
-            )
-            rows = db.execute(
-                "SELECT rowid FROM d WHERE d MATCH ? ORDER BY bm25(d, ?, ?), rowid",
-                (match, TITLE_WEIGHT, TEXT_WEIGHT),
-            )
-            order = [row[0] for row in rows]
-    seen = set(order)
-    return order + [i for i in range(len(documents)) if i not in seen]
 
 
 def rank_passages(query: str, passages: Sequence[Passage], name: str = "auto") -> list[int]:
@@ -111,18 +48,6 @@ def rank_passages(query: str, passages: Sequence[Passage], name: str = "auto") -
     if name == "dense":
         return by_vector
     return [int(i) for i, _ in rrf([lexical, by_vector])]  # type: ignore[call-overload]
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A retrieved passage. `score` is higher for better hits and comparable only between hits
-    of one query from one retriever."""
-
-    passage: Passage
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self.passage), "score": self.score}
 
 
 class Retriever(Protocol):

@@ -42,13 +42,12 @@ import tomlkit
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from myninja.agent_graph.prompts import WORKER_AGENTS
 from myninja.ninja_tui.cli.ask import PERMISSIONS
 from myninja.ninja_tui.cli.main import main
 from myninja.skills.research.retrievers import RETRIEVER_NAMES
 from pydantic import BaseModel
 
-from myninja.config import AGENTS, Config
+from myninja.config import AGENTS, WORKER_AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import ConfigError
 from tests.conftest import run_myninja, scripted_config
@@ -882,7 +881,7 @@ def test_corpus_search_takes_any_text_and_finds_only_matching_passages(
     corpus_rows: dict[str, dict[str, str]],
 ) -> None:
     from myninja.skills.research.corpus import Corpus
-    from myninja.skills.research.retrievers import STOP_WORDS, query_terms
+    from myninja.skills.research.fts import STOP_WORDS, query_terms
 
     corpus = Corpus.open("vocab")
 

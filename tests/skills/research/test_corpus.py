@@ -18,7 +18,8 @@ from myninja.skills.research.corpus import (
     list_corpora,
     remove_corpus,
 )
-from myninja.skills.research.retrievers import BM25Retriever, Retriever, fts_query, query_terms
+from myninja.skills.research.fts import fts_query, query_terms
+from myninja.skills.research.retrievers import BM25Retriever, Retriever
 
 from myninja.errors import UsageError
 

@@ -18,10 +18,9 @@ from myninja.skills.research.dense import (
     embed_missing,
     shared_encoder,
 )
-from myninja.skills.research.passages import Passage
+from myninja.skills.research.passages import Hit, Passage
 from myninja.skills.research.retrievers import (
     BM25Retriever,
-    Hit,
     HybridRetriever,
     make_retriever,
     rrf,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from myninja.skills.research.dense import dense_available
+from myninja.skills.research.fts import rank_texts
 from myninja.skills.research.passages import Passage
-from myninja.skills.research.retrievers import rank_passages, rank_texts
+from myninja.skills.research.retrievers import rank_passages
 
 DOCS = [
     ("Tartu", "Tartu hosts the oldest university of Estonia."),
