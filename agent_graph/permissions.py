@@ -10,16 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from myninja.skills.api import Permission
+
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import update_config_file
 from myninja.errors import ConfigError
 
-PERMISSION_WORDS = {
-    "network": "use the network",
-    "read_files": "read your files",
-    "write_files": "write files",
-    "run_code": "run code",
+# How a question names each permission: "Allow the files skill to read your files?"
+PERMISSION_WORDS: dict[str, str] = {
+    Permission.NETWORK: "use the network",
+    Permission.READ_FILES: "read your files",
+    Permission.WRITE_FILES: "write files",
+    Permission.RUN_CODE: "run code",
 }
 ALLOW_ONCE, ALWAYS, DENY = "allow once", "always allow", "deny"
 CHOICES = [ALLOW_ONCE, ALWAYS, DENY]

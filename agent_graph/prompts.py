@@ -10,11 +10,13 @@ from typing import Any
 
 from myninja.agent_graph.state import Step, StepResult
 
-WORKER_AGENTS = ("assistant", "researcher", "coder", "advisor", "scheduler", "writer")
-FAST_AGENT = "assistant"  # answers in one call: the fast path
+from myninja.config import WorkerAgentName
 
-# The router names the kind of work in a word a small model knows; each kind is an agent.
-ROUTE_KINDS: dict[str, str] = {
+FAST_AGENT: WorkerAgentName = "assistant"  # answers in one call: the fast path
+
+# The router names the kind of work in a word a small model knows; each kind is an agent, and
+# each worker agent has its kind (tests/myninja/test_names.py).
+ROUTE_KINDS: dict[str, WorkerAgentName] = {
     "quick": "assistant",
     "sources": "researcher",
     "code": "coder",

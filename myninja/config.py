@@ -5,7 +5,7 @@ Reading it (defaults, the TOML file, `MYNINJA_*` overrides) and writing it is co
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -16,10 +16,12 @@ from pydantic import (
     model_validator,
 )
 
-AGENTS = ("assistant", "researcher", "coder", "advisor", "scheduler", "writer", "router", "judge")
-AgentName = Literal[
-    "assistant", "researcher", "coder", "advisor", "scheduler", "writer", "router", "judge"
-]
+# The agents' names, defined here once (the bottom layer, which every other can import): those
+# a task can be given to, then the router and the judge, which serve the graph itself.
+WorkerAgentName = Literal["assistant", "researcher", "coder", "advisor", "scheduler", "writer"]
+AgentName = Literal[WorkerAgentName, "router", "judge"]
+WORKER_AGENTS: tuple[str, ...] = get_args(WorkerAgentName)
+AGENTS: tuple[str, ...] = get_args(AgentName)
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
@@ -305,6 +307,8 @@ class TuiConfig(_Strict):
     theme: str = Field("textual-dark", description="A Textual theme name")
 
 
+# The values of skills.api.Permission, which owns the permission names: this bottom layer
+# cannot import it, so the schema spells them (tests/myninja/test_names.py keeps them equal).
 PermissionName = Literal["network", "read_files", "write_files", "run_code"]
 
 

@@ -20,12 +20,12 @@ from myninja.agent_graph.prompts import (
     FAST_AGENT,
     ROUTE_KINDS,
     ROUTE_SCHEMA,
-    WORKER_AGENTS,
     route_messages,
 )
 from myninja.agent_graph.state import TaskState
 from myninja.backends.base import ChatRequest
 
+from myninja.config import WORKER_AGENTS
 from myninja.errors import BackendError
 
 _MENTION = re.compile(r"^\s*@(\w+)\s*[:,]?\s*")

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from myninja.agent_graph.prompts import FAST_AGENT, WORKER_AGENTS
+from myninja.agent_graph.prompts import FAST_AGENT
 from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here
 from myninja.ninja_tui.cli.render import EventPrinter
+from myninja.skills.api import Permission
 
-from myninja.config import Config
+from myninja.config import WORKER_AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 
@@ -48,7 +49,7 @@ model_option = click.option("--model", help="A model name, overriding the agents
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the event stream as JSON lines."
 )
-PERMISSIONS = ("network", "read_files", "write_files", "run_code")
+PERMISSIONS = tuple(permission.value for permission in Permission)
 allow_option = click.option(
     "--allow",
     "allow",

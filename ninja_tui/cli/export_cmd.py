@@ -13,10 +13,9 @@ from typing import Any
 import click
 from myninja.agent_graph.export.collect import TaskRecord, collect
 from myninja.agent_graph.export.scrub import Scrubber
-from myninja.agent_graph.prompts import WORKER_AGENTS
 from myninja.ninja_tui.cli.tasks_cmd import history
 
-from myninja.config import Config, EmbeddedBackendConfig
+from myninja.config import WORKER_AGENTS, Config, EmbeddedBackendConfig
 from myninja.config_file import load_config
 from myninja.errors import MyninjaError
 from myninja.files import write_atomic

@@ -6,9 +6,9 @@ import json
 from typing import TextIO
 
 import click
-from myninja.agent_graph.prompts import WORKER_AGENTS
 from myninja.ninja_tui.cli.tasks_cmd import _task, history
 
+from myninja.config import WORKER_AGENTS
 from myninja.errors import UsageError
 
 

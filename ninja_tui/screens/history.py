@@ -21,7 +21,8 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.widgets.data_table import CellDoesNotExist
 
-TASK_AGENTS = ("researcher", "coder", "advisor", "scheduler", "writer")  # those a task goes to
+from myninja.config import WORKER_AGENTS
+
 ANY = ""  # the "no filter" choice of every Select
 DATE_CHOICES = {"today": "today", "7d": "last 7 days", "30d": "last 30 days"}
 DEBOUNCE_S = 0.15  # typing fast runs one search, not one per key
@@ -117,7 +118,7 @@ class HistoryScreen(Screen[str | None]):
         yield Input(placeholder="Search requests, answers and sources…", id="query")
         with Horizontal(id="filters"):
             yield Select(
-                [("any agent", ANY), *((a, a) for a in TASK_AGENTS)],
+                [("any agent", ANY), *((a, a) for a in WORKER_AGENTS)],
                 value=ANY,
                 allow_blank=False,
                 compact=True,

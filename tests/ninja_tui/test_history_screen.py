@@ -15,6 +15,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Input, Select
 
+from myninja.config import WORKER_AGENTS
+
 DAY = 86_400.0
 
 
@@ -141,3 +143,14 @@ async def test_escape_dismisses_with_none(store: HistoryStore) -> None:
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.results == [None])
         assert not isinstance(app.screen, HistoryScreen)
+
+
+async def test_the_agent_filter_offers_every_agent_a_task_goes_to(store: HistoryStore) -> None:
+    # A task the fast path answered is the assistant's: it must be found by agent too.
+    store.create_task("tip", "A tip for focus", agent="assistant", created_at=time.time())
+    app = Host(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for agent in WORKER_AGENTS:
+            select(app, "agent", agent)  # a value the Select does not offer raises
+        select(app, "agent", "assistant")
+        await wait_for(pilot, lambda: shown_ids(app) == ["tip"])

@@ -42,13 +42,12 @@ import tomlkit
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from myninja.agent_graph.prompts import WORKER_AGENTS
 from myninja.ninja_tui.cli.ask import PERMISSIONS
 from myninja.ninja_tui.cli.main import main
 from myninja.skills.research.retrievers import RETRIEVER_NAMES
 from pydantic import BaseModel
 
-from myninja.config import AGENTS, Config
+from myninja.config import AGENTS, WORKER_AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import ConfigError
 from tests.conftest import run_myninja, scripted_config
