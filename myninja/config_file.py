@@ -340,11 +340,12 @@ def _set(container: MutableMapping[str, Any], name: str, value: Any) -> None:
 
 
 def _put(container: MutableMapping[str, Any], name: str, value: Any) -> None:
-    """`container[name] = value`; a key new to an inline table goes in before the space that
-    closes it, as a person would write it (tomlkit's own assignment drops that space)."""
-    from tomlkit.items import InlineTable, Whitespace
+    """`container[name] = value`; a key new to a table goes in above the blank line or space
+    that closes it, as a person would add it (tomlkit does so only in a table it parsed, and
+    drops the space before an inline table's `}`)."""
+    from tomlkit.items import AbstractTable, Table, Whitespace
 
-    if not isinstance(container, InlineTable) or name in container:
+    if name in container or not isinstance(container, AbstractTable) or isinstance(value, Table):
         container[name] = value
         return
     body = container.value.body

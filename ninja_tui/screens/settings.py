@@ -2,9 +2,10 @@
 uses, whether each backend answers, the gateway keys, and what each skill may do without
 asking.
 
-Agent choices are written with `update_config_file` (validated first, the rest of the file
-kept); a check runs the same probe as `myninja backends test`; a key goes to the same store as
-`myninja keys set` and is never shown again. Dismissed with True after a save, False on escape.
+Agent choices are written with `update_config_file` (validated first; the rest of the file,
+comments included, kept as written); a check runs the same probe as `myninja backends test`;
+a key goes to the same store as `myninja keys set` and is never shown again. Dismissed with
+True after a save, False on escape.
 """
 
 from __future__ import annotations

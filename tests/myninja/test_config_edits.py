@@ -55,10 +55,12 @@ def lines_of(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines(keepends=True)
 
 
-def edited(lines: list[str], at: str, drop: int = 0, put: tuple[str, ...] = ()) -> list[str]:
-    """`lines` with `drop` lines taken out from the one that starts with `at`, and `put` in
-    their place: what an edit there must leave, every other line as it was."""
-    where = next(i for i, line in enumerate(lines) if line.startswith(at))
+def edited(
+    lines: list[str], at: str, drop: int = 0, put: tuple[str, ...] = (), below: bool = False
+) -> list[str]:
+    """`lines` with `drop` lines taken out from the one that starts with `at` (or the one below
+    it), and `put` in their place: what an edit there must leave, every other line as it was."""
+    where = next(i for i, line in enumerate(lines) if line.startswith(at)) + below
     return [*lines[:where], *put, *lines[where + drop :]]
 
 
@@ -112,11 +114,21 @@ def test_a_key_set_in_an_inline_table_keeps_it_inline_on_its_line(tmp_path: Path
     assert load_config(path, environ={}).backends["lab"].model == "qwen"
 
 
-def test_a_new_table_goes_at_the_end_after_a_blank_line(tmp_path: Path) -> None:
+def test_new_keys_go_below_their_table_s_last_and_new_tables_at_the_end(tmp_path: Path) -> None:
     path, before = commented_config(tmp_path, tmp_path)
-    update_config_file(path, {"graph.branches": 2, "worker_idle_s": 60})
-    after = edited(before, "worker_idle_s", drop=1, put=("worker_idle_s = 60\n",))
-    assert lines_of(path) == [*after, "\n", "[graph]\n", "branches = 2\n"]
+    changes = {"graph.branches": 2, "graph.judge": "each", "notify_command": "notify-me"}
+    update_config_file(path, {**changes, "agents.coder.max_tokens": 900})
+    after = edited(before, "worker_idle_s", put=('notify_command = "notify-me"\n',), below=True)
+    after = edited(after, "temperature = ", put=("max_tokens = 900\n",), below=True)
+    assert lines_of(path) == [*after, "\n", "[graph]\n", "branches = 2\n", 'judge = "each"\n']
+
+
+def test_a_new_table_of_a_kind_goes_beside_its_kin(tmp_path: Path) -> None:
+    path, before = commented_config(tmp_path, tmp_path)
+    # Key by key, as the settings screen gives them: the second goes into the table just made.
+    update_config_file(path, {"agents.judge.model": "j", "agents.judge.temperature": 0.1})
+    judge = ("[agents.judge]\n", 'model = "j"\n', "temperature = 0.1\n", "\n")
+    assert lines_of(path) == edited(before, "[research]", put=judge)
 
 
 def test_a_removed_key_takes_its_line_alone(tmp_path: Path) -> None:

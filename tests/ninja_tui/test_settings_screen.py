@@ -95,6 +95,10 @@ async def test_changing_coders_backend_and_model_saves_and_keeps_the_rest(
     assert config.serve.port == 8124
     assert config.backends["gw"].model == "gpt-x"
     assert config.agents["advisor"].backend == "embedded"
+    # Edited, not rewritten: the comment and layout stay, and only the changed lines differ.
+    coder = '[agents.coder]\nbackend = "gw"\nmodel = "big-coder"\n\n'
+    after = CONFIG.replace('model = "poet"\n', "").replace("[serve]\n", f"{coder}[serve]\n")
+    assert path.read_text() == after
 
 
 async def test_an_invalid_change_keeps_the_file_and_says_why(myninja_home: Path) -> None:
