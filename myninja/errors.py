@@ -1,4 +1,4 @@
-"""The one exception hierarchy. Each error knows its CLI exit code (docs/architecture.md lists them)."""
+"""The one exception hierarchy. Each error knows its CLI exit code (docs/architecture.md)."""
 
 from __future__ import annotations
 

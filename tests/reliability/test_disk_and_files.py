@@ -1,8 +1,8 @@
 """Disk and files: a read-only data folder, a full disk, damaged databases, broken configs.
 
 Each is met through the CLI, as a person meets it: one clear line (what, where, how to fix), the
-exit code docs/architecture.md gives, no traceback, and nothing lost. "Nothing lost" is checked by bytes:
-every file of the data folder is hashed before and after, and the tasks and events of
+exit code docs/architecture.md gives, no traceback, and nothing lost. "Nothing lost" is checked by
+bytes: every file of the data folder is hashed before and after, and the tasks and events of
 history.db are compared row by row.
 
 These tests run as root in CI, where chmod does not stop a write. There the command runs with

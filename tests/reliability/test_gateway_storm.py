@@ -59,8 +59,8 @@ def test_failures_are_one_line_naming_the_fault_with_its_exit_code(
     figures: dict[str, Any], name: str
 ) -> None:
     spec, got = scenario(figures, name)
-    # Every failure matches one of the scenario's reasons, with the exit code docs/architecture.md gives
-    # it; every task the faults must fail did fail.
+    # Every failure matches one of the scenario's reasons, with the exit code
+    # docs/architecture.md gives it; every task the faults must fail did fail.
     assert got["unexpected"] == [], got["failure_reasons"]
     for reason in got["failure_reasons"]:
         assert "\n" not in reason and "Traceback" not in reason
