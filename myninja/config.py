@@ -5,6 +5,7 @@ Reading it (defaults, the TOML file, `MYNINJA_*` overrides) and writing it is co
 from __future__ import annotations
 
 import ipaddress
+from enum import StrEnum
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -307,9 +308,15 @@ class TuiConfig(_Strict):
     theme: str = Field("textual-dark", description="A Textual theme name")
 
 
-# The values of skills.api.Permission, which owns the permission names: this bottom layer
-# cannot import it, so the schema spells them (tests/myninja/test_names.py keeps them equal).
-PermissionName = Literal["network", "read_files", "write_files", "run_code"]
+class Permission(StrEnum):
+    """What a tool may do beyond computing: the person grants these per skill. Defined here, in
+    the bottom layer, because the config's grants name them; plugins import it with the rest of
+    the contract, from myninja.skills."""
+
+    NETWORK = "network"
+    READ_FILES = "read_files"
+    WRITE_FILES = "write_files"
+    RUN_CODE = "run_code"
 
 
 class McpServerConfig(_Strict):
@@ -323,7 +330,7 @@ class McpServerConfig(_Strict):
     url: HttpUrl | None = Field(
         None, description="A streamable HTTP endpoint, e.g. http://host/mcp"
     )
-    permissions: list[PermissionName] = Field(
+    permissions: list[Permission] = Field(
         default_factory=lambda: ["run_code"],
         description="What its tools may do, asked of the person before first use",
     )
@@ -344,7 +351,7 @@ class SkillsConfig(_Strict):
     allowed_dirs: list[str] = Field(
         default_factory=list, description="Folders the files skill may read (and search)"
     )
-    grants: dict[str, list[PermissionName]] = Field(
+    grants: dict[str, list[Permission]] = Field(
         default_factory=dict, description="Permissions given for good, by skill name"
     )
     disabled: list[str] = Field(default_factory=list, description="Skills not loaded")

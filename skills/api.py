@@ -14,7 +14,6 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, overload
 
@@ -31,7 +30,7 @@ from myninja.skills.tool_schema import (
 )
 
 from myninja import paths
-from myninja.config import AGENTS, Config
+from myninja.config import AGENTS, Config, Permission
 from myninja.errors import MyninjaError
 
 __all__ = [
@@ -49,15 +48,6 @@ __all__ = [
     "UseTool",
     "tool",
 ]
-
-
-class Permission(StrEnum):
-    """What a tool may do beyond computing: the person grants these per skill."""
-
-    NETWORK = "network"
-    READ_FILES = "read_files"
-    WRITE_FILES = "write_files"
-    RUN_CODE = "run_code"
 
 
 class SkillError(MyninjaError):

@@ -1,12 +1,11 @@
-"""Agent and permission names are defined once: the agents in myninja.config, the permissions
-by skills.api.Permission. What is kept per name elsewhere (a persona, a route kind, the words a
+"""Agent and permission names are defined once, in myninja.config (the plugin contract
+re-exports Permission). What is kept per name elsewhere (a persona, a route kind, the words a
 question uses) must cover every name, so a new agent or permission fails here until it has them,
 and every list the command line offers must be the definition itself."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import get_args
 
 import click
 from myninja.agent_graph.permissions import PERMISSION_WORDS, question
@@ -15,7 +14,8 @@ from myninja.agent_graph.prompts import FAST_AGENT, ROUTE_KINDS, ROUTE_SHOTS, ro
 from myninja.ninja_tui.cli.main import cli
 from myninja.skills.api import Permission
 
-from myninja.config import AGENTS, WORKER_AGENTS, Config, PermissionName
+from myninja.config import AGENTS, WORKER_AGENTS, Config
+from myninja.config import Permission as ConfigPermission
 
 PERMISSIONS = tuple(permission.value for permission in Permission)
 
@@ -29,7 +29,7 @@ def test_every_permission_has_its_own_words_in_the_question() -> None:
 
 
 def test_the_config_schema_takes_exactly_the_permissions_skills_declare() -> None:
-    assert get_args(PermissionName) == PERMISSIONS
+    assert Permission is ConfigPermission  # one enum, re-exported by the plugin contract
     grants = Config.model_validate({"skills": {"grants": {"files": list(PERMISSIONS)}}})
     assert grants.skills.grants["files"] == list(PERMISSIONS)
 
