@@ -1,5 +1,5 @@
 """Which code a process runs, so that the CLI and the background worker can tell whether they
-run the same myninja (see agent_graph/worker.py)."""
+run the same myninja (see agent_graph/tasks/worker.py)."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from myninja.agent_graph.history import HistoryStore  # noqa: E402
-from myninja.agent_graph.worker import WorkerClient  # noqa: E402
+from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
 
 FINISHED = ("done", "failed", "cancelled")
 # Fields that legitimately differ between two runs of the same task (as tests/agent_graph/

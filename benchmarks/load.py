@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from myninja.agent_graph.history import HistoryStore  # noqa: E402
-from myninja.agent_graph.worker import WorkerClient  # noqa: E402
+from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
 from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 from textual import events  # noqa: E402
 from textual.widgets import Input  # noqa: E402

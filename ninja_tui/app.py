@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from myninja.agent_graph.events import question_key
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.widgets.sources import SourceList
 from myninja.ninja_tui.widgets.task_list import TaskList

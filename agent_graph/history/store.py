@@ -25,10 +25,8 @@ from myninja.errors import UsageError
 from . import search as fts
 from .connection import fetch, open_database, write_transaction
 from .migrations import migrate
+from .statuses import FINISHED, STATUSES, UNFINISHED
 
-STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
-UNFINISHED = ("queued", "running", "waiting")
-FINISHED = ("done", "failed", "cancelled")
 RATINGS = ("good", "bad", "edit")  # "edit": a row that only carries an edited answer
 QUESTION_STATUSES = ("open", "answered")
 MIN_PREFIX = 4  # shorter prefixes match too much to be meant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import click
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.cli.ask import answers_option, json_option, read_text
 from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here, ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
@@ -42,10 +42,10 @@ async def _answer(config, task_id, question_id, text, as_json, answers, detach) 
         if detach:
             return 0
         return await follow_worker(client, task_id, printer)
-    from myninja.agent_graph.runtime import TaskManager
+    from myninja.agent_graph.tasks.manager import TaskManager
 
     async with TaskManager.open(config) as manager:
-        task = manager._task(task_id)
+        task = manager.task(task_id)
         after = len(manager.store.events(task["id"]))
         manager.listen(
             task["id"], lambda e: printer.show(e) if e["seq"] == 0 or e["seq"] > after else None

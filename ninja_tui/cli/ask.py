@@ -124,7 +124,7 @@ async def _ask(
     answers: PresetAnswers,
     allow: list[str],
 ) -> int:
-    from myninja.agent_graph.runtime import TaskManager
+    from myninja.agent_graph.tasks.manager import TaskManager
 
     printer = EventPrinter(as_json)
     async with TaskManager.open(config) as manager:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.cli.render import EventPrinter
 
 from myninja import paths
 from myninja.errors import UsageError
 
 if TYPE_CHECKING:
-    from myninja.agent_graph.runtime import TaskManager
+    from myninja.agent_graph.tasks.manager import TaskManager
 
 
 class PresetAnswers:

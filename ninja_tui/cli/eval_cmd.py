@@ -330,7 +330,7 @@ async def _humaneval_through_agent(
 ) -> dict[str, Any]:
     """Each problem as a task for the coder agent, run to its end in this process (as `ask`
     does); the tasks stay in the history, so `myninja tasks show ID` has each transcript."""
-    from myninja.agent_graph.runtime import TaskManager
+    from myninja.agent_graph.tasks.manager import TaskManager
 
     async with TaskManager.open(config) as manager:
 

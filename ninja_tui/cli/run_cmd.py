@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import click
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.cli.ask import (
     agent_option,
     allow_option,

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.history.statuses import NEVER_RESUMED, STATUSES
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.cli.ask import json_option
 from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
@@ -19,8 +20,6 @@ from myninja.ninja_tui.cli.render import EventPrinter
 from myninja import paths
 from myninja.config_file import load_config
 from myninja.errors import MyninjaError, UsageError
-
-STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled")
 
 
 @contextmanager
@@ -158,7 +157,7 @@ async def _cancel(task_id: str) -> None:
     if await client.alive():
         await client.request("cancel", task_id=task_id)
         return
-    from myninja.agent_graph.runtime import TaskManager
+    from myninja.agent_graph.tasks.manager import TaskManager
 
     async with TaskManager.open(load_config()) as manager:
         await manager.cancel(task_id)
@@ -175,9 +174,6 @@ def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
     return asyncio.run(_resume(task["id"], task["status"], as_json, detach))
 
 
-ENDED = ("done", "cancelled")  # what `resume` refuses
-
-
 async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int:
     """`status` is the task's as the person asked: a worker started after a crash picks
     unfinished tasks up by itself, and may have ended this one before our request comes."""
@@ -187,7 +183,9 @@ async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int
         await client.request("resume", task_id=task_id)
     except MyninjaError:
         with history() as store:
-            ended_meanwhile = status not in ENDED and _task(store, task_id)["status"] in ENDED
+            ended_meanwhile = (
+                status not in NEVER_RESUMED and _task(store, task_id)["status"] in NEVER_RESUMED
+            )
         if not ended_meanwhile:
             raise
     if detach:

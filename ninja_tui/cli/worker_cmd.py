@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from myninja.agent_graph.worker import run_worker
+from myninja.agent_graph.tasks.worker import run_worker
 
 from myninja import paths
 from myninja.config_file import load_config

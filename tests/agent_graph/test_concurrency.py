@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from myninja.agent_graph.runtime import TaskManager
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
 
 from myninja.config import Config

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 
 from tests.agent_graph.scripts import CAREFUL, DIRECT, PLAN_TWO_STEPS, ROUTE, judge
 from tests.conftest import REPO, myninja_cmd

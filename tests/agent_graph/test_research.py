@@ -17,7 +17,7 @@ from myninja.agent_graph.research import (
     follow_up_query,
     to_task_numbers,
 )
-from myninja.agent_graph.runtime import TaskManager
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
 from myninja.skills.research.corpus import Corpus
 

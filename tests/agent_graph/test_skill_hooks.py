@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from myninja.agent_graph import judging, skill_hooks
 from myninja.agent_graph.branch_text import drop_reply_to_note
-from myninja.agent_graph.runtime import TaskManager
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
 from myninja.skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from myninja.agent_graph.runtime import TaskManager
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
 from myninja.skills.research.corpus import Corpus
 

@@ -10,7 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.worker import WorkerClient, _connect_unix, socket_path
+from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.wire import connect_unix, socket_path
 
 from myninja.errors import BackendUnreachable
 
@@ -62,7 +63,7 @@ async def test_a_worker_that_never_accepts_is_one_error_naming_its_log(tmp_path:
     try:
         with pytest.raises(BackendUnreachable) as raised:
             for _ in range(8):  # fill the backlog, then one more connect must give up
-                held.append(await _connect_unix(str(path), tmp_path / "worker.log", wait_s=0.3))
+                held.append(await connect_unix(str(path), tmp_path / "worker.log", wait_s=0.3))
     finally:
         for sock in held:
             sock.close()

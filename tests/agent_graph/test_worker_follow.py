@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.runtime import process_owner
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.owners import process_owner
 
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import FENCE_RULES

@@ -114,7 +114,7 @@ def test_the_worker_uses_a_changed_config_for_new_tasks(scripted_home: Path) -> 
 
 
 def test_the_worker_exits_when_idle(scripted_home: Path) -> None:
-    from myninja.agent_graph.worker import socket_path
+    from myninja.agent_graph.tasks.wire import socket_path
 
     started = run_myninja("run", "Paint the shed", "--detach")
     task_id = started.stdout.strip()

@@ -21,13 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from myninja.agent_graph.code_identity import PACKAGES, code_identity, same_code
-from myninja.agent_graph.worker import WorkerClient, socket_path
+from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.wire import socket_path
 
 from myninja import paths
 from myninja.errors import MyninjaError
@@ -51,8 +53,13 @@ BUSY_LINE = re.compile(
 def other_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the packages whose version says 0.0.9: code other than this checkout's."""
     root = tmp_path_factory.mktemp("other-code")
-    for name in PACKAGES:
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    folders = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for name in PACKAGES:  # laid out as installed: myninja/, myninja/backends/, …
+        shutil.copytree(
+            REPO / folders["package-dir"][name],
+            root / name.replace(".", "/"),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     init = root / "myninja" / "__init__.py"
     version = f'__version__ = "{OTHER_VERSION}"'
     init.write_text(re.sub(r'__version__ = ".*"', version, init.read_text()))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.worker import WorkerClient
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.app import MyninjaApp
 from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.screens.dialogs import (

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.runtime import TaskManager, state_event_key
+from myninja.agent_graph.tasks.manager import TaskManager
+from myninja.agent_graph.tasks.recorder import state_event_key
 
 from benchmarks.crash_resume import (
     EXPECTED,
@@ -174,7 +175,8 @@ def test_compare_tells_lost_duplicated_unexpected_and_moved_events() -> None:
 DIE_BEFORE_CHECKPOINT = """
 import asyncio, os, sys
 from pathlib import Path
-from myninja.agent_graph.runtime import TaskManager, open_checkpointer
+from myninja.agent_graph.checkpoints import open_checkpointer
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.config_file import load_config
 
 channel, nth, data, text = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]

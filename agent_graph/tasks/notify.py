@@ -1,0 +1,80 @@
+"""The `notify_command`: run with a JSON payload on stdin when a task asks a question or
+finishes, so the person hears of it with no app open (the app's own notices are
+ninja_tui/notify.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import subprocess
+from typing import Any
+
+from myninja.agent_graph.events import answer_command
+from myninja.agent_graph.history import HistoryStore
+
+from myninja.config import Config
+
+
+def question_payload(task_id: str, question: dict[str, Any]) -> dict[str, Any]:
+    """What the command gets for a question event: the question and the command answering it."""
+    answer = answer_command(task_id, question["question_id"])
+    return {"event": "question", "task_id": task_id, **question, "answer_command": answer}
+
+
+def finished_payload(task: dict[str, Any]) -> dict[str, Any]:
+    """What the command gets for a finished task row: its answer, or its error."""
+    outcome = "answer" if task["status"] == "done" else "error"
+    return {
+        "event": "finished",
+        "task_id": task["id"],
+        "status": task["status"],
+        "text": task["text"],
+        outcome: task.get(outcome),
+    }
+
+
+class NotifyCommand:
+    """Runs the configured command, each run in a thread: a slow command must not stall the
+    other tasks on this event loop. `drain` waits for the runs in flight."""
+
+    def __init__(self, config: Config, store: HistoryStore) -> None:
+        self.config = config
+        self.store = store
+        self.running: set[asyncio.Task[None]] = set()
+
+    def question(self, task_id: str, question: dict[str, Any]) -> None:
+        if self.config.notify.on_question:
+            self.send(question_payload(task_id, question))
+
+    def finished(self, task_id: str) -> None:
+        task = self.store.get_task(task_id) if self.config.notify.on_finish else None
+        if task is not None:
+            self.send(finished_payload(task))
+
+    def send(self, payload: dict[str, Any]) -> None:
+        command = self.config.notify_command
+        if not command or not self.config.notify.command:
+            return
+        run = asyncio.create_task(asyncio.to_thread(run_command, command, payload))
+        self.running.add(run)
+        run.add_done_callback(self.running.discard)
+
+    async def drain(self) -> None:
+        if self.running:  # each is bounded by its own timeout
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+
+def run_command(command: str, payload: dict[str, Any]) -> None:
+    """Run `command` with `payload` as JSON on stdin, at most 10 s; its failures are ignored."""
+    try:  # a notifier must never take a task down with it
+        subprocess.run(
+            shlex.split(command),
+            input=json.dumps(payload, default=str),
+            text=True,
+            timeout=10,
+            capture_output=True,
+            check=False,
+        )
+    except (OSError, ValueError, subprocess.TimeoutExpired):  # ValueError: unbalanced quotes
+        pass
