@@ -47,21 +47,16 @@ class RunResult:
         reason, limits = self.killed_reason, self.limits
         if reason is None:
             return None
-        if reason == "wall time":
-            return f"timed out after {limits.wall_s:g} s (wall time)"
-        if reason == "cpu time":
-            return f"killed: cpu time limit {limits.cpu_s} s"
-        if reason == "memory":
-            return f"killed: memory limit {limits.memory_mb} MB"
-        if reason == "output":
-            return f"killed: output limit ({OUTPUT_KILL_FACTOR} x {limits.output_bytes} bytes)"
-        if reason == "file size":
-            return f"stopped: file size limit {limits.file_mb} MB"
-        if reason == "processes":
-            return f"stopped: process limit {limits.processes}"
-        if reason == "not confined":
-            return "not run: no kernel confinement"
-        return f"killed: {reason}"
+        sentences = {
+            "wall time": f"timed out after {limits.wall_s:g} s (wall time)",
+            "cpu time": f"killed: cpu time limit {limits.cpu_s} s",
+            "memory": f"killed: memory limit {limits.memory_mb} MB",
+            "output": f"killed: output limit ({OUTPUT_KILL_FACTOR} x {limits.output_bytes} bytes)",
+            "file size": f"stopped: file size limit {limits.file_mb} MB",
+            "processes": f"stopped: process limit {limits.processes}",
+            "not confined": "not run: no kernel confinement",
+        }
+        return sentences.get(reason, f"killed: {reason}")
 
     def summary(self) -> str:
         """One line: what stopped the program (or its exit code), any sandbox refusal,
