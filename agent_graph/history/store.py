@@ -213,6 +213,11 @@ class HistoryStore:
         )
         return [{**json.loads(row["data"]), "seq": row["seq"]} for row in rows]
 
+    def last_seq(self, task_id: str) -> int:
+        """The seq of the task's last stored event; 0 before the first."""
+        rows = self._fetch("SELECT max(seq) AS seq FROM events WHERE task_id = ?", (task_id,))
+        return rows[0]["seq"] or 0
+
     def has_event(self, task_id: str, key: str) -> bool:
         with self._lock:
             return self._has_event(self.db.conn, task_id, key)

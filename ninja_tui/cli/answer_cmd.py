@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import click
 from myninja.agent_graph.tasks.client import WorkerClient
@@ -45,10 +46,12 @@ async def _answer(config, task_id, question_id, text, as_json, answers, detach) 
     from myninja.agent_graph.tasks.manager import TaskManager
 
     async with TaskManager.open(config) as manager:
-        task = manager.task(task_id)
-        after = len(manager.store.events(task["id"]))
-        manager.listen(
-            task["id"], lambda e: printer.show(e) if e["seq"] == 0 or e["seq"] > after else None
+        task_id = manager.task(task_id)["id"]
+        return await drive_here(
+            manager,
+            task_id,
+            printer,
+            answers,
+            after_seq=manager.store.last_seq(task_id),  # what follows the answer is news
+            begin=partial(manager.answer, task_id, question_id, text),
         )
-        await manager.answer(task["id"], question_id, text)
-        return await drive_here(manager, task["id"], printer, answers)

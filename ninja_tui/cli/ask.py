@@ -131,6 +131,8 @@ async def _ask(
         task_id = await manager.submit(
             text, agent=agent, backend=backend, model=model, start=False, allow=allow
         )
-        manager.listen(task_id, printer.show)
-        manager.start(task_id)
-        return await drive_here(manager, task_id, printer, answers)
+
+        async def start() -> None:
+            manager.start(task_id)
+
+        return await drive_here(manager, task_id, printer, answers, begin=start)

@@ -1,14 +1,17 @@
-"""Running a task to its next rest in this process (ask, answer), or through the worker (run)."""
+"""Running a task to its next rest in this process (ask, answer), or through the worker (run):
+either way the person sees the task's feed (agent_graph/tasks/feed.py), each event once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.statuses import UNFINISHED
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.cli.render import EventPrinter
 
@@ -46,15 +49,38 @@ class PresetAnswers:
         return self.in_order.pop(0) if self.in_order else None
 
 
+async def show_feed(feed: AsyncIterable[dict[str, Any]], printer: EventPrinter) -> str | None:
+    """Print a task's feed; returns the status it came to rest at."""
+    status = None
+    async for item in feed:
+        if "event" in item:
+            printer.show(item["event"])
+        else:
+            status = item["end"]
+    return status
+
+
 async def drive_here(
-    manager: TaskManager, task_id: str, printer: EventPrinter, answers: PresetAnswers
+    manager: TaskManager,
+    task_id: str,
+    printer: EventPrinter,
+    answers: PresetAnswers,
+    *,
+    after_seq: int = 0,
+    begin: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
-    """Wait for the task to rest, answering from `answers` while they last."""
+    """Print the task's feed from `after_seq` until it rests, answering its questions from
+    `answers` while they last. `begin` (starting the task, or answering it) runs once the feed
+    listens, so the person sees every event it causes."""
     try:
         while True:
-            await manager.wait(task_id)
-            task = manager.store.get_task(task_id) or {}
-            if task.get("status") != "waiting":
+            with manager.feed(task_id, after_seq) as feed:
+                if begin is not None:
+                    await begin()
+                    begin = None
+                status = await show_feed(feed, printer)
+                after_seq = feed.cursor.seq
+            if status != "waiting":
                 return printer.exit_code
             questions = manager.store.questions(task_id)
             supplied = [(q, a) for q in questions if (a := answers.for_question(q)) is not None]
@@ -65,7 +91,7 @@ async def drive_here(
     except asyncio.CancelledError:
         # Ctrl-C on a foreground task stops it for good.
         task = manager.store.get_task(task_id) or {}
-        if task.get("status") in ("queued", "running", "waiting"):
+        if task.get("status") in UNFINISHED:
             await manager.cancel(task_id)
         raise
 
@@ -78,13 +104,8 @@ async def ensure_worker(client: WorkerClient) -> None:
 
 
 async def follow_worker(client: WorkerClient, task_id: str, printer: EventPrinter) -> int:
-    status = None
-    async for reply in client.follow(task_id):
-        if "event" in reply:
-            printer.show(reply["event"])
-        else:
-            status = reply["end"]
-    if status == "waiting":
+    """Print the task's feed through the worker until it rests."""
+    if await show_feed(client.follow(task_id), printer) == "waiting":
         store = HistoryStore(paths.data_dir() / "history.db")
         try:
             return printer.waiting(task_id, store.questions(task_id))

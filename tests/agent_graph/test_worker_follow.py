@@ -1,6 +1,6 @@
 """Following a task through the worker when nothing runs it: a task whose end could not be
 recorded (a full disk) ends the follow with one line instead of hanging; a task another
-process runs (a foreground `ask`) is followed until it ends."""
+process runs (a foreground `ask`) is followed, with what that process stores, until it ends."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.owners import process_owner
@@ -57,6 +58,11 @@ async def test_a_task_another_process_runs_is_followed_until_it_ends(
     follow = asyncio.create_task(ends(client, "t_fore0000001"))
     await asyncio.sleep(5)  # longer than the worker's grace for orphans
     assert not follow.done()
+    # What the other process stores reaches the follow from history.
+    answer = {"v": 1, **make_event("answer", text="from elsewhere"), "task_id": "t_fore0000001"}
+    store.append_event("t_fore0000001", "elsewhere", answer)
+    await asyncio.sleep(1.5)
     store.update_task("t_fore0000001", status="done", answer="finished elsewhere")
     replies = await asyncio.wait_for(follow, 10)
+    assert [r["event"]["text"] for r in replies if "event" in r] == ["from elsewhere"]
     assert replies[-1] == {"ok": True, "end": "done"}

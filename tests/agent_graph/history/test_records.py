@@ -32,6 +32,7 @@ def test_append_event_numbers_and_ignores_repeated_keys(store: HistoryStore, tas
     assert [e["seq"] for e in store.events(task, after_seq=1)] == [2, 3]
     assert store.has_event(task, "tok:1") and not store.has_event(task, "tok:9")
     assert not store.has_event("t2", "tok:1")
+    assert (store.last_seq(task), store.last_seq("t2"), store.last_seq("t_none")) == (3, 1, 0)
 
 
 def test_event_columns(store: HistoryStore, task: str) -> None:
