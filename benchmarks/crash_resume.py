@@ -75,9 +75,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.history.statuses import FINISHED, RESTING  # noqa: E402
 from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
 
-FINISHED = ("done", "failed", "cancelled")
 # Fields that legitimately differ between two runs of the same task (as tests/agent_graph/
 # test_crash.py compares them): when, in which order, and the ids minted per run.
 VOLATILE = frozenset({"v", "ts", "seq", "task_id", "timings", "question_id", "call_id"})
@@ -697,7 +697,7 @@ def kill_and_restart(home: Home, unfinished: list[Task], rng: random.Random) -> 
             t
             for t in running
             if _event_count(home, t) > seqs[t]
-            or (home.store.get_task(t) or {}).get("status") in ("waiting", *FINISHED)
+            or (home.store.get_task(t) or {}).get("status") in RESTING
         ]
 
     if running and wait_until(progressed, 60):

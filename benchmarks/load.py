@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.history.statuses import FINISHED  # noqa: E402
 from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
 from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 from textual import events  # noqa: E402
@@ -46,7 +47,6 @@ from textual.widgets import Input  # noqa: E402
 
 from benchmarks.runtime_overhead import RULES  # noqa: E402
 
-FINAL = ("done", "failed", "cancelled")
 STREAMED_RULES = [  # the same answers, but the branches stream token by token
     {**rule, "token_delay": 0.002} if "reply" in rule else rule for rule in RULES
 ]
@@ -86,7 +86,7 @@ async def wait_done(store: HistoryStore, ids: list[str], timeout_s: float) -> fl
     started = time.perf_counter()
     while time.perf_counter() - started < timeout_s:
         rows = {t["id"]: t["status"] for t in store.list_tasks(limit=None)}
-        if all(rows.get(i) in FINAL for i in ids):
+        if all(rows.get(i) in FINISHED for i in ids):
             return time.perf_counter() - started
         await asyncio.sleep(0.1)
     raise TimeoutError(f"tasks not finished after {timeout_s}s")

@@ -1,8 +1,10 @@
 """The Textual app: a view over the history store, with tasks handed to the background worker.
 
-It renders what history holds (refreshed twice a second), streams the selected task's answer
-live from the worker, and sends what the person types to the worker: a new task, or the answer
-to a question. It runs no agent logic itself, so closing it stops nothing."""
+It lists the tasks history holds (read twice a second). The selected task's view is built from
+its events: those history holds when the person selects it, read once, then each one the
+task's feed from the worker brings, tokens included (without a worker, the events stored
+since are read at each refresh instead). What the person types goes to the worker: a new
+task, or the answer to a question. It runs no agent logic itself, so closing it stops nothing."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from myninja.agent_graph.events import question_key
+from myninja.agent_graph.history.statuses import FINISHED, RESTING
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.widgets.sources import SourceList
 from myninja.ninja_tui.widgets.task_list import TaskList
-from myninja.ninja_tui.widgets.task_view import RESTING, TaskView
+from myninja.ninja_tui.widgets.task_view import TaskView
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -88,6 +91,8 @@ class MyninjaApp(App[None]):
         self._statuses: dict[str, str] | None = None  # last seen, to notice what changed
         self._following: str | None = None
         self._follow_failed_at = 0.0
+        self._feed_down = False  # no worker to follow through: refreshes read new events
+        self._reload = False  # the person chose the shown task again: read its rows again
         self._refreshing = asyncio.Lock()
         self._refresh_again = False
 
@@ -134,6 +139,11 @@ class MyninjaApp(App[None]):
             self.config = update_config_file(self.config_path, {"tui.theme": theme})
 
     # Refreshing from history --------------------------------------------------------------
+    @property
+    def refreshing(self) -> bool:
+        """Whether a refresh is under way (it may await the answer's rendering)."""
+        return self._refreshing.locked()
+
     async def refresh_from_history(self) -> None:
         if self._refreshing.locked():
             self._refresh_again = True  # what changed meanwhile (a new selection) is shown next
@@ -153,22 +163,41 @@ class MyninjaApp(App[None]):
         if self.selected is None and tasks:
             self.selected = tasks[0]["id"]
         self.query_one(TaskList).show(tasks, self.selected)
-        task = store.get_task(self.selected) if self.selected else None
+        view = self.query_one(TaskView)
+        task = self._selected_row(store, tasks, view)
         box = self.query_one("#ask", Input)
         if task is None:
             box.placeholder = ASK_PLACEHOLDER
             return
-        view = self.query_one(TaskView)
-        events = store.events(task["id"])
-        questions = store.questions(task["id"])
-        await view.show(task, events, questions, store.citations(task["id"]))
-        view.refresh_token_counts(events)
+        if view.task_id != task["id"] or self._reload:
+            # Chosen now: its rows, read once; its feed brings what follows.
+            self._reload = False
+            events, questions = store.events(task["id"]), store.questions(task["id"])
+            await view.load(task, events, questions, store.citations(task["id"]))
+        else:
+            if self._feed_down and (task["status"] not in RESTING or view.row != task):
+                for event in store.events(task["id"], after_seq=view.seq):
+                    view.add(event)
+            await view.show(task)
+        view.refresh_token_counts()
         if task.get("unread") and not self.composing:
             # Read once the person chose it (or started it); the task shown on start is not.
             store.update_task(task["id"], unread=0)
-        asking = questions and not self.composing
-        box.placeholder = f"Answer: {questions[0]['text']}" if asking else ASK_PLACEHOLDER
-        self._follow(task, events)
+        asking = view.questions and not self.composing
+        box.placeholder = f"Answer: {view.questions[0]['text']}" if asking else ASK_PLACEHOLDER
+        self._follow(task)
+
+    def _selected_row(
+        self, store: HistoryStore, tasks: list[dict[str, Any]], view: TaskView
+    ) -> dict[str, Any] | None:
+        """The selected task's row: from the list, else (an older task chosen in history) the
+        row the view has, read when it was chosen."""
+        if self.selected is None:
+            return None
+        row = next((t for t in tasks if t["id"] == self.selected), None)
+        if row is None and (view.task_id != self.selected or self._reload):
+            row = store.get_task(self.selected)
+        return row or (view.row if view.task_id == self.selected else None)
 
     def _notice_changes(self, store: HistoryStore, tasks: list[dict[str, Any]]) -> None:
         """Notify about tasks that began waiting or finished since the last refresh."""
@@ -185,13 +214,14 @@ class MyninjaApp(App[None]):
                 questions = store.questions(task["id"])
                 asked = questions[0]["text"] if questions else "a question"
                 self.notifier.notify("question", task, f"Needs you: {asked}")
-            elif task["status"] in ("done", "failed") and old is not None:
+            # A cancel is the person's own doing: nothing to tell them.
+            elif task["status"] in FINISHED - {"cancelled"} and old is not None:
                 verb = "Done" if task["status"] == "done" else "Failed"
                 self.notifier.notify("finished", task, f"{verb}: {_short(task['text'])}")
 
-    # Live tokens of the selected task -------------------------------------------------------
-    def _follow(self, task: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        if task["status"] in RESTING or task["status"] == "waiting":
+    # Following the selected task -----------------------------------------------------------
+    def _follow(self, task: dict[str, Any]) -> None:
+        if task["status"] in RESTING:
             if self._following is not None:
                 self.workers.cancel_group(self, "follow")
                 self._following = None
@@ -199,22 +229,28 @@ class MyninjaApp(App[None]):
         if self._following == task["id"] or time.monotonic() - self._follow_failed_at < 5:
             return
         self._following = task["id"]
-        seen = max((e["seq"] for e in events), default=0)
-        self.run_worker(self._stream(task["id"], seen), group="follow", exclusive=True)
+        after_seq = self.query_one(TaskView).seq
+        self.run_worker(self._stream(task["id"], after_seq), group="follow", exclusive=True)
 
     async def _stream(self, task_id: str, after_seq: int) -> None:
+        """Apply the task's feed to the view while it is shown: tokens stream into the answer,
+        stored events extend the view's events."""
         view = self.query_one(TaskView)
         try:
             async for reply in self.worker_client.follow(task_id, after_seq):
+                self._feed_down = False
+                if view.task_id != task_id:
+                    return  # another task is shown: it has its own feed
                 event = reply.get("event")
-                if event is None or self.selected != task_id:
-                    continue
-                if event["type"] == "token":
-                    await view.stream_token(event.get("branch_id") or "", event["text"])
-                else:
+                if event is None:  # at rest: the task's row says how it ended
                     self.call_later(self.refresh_from_history)
+                elif event["type"] == "token":
+                    await view.stream_token(event.get("branch_id") or "", event["text"])
+                elif view.add(event):
+                    await view.show()
         except (OSError, MyninjaError):
-            self._follow_failed_at = time.monotonic()  # no worker: history polling still works
+            self._follow_failed_at = time.monotonic()
+            self._feed_down = True  # no worker: refreshes read what history gets meanwhile
         finally:
             if self._following == task_id:
                 self._following = None
@@ -228,7 +264,7 @@ class MyninjaApp(App[None]):
                 await self.select_task(event.option.id)
 
     async def select_task(self, task_id: str) -> None:
-        self.selected, self.composing = task_id, False
+        self.selected, self.composing, self._reload = task_id, False, True
         await self.refresh_from_history()
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -368,7 +404,7 @@ class MyninjaApp(App[None]):
         task = self._selected_task()
         if task is None:
             return
-        if task["status"] in RESTING:
+        if task["status"] in FINISHED:
             self.notify(f"The task is already {task['status']}.")
             return
         try:

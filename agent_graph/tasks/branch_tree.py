@@ -38,7 +38,7 @@ class BranchTree:
             self.rounds.append({"round": event["round"], "steps": steps})
             return None
         if kind == "retrieved":
-            branch = self._latest.get(event.get("branch_id") or "")
+            branch = self.latest(event.get("branch_id") or "")
             if branch is not None:
                 branch["search"] = (event["query"], len(event["passages"]))
             return branch
@@ -60,6 +60,10 @@ class BranchTree:
         else:
             branch["kept"] = True
         return branch
+
+    def latest(self, branch_id: str) -> dict[str, Any] | None:
+        """The latest attempt of the branch with this id."""
+        return self._latest.get(branch_id)
 
     def extend(self, events: list[dict[str, Any]]) -> None:
         """Fold in the events of `events` not folded yet (a list that only grows)."""

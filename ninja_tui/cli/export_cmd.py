@@ -13,6 +13,7 @@ from typing import Any
 import click
 from myninja.agent_graph.export.collect import TaskRecord, collect
 from myninja.agent_graph.export.scrub import Scrubber
+from myninja.agent_graph.history.statuses import FINISHED
 from myninja.ninja_tui.cli.tasks_cmd import history
 
 from myninja.config import WORKER_AGENTS, Config, EmbeddedBackendConfig
@@ -146,7 +147,7 @@ def export_tasks(
     sources, as Markdown or JSON."""
     from myninja.agent_graph.export.people import markdown, task_dict
 
-    config, tasks = _tasks(agent, since, statuses=("done", "failed", "cancelled"))
+    config, tasks = _tasks(agent, since, statuses=tuple(sorted(FINISHED)))
     scrub = _scrubber(config, keep_emails)
     if shape == "json":
         text = json.dumps([scrub.deep(task_dict(t)) for t in tasks], indent=2, ensure_ascii=False)

@@ -6,7 +6,7 @@ import json
 from typing import TextIO
 
 import click
-from myninja.ninja_tui.cli.tasks_cmd import _task, history
+from myninja.ninja_tui.cli.tasks_cmd import find_task, history
 
 from myninja.config import WORKER_AGENTS
 from myninja.errors import UsageError
@@ -53,7 +53,7 @@ def feedback(
     if note and not rating and edited is None:
         raise UsageError("a note goes with a rating", hint="add --good or --bad")
     with history() as store:
-        task = _task(store, task_id)
+        task = find_task(store, task_id)
         if rating or edited is not None:
             store.add_feedback(task["id"], rating or "edit", note=note, edited_answer=edited)
         if agent:

@@ -31,7 +31,8 @@ def history() -> Iterator[HistoryStore]:
         store.close()
 
 
-def _task(store: HistoryStore, task_id: str) -> dict[str, Any]:
+def find_task(store: HistoryStore, task_id: str) -> dict[str, Any]:
+    """The task with this id (or unique id prefix); a UsageError where there is none."""
     task = store.get_task(task_id)
     if task is None:
         raise UsageError(f"no task {task_id!r}", hint="see `myninja tasks list`")
@@ -76,7 +77,7 @@ def tasks_list(status: str | None, agent: str | None, limit: int, as_json: bool)
 def tasks_show(task_id: str, as_json: bool) -> None:
     """A task: its plan, branches and scores, questions and answer."""
     with history() as store:
-        task = _task(store, task_id)
+        task = find_task(store, task_id)
         events = store.events(task["id"])
         questions = store.questions(task["id"], status=None)
         feedback = store.feedback(task["id"])
@@ -145,7 +146,7 @@ def tasks_cancel(task_id: str, as_json: bool) -> None:
     """Stop a task (running or waiting)."""
     asyncio.run(_cancel(task_id))
     with history() as store:
-        task = _task(store, task_id)
+        task = find_task(store, task_id)
     if as_json:
         click.echo(json.dumps({"task_id": task["id"], "status": task["status"]}))
     else:
@@ -170,7 +171,7 @@ async def _cancel(task_id: str) -> None:
 def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
     """Continue an unfinished task in the background worker from its last checkpoint."""
     with history() as store:
-        task = _task(store, task_id)
+        task = find_task(store, task_id)
     return asyncio.run(_resume(task["id"], task["status"], as_json, detach))
 
 
@@ -184,7 +185,7 @@ async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int
     except MyninjaError:
         with history() as store:
             ended_meanwhile = (
-                status not in NEVER_RESUMED and _task(store, task_id)["status"] in NEVER_RESUMED
+                status not in NEVER_RESUMED and find_task(store, task_id)["status"] in NEVER_RESUMED
             )
         if not ended_meanwhile:
             raise

@@ -1,21 +1,24 @@
 """One task: its status, the plan as a tree of steps and branches with their judge scores,
 open questions, the answer as Markdown (streamed while it is written) and its sources.
 
-Built from history rows and events only; live tokens arrive through `stream_token`."""
+Built from the task's events: those history held when the task was shown (`load`), then each
+one its feed brings (`add`); live tokens arrive through `stream_token`. The task's row (status,
+answer) comes with each `show`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from myninja.agent_graph.events import question_key
+from myninja.agent_graph.history.statuses import FINISHED
+from myninja.agent_graph.tasks.branch_tree import BranchTree
+from myninja.agent_graph.tasks.feed import Cursor
 from myninja.ninja_tui.widgets.answer_view import AnswerView
 from myninja.ninja_tui.widgets.sources import SourceList
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
-
-RESTING = ("done", "failed", "cancelled")
 
 
 def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
@@ -40,32 +43,6 @@ def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
     return label
 
 
-def plan_rounds(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fold the events into plans → steps → branches."""
-    rounds: list[dict[str, Any]] = []
-    branches: dict[str, dict[str, Any]] = {}
-    for event in events:
-        kind = event["type"]
-        if kind == "plan":
-            steps = [{"title": s["title"], "branches": []} for s in event["steps"]]
-            rounds.append({"round": event["round"], "steps": steps})
-        elif kind == "branch_started" and rounds:
-            branch = {k: event[k] for k in ("branch_id", "agent", "temperature")}
-            branches[event["branch_id"]] = branch
-            rounds[-1]["steps"][event["step"]]["branches"].append(branch)
-        elif kind == "branch_done" and event["branch_id"] in branches:
-            branches[event["branch_id"]].update(
-                done=True, checks=event.get("checks"), revisions=event.get("revisions")
-            )
-        elif kind == "evaluation" and event["branch_id"] in branches:
-            branches[event["branch_id"]]["score"] = event["score"]
-        elif kind == "selected" and event["branch_id"] in branches:
-            branches[event["branch_id"]]["kept"] = True
-        elif kind == "retrieved" and event.get("branch_id") in branches:
-            branches[event["branch_id"]]["search"] = (event["query"], len(event["passages"]))
-    return rounds
-
-
 def search_summary(events: list[dict[str, Any]]) -> str | None:
     """What the first hop found, for the researcher's tasks; None for other agents."""
     first = next((e for e in events if e["type"] == "retrieved" and e["hop"] == 1), None)
@@ -83,6 +60,46 @@ def header_text(task: dict[str, Any]) -> Text:
     return header
 
 
+class TaskEvents:
+    """What one task's stored events say, taken in one event at a time: the events, the plan
+    tree, the open questions and the sources. Built from the rows read when the task is
+    shown, then extended with each event its feed brings."""
+
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        questions: list[dict[str, Any]],
+        citations: list[dict[str, Any]],
+    ) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.tree = BranchTree()
+        self.cursor = Cursor()
+        self.questions = [{"id": q["id"], "text": q["text"]} for q in questions]
+        self.citations = {c["n"]: c for c in citations}
+        for event in events:  # the questions and sources they record are in the rows
+            self._take(event)
+
+    def add(self, event: dict[str, Any]) -> bool:
+        """Take in a followed stored event; False where it was taken in before."""
+        if not self._take(event):
+            return False
+        kind = event["type"]
+        if kind == "question":
+            self.questions.append({"id": event["question_id"], "text": event["text"]})
+        elif kind == "question_answered":
+            self.questions = [q for q in self.questions if q["id"] != event["question_id"]]
+        elif kind == "citations":
+            self.citations.update((source["n"], source) for source in event["sources"])
+        return True
+
+    def _take(self, event: dict[str, Any]) -> bool:
+        if not event.get("seq") or not self.cursor.admit(event):
+            return False
+        self.events.append(event)
+        self.tree.add(event)
+        return True
+
+
 class TaskView(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("Type a task below and press Enter.", id="task-header")
@@ -93,12 +110,13 @@ class TaskView(VerticalScroll):
         yield Tree("plan", id="plan")
 
     def on_mount(self) -> None:
-        self.task_id: str | None = None
+        self.row: dict[str, Any] | None = None  # the row shown
+        self.known = TaskEvents([], [], [])
         self.tokens: dict[str, int] = {}
         # Which stream the answer view shows while the task runs: a branch's draft until
         # the final answer is composed ("final"); None before the first token.
         self.drafting: str | None = None
-        self.finished_branches: set[str] = set()
+        self._signature: tuple[Any, ...] | None = None  # of what is rendered
         plan = self.query_one("#plan", Tree)
         plan.display, plan.show_root = False, False
         self.query_one(SourceList).display = False
@@ -107,33 +125,59 @@ class TaskView(VerticalScroll):
     def answer(self) -> AnswerView:
         return self.query_one("#answer", AnswerView)
 
-    async def show(
+    @property
+    def task_id(self) -> str | None:
+        return None if self.row is None else self.row["id"]
+
+    @property
+    def questions(self) -> list[dict[str, Any]]:
+        """The shown task's open questions (id and text)."""
+        return self.known.questions
+
+    @property
+    def seq(self) -> int:
+        """The last stored event of the shown task the view has taken in."""
+        return self.known.cursor.seq
+
+    async def load(
         self,
         task: dict[str, Any],
         events: list[dict[str, Any]],
         questions: list[dict[str, Any]],
         citations: list[dict[str, Any]],
     ) -> None:
-        if task["id"] != self.task_id:
-            self.task_id, self.tokens, self.drafting = task["id"], {}, None
-            await self.answer.show("")  # stops any stream of the task shown before
-            self._caption("")
-        self.finished_branches = {e["branch_id"] for e in events if e["type"] == "branch_done"}
-        signature = (task["id"], task["status"], len(events), len(questions), len(citations))
-        if signature != getattr(self, "_signature", None):
+        """Show `task` from its rows, read once when it is chosen; `add` brings the rest."""
+        self.known = TaskEvents(events, questions, citations)
+        self.row, self.tokens, self.drafting, self._signature = task, {}, None, None
+        await self.answer.show("")  # stops any stream of the task shown before
+        self._caption("")
+        await self.show(task)
+
+    def add(self, event: dict[str, Any]) -> bool:
+        """Take in a stored event of the shown task from its feed; False if it is not news."""
+        return event.get("task_id") == self.task_id and self.known.add(event)
+
+    async def show(self, task: dict[str, Any] | None = None) -> None:
+        """Render the shown task with its latest row (`task`), or the row it has."""
+        task = self.row = task or self.row
+        if task is None:
+            return
+        known = self.known
+        signature = (task["status"], len(known.events), len(known.questions), len(known.citations))
+        if signature != self._signature:
             self._signature = signature
             self.query_one("#task-header", Static).update(header_text(task))
-            self._show_plan(events)
-            unique = {question_key(q["text"]): q["text"] for q in questions}.values()
+            self._show_plan()
+            unique = {question_key(q["text"]): q["text"] for q in known.questions}.values()
             lines = [f"? {text}  (answer in the box below, or ctrl+o)" for text in unique]
             asked = self.query_one("#questions", Static)
             asked.update("\n".join(lines))
             asked.display = bool(lines)
-            self.query_one(SourceList).show(citations)
+            self.query_one(SourceList).show([known.citations[n] for n in sorted(known.citations)])
         if task["status"] == "failed":
             self._caption("")
             await self.answer.finish(f"**Failed:** {task.get('error') or 'unknown error'}")
-        elif task["status"] in RESTING or task.get("answer"):
+        elif task["status"] in FINISHED or task.get("answer"):
             self._caption("")
             await self.answer.finish(task.get("answer") or "")
 
@@ -145,7 +189,7 @@ class TaskView(VerticalScroll):
         switch = self.drafting is None or (
             self.drafting != "final"
             and branch_id != self.drafting
-            and (branch_id == "final" or self.drafting in self.finished_branches)
+            and (branch_id == "final" or self._finished(self.drafting))
         )
         if switch:
             self.drafting = branch_id
@@ -156,23 +200,28 @@ class TaskView(VerticalScroll):
         if branch_id == self.drafting:
             await self.answer.stream(text)
 
+    def _finished(self, branch_id: str) -> bool:
+        return any(
+            b["done"] for b in self.known.tree.branches.values() if b["branch_id"] == branch_id
+        )
+
     def _caption(self, text: str) -> None:
         caption = self.query_one("#answer-caption", Static)
         caption.update(Text(text, style="italic dim"))
         caption.display = bool(text)
 
-    def refresh_token_counts(self, events: list[dict[str, Any]]) -> None:
+    def refresh_token_counts(self) -> None:
         counts = tuple(sorted(self.tokens.items()))
         if counts != getattr(self, "_counts", None):
             self._counts = counts
-            self._show_plan(events)
+            self._show_plan()
 
-    def _show_plan(self, events: list[dict[str, Any]]) -> None:
+    def _show_plan(self) -> None:
         tree = self.query_one("#plan", Tree)
         tree.clear()
-        rounds = plan_rounds(events)
+        rounds = self.known.tree.rounds
         tree.display = bool(rounds)
-        searched = search_summary(events)
+        searched = search_summary(self.known.events)
         if searched:
             tree.root.add_leaf(Text(searched, style="dim"))
         for plan in rounds:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.statuses import FINISHED
 from myninja.agent_graph.tasks.client import WorkerClient
 
 from tests.agent_graph.scripts import CAREFUL, DIRECT, PLAN_TWO_STEPS, ROUTE, judge
@@ -37,7 +38,6 @@ PHASE_S = 1.5  # how long each phase the test kills in is held open by the scrip
 TIMEOUT_S = 45.0  # for any one wait below; a healthy run needs a few seconds
 TEXT = "Write a memo about painting the fence"
 ANSWERS = {"colour": "blue"}
-FINISHED = ("done", "failed", "cancelled")
 # Fields that legitimately differ between two runs of the same task.
 VOLATILE = frozenset({"v", "ts", "seq", "task_id", "timings", "question_id", "call_id"})
 

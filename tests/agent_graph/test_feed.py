@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from myninja.agent_graph.events import make_event
+from myninja.agent_graph.tasks.branch_tree import BranchTree, branch_row
 from myninja.agent_graph.tasks.feed import Cursor, TaskFeed
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
@@ -107,3 +108,15 @@ async def test_an_event_stored_without_being_heard_comes_first_in_its_place(
         (2, "answer"),
     ]
     assert items[-1] == {"end": "done"}
+
+
+async def test_the_branch_rows_in_history_are_the_fold_the_app_draws(manager: TaskManager) -> None:
+    task_id = await manager.submit("Write a limerick about tmux")
+    await manager.wait(task_id)
+    tree = BranchTree()
+    tree.extend(manager.store.events(task_id))
+    (plan,) = tree.rounds
+    drawn = [branch_row(b) for step in plan["steps"] for b in step["branches"]]
+    rows = [{k: v for k, v in r.items() if k != "task_id"} for r in manager.store.branches(task_id)]
+    assert sorted(drawn, key=lambda b: b["branch_id"]) == rows  # rows come sorted by branch
+    assert [(r["score"], r["kept"]) for r in rows] == [(4, False), (9, True), (6, False)]

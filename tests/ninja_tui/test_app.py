@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.ninja_tui.app import MyninjaApp
 from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.screens.dialogs import (
@@ -26,6 +27,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea, Tree
 
 from myninja.config import NotifyConfig
+from myninja.config_file import load_config
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import CLASSIC_GRAPH, scripted_config
 from tests.ninja_tui.seed import ANSWER, seed_history
@@ -103,6 +105,49 @@ async def test_a_typed_task_runs_and_its_branches_show_their_scores(data_dir: Pa
         await wait_for(pilot, lambda: "Paint the door" in str(header.render()))
         await wait_for(pilot, lambda: app.query_one("#tasks", OptionList).option_count == 2)
         assert app.query_one("#tasks", OptionList).highlighted == 0  # the newest, selected
+
+
+async def test_a_task_is_shown_from_its_feed_while_refreshes_read_only_the_list(
+    data_dir: Path,
+) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.store is not None)
+        statements: list[str] = []
+        store_of(app).db.conn.set_trace_callback(statements.append)
+        await type_and_enter(pilot, "Tell a story")  # streams for a few seconds
+        with HistoryStore(data_dir / "history.db") as probe:  # a connection of its own
+
+            def done() -> bool:
+                task = probe.get_task(app.selected or "") or {}
+                return task.get("status") == "done" and answer_text(app) == task["answer"]
+
+            await wait_for(pilot, done)
+        store_of(app).db.conn.set_trace_callback(None)
+        assert tree_text(app).count("✓ kept") == 1
+        reads = [" ".join(s.split()) for s in statements if s.lstrip().startswith("SELECT")]
+        listing = [r for r in reads if r.startswith("SELECT * FROM tasks WHERE 1 ")]
+        rows = sorted(r.split(" FROM ")[1].split()[0] for r in reads if r not in listing)
+        # The chosen task's events, questions and sources, once; then only the task list.
+        assert rows == ["citations", "events", "questions"], reads
+        assert len(listing) >= 5  # it streamed for a while, refreshed every 0.1 s
+
+
+async def test_without_a_worker_a_task_run_elsewhere_is_shown_from_history(
+    data_dir: Path,
+) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with (
+        TaskManager.open(load_config(), data_dir) as elsewhere,  # as a foreground `ask`
+        app.run_test(size=(120, 40)) as pilot,
+    ):
+        await wait_for(pilot, lambda: app.store is not None)
+        task_id = await elsewhere.submit("Paint the gate")
+        await wait_for(pilot, lambda: answer_text(app) == "Fence painted")
+        assert app.selected == task_id
+        plan = tree_text(app)
+        assert plan.count("6/10") == 3 and plan.count("✓ kept") == 1
+        assert not await app.worker_client.alive()
 
 
 async def test_the_answer_streams_in_while_the_task_runs(data_dir: Path) -> None:
@@ -354,6 +399,7 @@ async def test_a_cited_source_opens_its_passage(data_dir: Path) -> None:
         store_of(app).record_citation(
             task_id, 1, passage_id="p7", title="Gates", source="gates.md", text="Gates swing."
         )
+        await app.select_task(task_id)  # a task's rows are read when it is chosen
         sources = app.query_one("#sources", OptionList)
         await wait_for(pilot, lambda: sources.option_count == 1)
         sources.focus()

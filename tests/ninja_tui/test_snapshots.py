@@ -50,7 +50,7 @@ async def settle(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, MyninjaApp)
     for _ in range(100):  # until the refresh under way (rendering the answer) is over
-        if not app._refreshing.locked():
+        if not app.refreshing:
             break
         await pilot.pause(0.05)
     for box in [*pilot.app.query(Input), *pilot.app.screen.query(Input)]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from myninja.ninja_tui.widgets.task_view import branch_label, plan_rounds, search_summary
+from myninja.agent_graph.tasks.branch_tree import plan_rounds
+from myninja.ninja_tui.widgets.task_view import branch_label, search_summary
 
 
 def ev(kind: str, **data: Any) -> dict[str, Any]:
