@@ -8,10 +8,9 @@ from myninja.agent_graph.context import BackendPool, GraphContext
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.nodes.route import split_mention
-from myninja.agent_graph.permissions import PERMISSION_WORDS
 from myninja.agent_graph.tasks.skillset import SkillSet
 
-from myninja.config import Config
+from myninja.config import Config, Permission
 from myninja.errors import UsageError
 
 
@@ -26,11 +25,10 @@ def checked_request(
     if backend and backend not in config.backends:
         known = ", ".join(sorted(config.backends))
         raise UsageError(f"unknown backend {backend!r}", hint=f"configured: {known}")
-    unknown = sorted(set(allow or ()) - set(PERMISSION_WORDS))
+    unknown = sorted(set(allow or ()) - set(Permission))
     if unknown:
-        raise UsageError(
-            f"unknown permission {unknown[0]!r}", hint=f"one of: {', '.join(PERMISSION_WORDS)}"
-        )
+        names = ", ".join(Permission)
+        raise UsageError(f"unknown permission {unknown[0]!r}", hint=f"one of: {names}")
     return agent or mention, body
 
 

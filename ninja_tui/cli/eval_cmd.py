@@ -32,7 +32,7 @@ from myninja.agent_graph.evals.runner import (
 )
 from myninja.ninja_tui.cli.params import Choice
 
-from myninja.config import Config
+from myninja.config import Config, Permission
 from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
 
@@ -231,7 +231,7 @@ def eval_command(
 _QA_ONLY = ("contexts", "corpus", "closed_book", "retriever", "k", "reader_k", "concurrency")
 _HUMANEVAL_ONLY = ("single_shot", "through_agent")
 # What the agent may do without asking: nobody is there to answer during an evaluation.
-AGENT_ALLOW = ["run_code", "write_files"]
+AGENT_ALLOW = [Permission.RUN_CODE, Permission.WRITE_FILES]
 
 
 def _refuse_options(names: tuple[str, ...], dataset: str) -> None:
