@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from myninja.agent_graph.history.connection import Recovery, check_database, damaged, storage_error
 
+from myninja.agent_graph.history.connection import Recovery, check_database, damaged, storage_error
 from myninja.errors import MyninjaError
 
 

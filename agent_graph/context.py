@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from myninja.agent_graph.personas import persona
 from myninja.backends.base import Backend
 from myninja.backends.factory import make_backend
-
 from myninja.config import AgentConfig, Config
 
 if TYPE_CHECKING:

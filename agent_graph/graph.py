@@ -6,6 +6,7 @@ each; this file only wires them."""
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
+
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.nodes.answer import answer
 from myninja.agent_graph.nodes.branch import branch, fan_out, send_branches

@@ -22,10 +22,9 @@ from myninja.agent_graph.prompts import (
 from myninja.agent_graph.research import source_passages
 from myninja.agent_graph.state import Candidate, Evaluation, TaskState
 from myninja.agent_graph.structured import StructuredOutputError, structured_call
-from myninja.skills.research.citations import check_citations
-
 from myninja.config import GraphConfig
 from myninja.errors import BackendError
+from myninja.skills.research.citations import check_citations
 
 FAILED, UNCHECKED, PASSED = 0, 1, 2  # what the checks say of a branch
 PASSED_SCORE, FAILED_SCORE = 9.0, 3.0  # the score a branch weighed by its checks alone gets

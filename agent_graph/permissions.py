@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from myninja.skills.api import Permission
-
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import update_config_file
 from myninja.errors import ConfigError
+from myninja.skills.api import Permission
 
 # How a question names each permission: "Allow the files skill to read your files?"
 PERMISSION_WORDS: dict[str, str] = {

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from myninja.agent_graph.state import Step, StepResult
-
 from myninja.config import WorkerAgentName
 
 FAST_AGENT: WorkerAgentName = "assistant"  # answers in one call: the fast path

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from contextlib import closing
 from typing import Any
 
-from myninja.skills.research.citations import SourcePassage
-from myninja.skills.research.passages import Passage
-
 from myninja.config import Config, ResearchConfig
 from myninja.errors import MyninjaError
+from myninja.skills.research.citations import SourcePassage
+from myninja.skills.research.passages import Passage
 
 SourceRecord = dict[str, Any]  # key, id, title, source, text, origin
 SOURCE_WORDS = 120  # words of a passage shown to the model: ten fit a 4k context with the task

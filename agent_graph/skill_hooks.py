@@ -15,6 +15,7 @@ from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
+
 from myninja.agent_graph import permissions
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
+
 from myninja.agent_graph.prompts import json_repair_message
 from myninja.backends.base import Backend, ChatRequest, Message
 

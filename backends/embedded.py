@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from myninja import paths
 from myninja.backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
 from myninja.backends.llama_batch import LLAMA_VERBOSE, BatchEngine, Finished, Job, Sampling
 from myninja.backends.models import resolve_model
-
-from myninja import paths
 from myninja.errors import ModelError
 
 KV_CACHE = "kv-cache"  # in the models dir: prompt heads' KV state, by model and tokens

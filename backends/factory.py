@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from myninja.backends.base import Backend
-
 from myninja.config import (
     Config,
     EmbeddedBackendConfig,

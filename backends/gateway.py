@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
 from myninja.backends.base import ChatRequest, ChatResult, Chunk
 from myninja.backends.openai_wire import (
     StreamAssembler,
@@ -25,7 +26,6 @@ from myninja.backends.openai_wire import (
     result_from_response,
 )
 from myninja.backends.sse import NotServerSentEvents, sse_data
-
 from myninja.config import GatewayBackendConfig
 from myninja.errors import (
     AuthError,

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from myninja.backends.base import Backend, ChatRequest
-
 from myninja.errors import MyninjaError
 
 PROBE_PROMPT = "Reply with one word: hello."

@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 from myninja.backends.factory import quick_gateway
-
 from myninja.config import Config, GatewayBackendConfig
 from myninja.errors import MyninjaError
 

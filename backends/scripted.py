@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from myninja.backends.base import ChatRequest, ChatResult, Chunk, ToolCall, Usage, collect
-
 from myninja.errors import BackendUnreachable, BadResponse, ConfigError
 
 

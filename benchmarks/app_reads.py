@@ -29,12 +29,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from myninja.agent_graph.history import HistoryStore  # noqa: E402
-from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 from textual.pilot import Pilot  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 from benchmarks.runtime_overhead import RULES  # noqa: E402
+from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 
 
 def streamed_rules(words: int, token_delay: float) -> list[dict[str, Any]]:

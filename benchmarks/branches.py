@@ -90,7 +90,6 @@ async def timed_shipped(
     checks; the other two, together, only when it falls short (and their checks). A step
     with sources (`[graph] compare_sourced`) runs all three at once."""
     from myninja.agent_graph import judging
-
     from myninja.config import GraphConfig
 
     loaded = await backend._model(backend.model)
@@ -150,7 +149,6 @@ async def step_seconds(backend: Any, steps: int = 64) -> dict[str, float]:
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from myninja.backends.embedded import KV_CACHE, EmbeddedBackend
-
     from myninja.config import GraphConfig
 
     models = home / "models"

@@ -289,7 +289,6 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from myninja.backends.models import resolve_model
-
     from myninja.config import DEFAULT_MODEL
 
     model = args.model or DEFAULT_MODEL

@@ -56,7 +56,6 @@ from myninja.agent_graph.events import TERMINAL  # noqa: E402
 from myninja.agent_graph.history import HistoryStore  # noqa: E402
 from myninja.agent_graph.tasks.client import WorkerClient, lock_free  # noqa: E402
 from myninja.agent_graph.tasks.wire import lock_path  # noqa: E402
-
 from tests.reliability.fault_server import (  # noqa: E402
     RETRYABLE,
     BadJson,

@@ -137,7 +137,6 @@ async def judge_each(backend: Any, problem: dict[str, Any], text: str) -> float:
     from myninja.agent_graph.personas import persona
     from myninja.agent_graph.prompts import JUDGE_SCHEMA, judge_messages
     from myninja.agent_graph.structured import StructuredOutputError, structured_call
-
     from myninja.errors import BackendError
 
     step = {"title": "Answer", "instruction": problem["text"]}
@@ -157,7 +156,6 @@ async def judge_compare(backend: Any, problem: dict[str, Any], texts: list[str])
     from myninja.agent_graph.personas import persona
     from myninja.agent_graph.prompts import COMPARE_SCHEMA, compare_messages
     from myninja.agent_graph.structured import StructuredOutputError, structured_call
-
     from myninja.errors import BackendError
 
     step = {"title": "Answer", "instruction": problem["text"]}
@@ -205,7 +203,6 @@ def choices(problem: dict[str, Any], record: dict[str, Any]) -> dict[str, int | 
 def _shipped(state: dict, cands: list[dict], compare: int | None, record: dict) -> int:
     """What the graph keeps (nodes/evaluate.py with the default config)."""
     from myninja.agent_graph import judging
-
     from myninja.config import GraphConfig
 
     compares = judging.compares_sources(GraphConfig(), state)  # all branches, no agreement
@@ -295,7 +292,6 @@ async def _compare_groups(backend: Any, problem: dict, record: dict) -> None:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from myninja.backends.embedded import EmbeddedBackend
-
     from myninja.config import GraphConfig
 
     backend = EmbeddedBackend("embedded", args.model, threads=args.threads)

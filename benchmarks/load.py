@@ -38,14 +38,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from myninja.agent_graph.history import HistoryStore  # noqa: E402
-from myninja.agent_graph.history.statuses import FINISHED  # noqa: E402
-from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
-from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 from textual import events  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 from benchmarks.runtime_overhead import RULES  # noqa: E402
+from myninja.agent_graph.history import HistoryStore  # noqa: E402
+from myninja.agent_graph.history.statuses import FINISHED  # noqa: E402
+from myninja.agent_graph.tasks.client import WorkerClient  # noqa: E402
+from myninja.ninja_tui.app import MyninjaApp  # noqa: E402
 
 STREAMED_RULES = [  # the same answers, but the branches stream token by token
     {**rule, "token_delay": 0.002} if "reply" in rule else rule for rule in RULES

@@ -31,7 +31,6 @@ sys.path.insert(0, str(REPO / "tests" / "backends" / "neuron_double"))
 from myninja.backends.base import ChatRequest  # noqa: E402
 from myninja.backends.serve.neuron_cache import CompiledCache, NeuronShape  # noqa: E402
 from myninja.backends.serve.tnx import TnxEngine  # noqa: E402
-
 from tests.backends.neuron_models import write_model_folder  # noqa: E402
 
 

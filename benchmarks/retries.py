@@ -77,9 +77,8 @@ def tries(db: sqlite3.Connection, task_id: str) -> dict[str, dict[str, Any]]:
 
 
 def analyse(data: Path, out: Path, limit: int | None, run_id: str) -> dict[str, Any]:
-    from myninja.agent_graph.evals import humaneval
-
     from myninja import paths
+    from myninja.agent_graph.evals import humaneval
 
     problems = {p.task_id: p for p in humaneval.load_problems(data, limit)}
     runs = sqlite3.connect(out / "eval.db")

@@ -34,7 +34,6 @@ def label_of(agent: str) -> str:
 async def run(tasks: list[dict], model: str, threads: int) -> list[dict]:
     from myninja.agent_graph.context import BackendPool, GraphContext
     from myninja.agent_graph.nodes.route import choose
-
     from myninja.config_file import load_config
 
     config = load_config()

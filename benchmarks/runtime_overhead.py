@@ -38,10 +38,10 @@ from typing import Annotated, Any, TypedDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
+
 from myninja.agent_graph.checkpoints import open_checkpointer
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-
 from myninja.config import Config
 
 STEP_RATIO_TARGET = 1.5

@@ -57,7 +57,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from myninja.ninja_tui.widgets.answer_view import AnswerView
 from textual import events
 from textual._compositor import CompositorUpdate
 from textual.app import App, ComposeResult, RenderableType
@@ -65,6 +64,8 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Markdown
+
+from myninja.ninja_tui.widgets.answer_view import AnswerView
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (120, 40)

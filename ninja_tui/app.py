@@ -19,13 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from myninja.agent_graph.events import question_key
-from myninja.agent_graph.history.statuses import FINISHED, RESTING
-from myninja.agent_graph.tasks.client import WorkerClient
-from myninja.ninja_tui.notify import Notifier
-from myninja.ninja_tui.widgets.sources import SourceList
-from myninja.ninja_tui.widgets.task_list import TaskList
-from myninja.ninja_tui.widgets.task_view import TaskView
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -34,9 +27,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList
 
 from myninja import paths
+from myninja.agent_graph.events import question_key
+from myninja.agent_graph.history.statuses import FINISHED, RESTING
+from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.config import Config
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
+from myninja.ninja_tui.notify import Notifier
+from myninja.ninja_tui.widgets.sources import SourceList
+from myninja.ninja_tui.widgets.task_list import TaskList
+from myninja.ninja_tui.widgets.task_view import TaskView
 
 # The history store (sqlite-utils) and the other screens are imported when first needed: the
 # first frame must not wait for them (benchmarks/tui_render.py times it).

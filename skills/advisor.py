@@ -12,8 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Annotated
 
-from myninja.skills.api import Draft, Review, Skill, ToolError, tool
 from pydantic import Field
+
+from myninja.skills.api import Draft, Review, Skill, ToolError, tool
 
 MAX_OPTIONS = 10
 MAX_CRITERIA = 12

@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any, overload
 
 import pydantic_core
+
+from myninja import paths
+from myninja.config import AGENTS, Config, Permission
+from myninja.errors import MyninjaError
 from myninja.skills.tool_schema import (
     ArgumentsError,
     SchemaError,
@@ -28,10 +32,6 @@ from myninja.skills.tool_schema import (
     json_schema_validator,
     parse_arguments,
 )
-
-from myninja import paths
-from myninja.config import AGENTS, Config, Permission
-from myninja.errors import MyninjaError
 
 __all__ = [
     "Draft",

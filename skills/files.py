@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
 from pydantic import Field
+
+from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
 
 MAX_CHARS = 20_000  # what one read returns: a small model's context is a few thousand tokens
 MAX_LINES = 400

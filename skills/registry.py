@@ -13,11 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from myninja.skills import old_names
-from myninja.skills.api import Skill, Tool, ToolError
-
 from myninja.config import Config
 from myninja.errors import UsageError
+from myninja.skills import old_names
+from myninja.skills.api import Skill, Tool, ToolError
 
 GROUP = "myninja.skills"
 # "module:attribute" of each built-in skill, loaded like a plugin's entry point: a Skill, or a

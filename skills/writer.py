@@ -15,9 +15,10 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
+from pydantic import Field
+
 from myninja.skills.api import Draft, Review, Skill, ToolContext, ToolError, tool
 from myninja.skills.coder.sandbox import Workspace, WorkspaceError
-from pydantic import Field
 
 MAX_DOCUMENT_CHARS = 500_000  # a document, not a data dump: keeps one call's disk use sane
 # Words as a reader counts them: "# Title" is one word, "don't" and "co-op" are one each.

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from myninja.skills.research.passages import json_objects
-
 from myninja.errors import UsageError
+from myninja.skills.research.passages import json_objects
 
 DATASETS = ("hotpotqa", "nq-open")
 

@@ -27,13 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from myninja import paths
 from myninja.agent_graph.prompts import BRANCH_STYLES
 from myninja.backends.base import Backend, ChatRequest, Usage
-from myninja.skills.coder.sandbox import SandboxLimits, run_python
-
-from myninja import paths
 from myninja.config import Config
 from myninja.errors import UsageError
+from myninja.skills.coder.sandbox import SandboxLimits, run_python
 
 from .runner import EvalStore
 

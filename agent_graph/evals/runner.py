@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from myninja.backends.base import Backend
-from myninja.skills.research.fts import rank_texts
-from myninja.skills.research.retrievers import RETRIEVER_NAMES
-
 from myninja import paths
+from myninja.backends.base import Backend
 from myninja.config import Config
 from myninja.errors import UsageError
+from myninja.skills.research.fts import rank_texts
+from myninja.skills.research.retrievers import RETRIEVER_NAMES
 
 from . import reader
 from .chart import run_label, write_chart
@@ -289,9 +288,8 @@ def _corpus_search(settings: EvalSettings) -> tuple[Callable[[str, int], list[Ev
     if settings.retriever == "colbert":
         # ColBERT searches its own index (a server or a colbert-ai index), never a local corpus;
         # the corpus name only labels the run.
-        from myninja.skills.research.colbert import make_colbert_retriever
-
         from myninja.config_file import load_config
+        from myninja.skills.research.colbert import make_colbert_retriever
 
         corpus = retriever = make_colbert_retriever(load_config().research.colbert)
     else:

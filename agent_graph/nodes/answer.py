@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+
 from myninja.agent_graph import computed
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
@@ -22,9 +23,8 @@ from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import FAST_AGENT, fast_messages
 from myninja.agent_graph.state import StepResult, TaskState
 from myninja.backends.base import ChatRequest
-from myninja.skills.research.citations import strip_marks
-
 from myninja.errors import BackendError
+from myninja.skills.research.citations import strip_marks
 
 BRANCH_ID = "fast"
 ROUND = 0

@@ -12,6 +12,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
+
 from myninja.agent_graph import judging, skill_hooks
 from myninja.agent_graph.branch_text import (
     asked_in_text,
@@ -40,9 +41,8 @@ from myninja.agent_graph.research import (
 )
 from myninja.agent_graph.state import BranchInput, Candidate, TaskState
 from myninja.backends.base import ChatRequest, ToolCall
-from myninja.skills.api import Review, ToolError
-
 from myninja.errors import BackendError
+from myninja.skills.api import Review, ToolError
 
 
 def branch_inputs(state: TaskState, branches: int, revisions: int) -> list[BranchInput]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+
 from myninja.agent_graph import judging
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event

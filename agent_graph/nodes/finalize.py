@@ -15,6 +15,7 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
+
 from myninja.agent_graph import skill_hooks
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
@@ -28,6 +29,7 @@ from myninja.agent_graph.research import (
 )
 from myninja.agent_graph.state import TaskState
 from myninja.backends.base import ChatRequest
+from myninja.errors import BackendError
 from myninja.skills.research.citations import (
     attribute_uncited,
     check_citations,
@@ -38,8 +40,6 @@ from myninja.skills.research.citations import (
     repair_prompt,
     strip_marks,
 )
-
-from myninja.errors import BackendError
 
 
 async def finalize(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, Any]:

@@ -6,13 +6,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import plan_messages, plan_repair_message, plan_schema
 from myninja.agent_graph.state import TaskState
 from myninja.agent_graph.structured import StructuredOutputError, structured_call
-
 from myninja.errors import BackendError
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
+
 from myninja.agent_graph import skill_hooks
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.state import TaskState

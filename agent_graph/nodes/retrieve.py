@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
+
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.research import fetch_named_pages, gather, search_text

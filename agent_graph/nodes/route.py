@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
+
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.prompts import (
@@ -24,7 +25,6 @@ from myninja.agent_graph.prompts import (
 )
 from myninja.agent_graph.state import TaskState
 from myninja.backends.base import ChatRequest
-
 from myninja.config import WORKER_AGENTS
 from myninja.errors import BackendError
 

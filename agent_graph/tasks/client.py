@@ -22,7 +22,6 @@ from myninja.agent_graph.tasks.wire import (
     refusal,
     send,
 )
-
 from myninja.errors import BackendUnreachable, MyninjaError
 
 

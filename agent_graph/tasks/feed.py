@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from myninja.agent_graph.history.statuses import RESTING
 from myninja.agent_graph.tasks.owners import owner_alive
-
 from myninja.errors import MyninjaError
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.nodes.route import split_mention
 from myninja.agent_graph.tasks.skillset import SkillSet
-
 from myninja.config import Config, Permission
 from myninja.errors import UsageError
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
+
+from myninja import paths
 from myninja.agent_graph.checkpoints import open_checkpointer
 from myninja.agent_graph.context import BackendPool
 from myninja.agent_graph.graph import build_graph
@@ -33,8 +35,6 @@ from myninja.agent_graph.tasks.questions import copies_answered, recorded_answer
 from myninja.agent_graph.tasks.recorder import Recorder, TaskRecord
 from myninja.agent_graph.tasks.skillset import SkillSet
 from myninja.backends.base import Backend
-
-from myninja import paths
 from myninja.config import Config
 from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from myninja.agent_graph.events import answer_command
 from myninja.agent_graph.history import HistoryStore
-
 from myninja.config import Config
 
 

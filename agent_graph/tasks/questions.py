@@ -6,7 +6,6 @@ from typing import Any
 
 from myninja.agent_graph.events import question_key
 from myninja.agent_graph.history import HistoryStore
-
 from myninja.errors import UsageError
 
 

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from myninja import paths
 from myninja.agent_graph.code_identity import code_identity, same_code
 from myninja.agent_graph.tasks.owners import owner_alive, owner_pid
 from myninja.agent_graph.tasks.wire import (
@@ -40,8 +41,6 @@ from myninja.agent_graph.tasks.wire import (
     send,
     socket_path,
 )
-
-from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config
 from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError

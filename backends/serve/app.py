@@ -19,6 +19,10 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from myninja.backends.base import Backend, ChatRequest, Chunk
 from myninja.backends.openai_wire import (
     chunk_body,
@@ -26,10 +30,6 @@ from myninja.backends.openai_wire import (
     response_body,
     usage_chunk_body,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from myninja.errors import BackendError
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from myninja.backends.base import Backend
 from myninja.backends.serve.neuron_cache import NeuronShape
-
 from myninja.errors import ConfigError
 
 ENGINES = ("llama", "tnx", "nxdi")

@@ -37,7 +37,6 @@ from myninja.backends.serve.neuron_text import (
     tool_calls_in,
 )
 from myninja.backends.worker_stream import Emit, WorkerFailed, from_worker
-
 from myninja.errors import ConfigError, ModelError, UsageError
 
 NEURON_PIP = "https://pip.repos.neuron.amazonaws.com"

@@ -6,14 +6,14 @@ import asyncio
 from functools import partial
 
 import click
+
+from myninja import paths
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.config_file import load_config
+from myninja.errors import UsageError
 from myninja.ninja_tui.cli.ask import answers_option, json_option, read_text
 from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here, ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
-
-from myninja import paths
-from myninja.config_file import load_config
-from myninja.errors import UsageError
 
 
 @click.command()

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from myninja.agent_graph.prompts import FAST_AGENT
-from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here
-from myninja.ninja_tui.cli.render import EventPrinter
-from myninja.skills.api import Permission
 
+from myninja.agent_graph.prompts import FAST_AGENT
 from myninja.config import WORKER_AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import UsageError
+from myninja.ninja_tui.cli.driving import PresetAnswers, drive_here
+from myninja.ninja_tui.cli.render import EventPrinter
+from myninja.skills.api import Permission
 
 
 def read_text(text: str) -> str:

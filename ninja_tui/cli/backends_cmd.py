@@ -8,10 +8,10 @@ import re
 from typing import Any
 
 import click
-from myninja.backends.factory import make_backend, quick_gateway
-from myninja.backends.health import probe
 
 from myninja import paths
+from myninja.backends.factory import make_backend, quick_gateway
+from myninja.backends.health import probe
 from myninja.config import AGENTS, Config, GatewayBackendConfig
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import EXIT_OK, AuthError, BackendUnreachable, MyninjaError, UsageError

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from myninja import paths
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.statuses import UNFINISHED
 from myninja.agent_graph.tasks.client import WorkerClient
-from myninja.ninja_tui.cli.render import EventPrinter
-
-from myninja import paths
 from myninja.errors import UsageError
+from myninja.ninja_tui.cli.render import EventPrinter
 
 if TYPE_CHECKING:
     from myninja.agent_graph.tasks.manager import TaskManager

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+
 from myninja.agent_graph.context import BackendPool
 from myninja.agent_graph.evals import humaneval
 from myninja.agent_graph.evals.datasets import DATASETS, load_questions
@@ -30,11 +31,10 @@ from myninja.agent_graph.evals.runner import (
     pool_corpus,
     run_eval,
 )
-from myninja.ninja_tui.cli.params import Choice
-
 from myninja.config import Config, Permission
 from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
+from myninja.ninja_tui.cli.params import Choice
 
 DEFAULT_MAX_TOKENS = 64  # a short answer and its citations; the researcher's cap if it sets one
 

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from myninja.agent_graph.export.collect import TaskRecord, collect
 from myninja.agent_graph.export.scrub import Scrubber
 from myninja.agent_graph.history.statuses import FINISHED
-from myninja.ninja_tui.cli.tasks_cmd import history
-
 from myninja.config import WORKER_AGENTS, Config, EmbeddedBackendConfig
 from myninja.config_file import load_config
 from myninja.errors import MyninjaError
 from myninja.files import write_atomic
+from myninja.ninja_tui.cli.tasks_cmd import history
 
 DATES = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"])
 

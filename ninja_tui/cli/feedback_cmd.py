@@ -6,10 +6,10 @@ import json
 from typing import TextIO
 
 import click
-from myninja.ninja_tui.cli.tasks_cmd import find_task, history
 
 from myninja.config import WORKER_AGENTS
 from myninja.errors import UsageError
+from myninja.ninja_tui.cli.tasks_cmd import find_task, history
 
 
 @click.command()

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+from myninja.errors import MyninjaError
 from myninja.skills.research.corpus import (
     AddReport,
     Corpus,
@@ -24,8 +26,6 @@ from myninja.skills.research.corpus import (
     remove_corpus,
 )
 from myninja.skills.research.retrievers import RETRIEVER_NAMES, make_retriever
-
-from myninja.errors import MyninjaError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -153,9 +153,8 @@ def index_search(name: str, query: str, k: int, retriever: str, as_json: bool) -
     if retriever == "colbert":
         # ColBERT searches its own index (a server's or colbert-ai's), never a local corpus:
         # NAME need not exist.
-        from myninja.skills.research.colbert import make_colbert_retriever
-
         from myninja.config_file import load_config
+        from myninja.skills.research.colbert import make_colbert_retriever
 
         with contextlib.closing(make_colbert_retriever(load_config().research.colbert)) as colbert:
             hits = colbert.search(query, k)

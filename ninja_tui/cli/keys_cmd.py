@@ -6,8 +6,8 @@ import json
 import sys
 
 import click
-from myninja.backends.keys import KeyStore, key_store
 
+from myninja.backends.keys import KeyStore, key_store
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 

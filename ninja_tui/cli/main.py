@@ -70,9 +70,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     With no command it opens the app."""
     if ctx.invoked_subcommand is None:
-        from myninja.ninja_tui.app import MyninjaApp
-
         from myninja.config_file import load_config
+        from myninja.ninja_tui.app import MyninjaApp
 
         # A broken config is one line here, not a crash inside the app.
         MyninjaApp(config=load_config()).run()

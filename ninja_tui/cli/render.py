@@ -9,7 +9,6 @@ import time
 from typing import Any, TextIO
 
 from myninja.agent_graph.events import answer_command
-
 from myninja.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_WAITING
 
 

@@ -6,7 +6,10 @@ import asyncio
 import json
 
 import click
+
+from myninja import paths
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.config_file import load_config
 from myninja.ninja_tui.cli.ask import (
     agent_option,
     allow_option,
@@ -17,9 +20,6 @@ from myninja.ninja_tui.cli.ask import (
 )
 from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
-
-from myninja import paths
-from myninja.config_file import load_config
 
 
 @click.command()

@@ -55,6 +55,7 @@ def serve(
     docs/neuron.md); their first start with given settings compiles, later ones load the
     compiled artefacts from the data dir."""
     import uvicorn
+
     from myninja.backends.serve.app import create_app
 
     cfg = load_config().serve

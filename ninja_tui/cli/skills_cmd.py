@@ -9,14 +9,14 @@ import textwrap
 from typing import Any
 
 import click
-from myninja.ninja_tui.cli.params import Choice
-from myninja.skills.api import Permission
-from myninja.skills.registry import SkillRegistry, declared_permissions, load_skills
 
 from myninja import paths
 from myninja.config import Config
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import UsageError
+from myninja.ninja_tui.cli.params import Choice
+from myninja.skills.api import Permission
+from myninja.skills.registry import SkillRegistry, declared_permissions, load_skills
 
 PERMISSIONS = [p.value for p in Permission]
 

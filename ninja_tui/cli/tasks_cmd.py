@@ -10,16 +10,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+
+from myninja import paths
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.statuses import NEVER_RESUMED, STATUSES
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.config_file import load_config
+from myninja.errors import MyninjaError, UsageError
 from myninja.ninja_tui.cli.ask import json_option
 from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
-
-from myninja import paths
-from myninja.config_file import load_config
-from myninja.errors import MyninjaError, UsageError
 
 
 @contextmanager

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from myninja.agent_graph.tasks.worker import run_worker
 
 from myninja import paths
+from myninja.agent_graph.tasks.worker import run_worker
 from myninja.config_file import load_config
 
 

@@ -8,10 +8,6 @@ import time
 from datetime import datetime
 from typing import Any, ClassVar
 
-from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.history.search import SNIPPET_CLOSE, SNIPPET_OPEN
-from myninja.agent_graph.history.store import STATUSES
-from myninja.ninja_tui.widgets.task_list import BADGES
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,7 +17,11 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.widgets.data_table import CellDoesNotExist
 
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.search import SNIPPET_CLOSE, SNIPPET_OPEN
+from myninja.agent_graph.history.store import STATUSES
 from myninja.config import WORKER_AGENTS
+from myninja.ninja_tui.widgets.task_list import BADGES
 
 ANY = ""  # the "no filter" choice of every Select
 DATE_CHOICES = {"today": "today", "7d": "last 7 days", "30d": "last 30 days"}

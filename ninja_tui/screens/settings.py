@@ -14,19 +14,19 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
-from myninja.backends.factory import make_backend
-from myninja.backends.health import probe
-from myninja.backends.keys import key_name, key_store
-from myninja.skills.registry import declared_permissions
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
+from myninja.backends.factory import make_backend
+from myninja.backends.health import probe
+from myninja.backends.keys import key_name, key_store
 from myninja.config import AGENTS, Config, GatewayBackendConfig
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
+from myninja.skills.registry import declared_permissions
 
 
 def health_line(report: dict[str, Any]) -> str:

@@ -24,13 +24,14 @@ from typing import ClassVar
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from myninja.ninja_tui.widgets.markdown_growth import is_heading, item_lines, update_in_place
-from myninja.ninja_tui.widgets.render_pacing import FRAME_S, QUIET_GC, RenderClock
 from textual._arrange import DockArrangeResult
 from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock, MarkdownFence
+
+from myninja.ninja_tui.widgets.markdown_growth import is_heading, item_lines, update_in_place
+from myninja.ninja_tui.widgets.render_pacing import FRAME_S, QUIET_GC, RenderClock
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A link reference definition changes links anywhere in the document, so a tail parsed on its

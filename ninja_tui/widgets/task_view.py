@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static, Tree
+
 from myninja.agent_graph.events import question_key
 from myninja.agent_graph.history.statuses import FINISHED
 from myninja.agent_graph.tasks.branch_tree import BranchTree
 from myninja.agent_graph.tasks.feed import Cursor
 from myninja.ninja_tui.widgets.answer_view import AnswerView
 from myninja.ninja_tui.widgets.sources import SourceList
-from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static, Tree
 
 
 def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:

@@ -70,12 +70,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from myninja.errors import MyninjaError
 from myninja.skills.coder import confinement
 from myninja.skills.coder.launch import launch, network_isolation_available
 from myninja.skills.coder.limits import DEFAULT_LIMITS, NetworkIsolation, SandboxLimits
 from myninja.skills.coder.run_result import RunResult
-
-from myninja.errors import MyninjaError
 
 __all__ = [
     "DEFAULT_LIMITS",

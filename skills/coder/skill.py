@@ -13,8 +13,9 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from myninja.skills.api import Skill, ToolContext, ToolError, tool
 from pydantic import Field
+
+from myninja.skills.api import Skill, ToolContext, ToolError, tool
 
 from .review import review
 from .sandbox import (

@@ -41,6 +41,10 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 import httpx
+from protego import Protego
+
+import myninja
+from myninja.errors import UsageError
 from myninja.skills.research.fetch_guard import AddressRefused, WebClient, host_key
 from myninja.skills.research.passages import (
     Passage,
@@ -48,10 +52,6 @@ from myninja.skills.research.passages import (
     html_to_text,
     markdown_title,
 )
-from protego import Protego
-
-import myninja
-from myninja.errors import UsageError
 
 MAX_URLS = 5
 MAX_REDIRECTS = 5

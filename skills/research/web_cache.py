@@ -22,10 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from myninja.skills.research.fetch import FetchedPage, fetch_page
-
 from myninja.errors import UsageError
 from myninja.paths import data_dir
+from myninja.skills.research.fetch import FetchedPage, fetch_page
 
 SCHEMA_VERSION = 1
 SCHEMA = """

@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
 from myninja.backends.gateway import retry_after_seconds
 from myninja.backends.keys import key_store
-from myninja.skills.research.fetch import USER_AGENT
-from myninja.skills.research.passages import html_to_text
-
 from myninja.errors import (
     AuthError,
     BackendError,
@@ -39,6 +37,8 @@ from myninja.errors import (
     RateLimited,
     UsageError,
 )
+from myninja.skills.research.fetch import USER_AGENT
+from myninja.skills.research.passages import html_to_text
 
 if TYPE_CHECKING:
     from myninja.config import Config

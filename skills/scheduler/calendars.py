@@ -29,9 +29,9 @@ import httpx
 import recurring_ical_events
 from icalendar import Calendar, Component
 from icalendar.error import InvalidCalendar
-from myninja.skills.research.fetch import USER_AGENT
 
 from myninja.errors import UsageError
+from myninja.skills.research.fetch import USER_AGENT
 
 MAX_REDIRECTS = 5
 _ACCEPT = "text/calendar, text/plain;q=0.9, */*;q=0.5"

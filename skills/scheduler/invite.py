@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vCalAddress
-from myninja.skills.scheduler.slots import Slot
 
 from myninja.errors import UsageError
+from myninja.skills.scheduler.slots import Slot
 
 PRODID = "-//myninja//scheduler//EN"
 # Deliberately loose: one @, something on each side, no spaces or angle brackets. Whether

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from myninja.errors import UsageError
 from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
 from myninja.skills.scheduler.calendars import Busy, CalendarError, busy_intervals, load_calendar
 from myninja.skills.scheduler.invite import draft_invite
 from myninja.skills.scheduler.prepare import prepare
 from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
-from pydantic import Field
-
-from myninja.errors import UsageError
 
 MAX_ATTENDEES = 20
 MAX_SLOTS = 5

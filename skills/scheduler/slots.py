@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from myninja.skills.scheduler.calendars import Busy
-
 from myninja.errors import UsageError
+from myninja.skills.scheduler.calendars import Busy
 
 WEEKDAYS = frozenset(range(5))  # Monday=0 … Friday=4, as datetime.weekday() counts
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

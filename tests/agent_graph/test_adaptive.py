@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-from myninja.skills.api import Draft, Review, Skill
-
 from myninja.config import Config
+from myninja.skills.api import Draft, Review, Skill
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP, branch
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest, types
 

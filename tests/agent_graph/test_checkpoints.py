@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.checkpoints import open_checkpointer
 
 LIMIT = 48 * 1024

@@ -5,8 +5,8 @@ prose call that stands in when the program does not run."""
 from __future__ import annotations
 
 import pytest
-from myninja.agent_graph import computed
 
+from myninja.agent_graph import computed
 from tests.agent_graph.test_fast_path import FAST, calls_matching
 from tests.agent_graph.test_graph import Open, of_type, open_manager, run_to_rest
 

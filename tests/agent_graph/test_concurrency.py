@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-
 from myninja.config import Config
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, PLAN_ONE_STEP, ROUTE, branch
 from tests.agent_graph.test_graph import CLASSIC

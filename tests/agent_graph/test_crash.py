@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.statuses import FINISHED
 from myninja.agent_graph.tasks.client import WorkerClient
-
 from tests.agent_graph.scripts import CAREFUL, DIRECT, PLAN_TWO_STEPS, ROUTE, judge
 from tests.conftest import REPO, myninja_cmd
 

@@ -4,6 +4,7 @@ prompts, and the judged score of a task."""
 from __future__ import annotations
 
 import pytest
+
 from myninja.agent_graph.export.collect import judged_score
 from myninja.agent_graph.export.dedupe import clusters, keep_best
 from myninja.agent_graph.export.scrub import Scrubber

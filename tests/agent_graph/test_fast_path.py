@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from myninja.agent_graph.prompts import FAST_AGENT
-
 from tests.agent_graph.scripts import PLAN_ONE_STEP, judge
 from tests.agent_graph.test_graph import Open, of_type, open_manager, run_to_rest, types
 

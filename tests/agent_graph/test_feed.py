@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.tasks.branch_tree import BranchTree, branch_row
 from myninja.agent_graph.tasks.feed import Cursor, TaskFeed
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-
 from myninja.config import Config
 from tests.agent_graph.scripts import PLAN_ONE_STEP, ROUTE, three_branches
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from myninja.agent_graph.judging import agree, passed_share
 
 

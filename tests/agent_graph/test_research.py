@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+
 from myninja.agent_graph.research import (
     NOT_FOUND,
     fetch_named_pages,
@@ -19,9 +20,8 @@ from myninja.agent_graph.research import (
 )
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-from myninja.skills.research.corpus import Corpus
-
 from myninja.config import Config, ResearchConfig
+from myninja.skills.research.corpus import Corpus
 from tests.agent_graph.scripts import ALTERNATIVE, CAREFUL, DIRECT, branch, judge
 from tests.agent_graph.test_graph import CLASSIC, Open, of_type, run_to_rest
 from tests.local_http import serving

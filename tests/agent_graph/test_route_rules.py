@@ -4,6 +4,7 @@ else is left to the router model. And how a router reply is read."""
 from __future__ import annotations
 
 import pytest
+
 from myninja.agent_graph.nodes.route import agent_in, by_rule
 
 

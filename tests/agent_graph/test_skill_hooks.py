@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.agent_graph import judging, skill_hooks
 from myninja.agent_graph.branch_text import drop_reply_to_note
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-from myninja.skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
-
 from myninja.config import Config
+from myninja.skills.api import Draft, Permission, Review, Skill, ToolContext, task_workspace, tool
 from tests.agent_graph.scripts import DIRECT, PLAN_ONE_STEP, judge
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from myninja.agent_graph.tasks.manager import TaskManager
-from myninja.backends.scripted import Rule, ScriptedBackend
 
 from myninja import paths
+from myninja.agent_graph.tasks.manager import TaskManager
+from myninja.backends.scripted import Rule, ScriptedBackend
 from myninja.config import Config
 from myninja.errors import UsageError
 from tests.agent_graph.scripts import DIRECT, PLAN_ONE_STEP, branch, judge

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.backends.scripted import Rule, ScriptedBackend
-from myninja.skills.research.corpus import Corpus
-
 from myninja.config import Config
+from myninja.skills.research.corpus import Corpus
 from tests.agent_graph.scripts import DIRECT, branch
 from tests.agent_graph.test_graph import Open, of_type, run_to_rest
 from tests.local_http import serving

@@ -10,9 +10,9 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.wire import connect_unix, socket_path
-
 from myninja.errors import BackendUnreachable
 
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.owners import process_owner
-
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import scripted_config

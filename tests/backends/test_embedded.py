@@ -10,10 +10,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from myninja.backends import embedded
 from myninja.backends.base import ChatRequest, Chunk
 from myninja.backends.embedded import EmbeddedBackend
-
 from myninja.errors import ModelError
 from tests.backends.shapes import PERSON_SCHEMA
 from tests.conftest import TINY_MODEL

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pydantic_core
 import pytest
+
 from myninja.backends.base import ChatRequest, ToolCall
 from myninja.backends.gateway import GatewayBackend
-
 from myninja.errors import (
     AuthError,
     BackendError,

@@ -11,9 +11,9 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+
 from myninja.backends.base import ChatRequest, Chunk
 from myninja.backends.gateway import GatewayBackend
-
 from tests.backends.shapes import FORCE_WEATHER, PERSON_SCHEMA, WEATHER_TOOL
 from tests.conftest import TINY_MODEL, ServerProcess
 

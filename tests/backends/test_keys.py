@@ -6,8 +6,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from myninja.backends.keys import KeyStore
 
+from myninja.backends.keys import KeyStore
 from myninja.errors import KeyStoreError
 
 SECRET = "sk-test-7f3a9c1e5b"

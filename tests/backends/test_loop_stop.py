@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from myninja.backends.llama_batch import LOOP_PERIODS, LOOP_REPEATS, LOOP_SPAN, looping
 
 

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from myninja.backends.models import (
     NAMED_MODELS,
     ModelSpec,
@@ -13,7 +14,6 @@ from myninja.backends.models import (
     ensure_model,
     resolve_model,
 )
-
 from myninja.errors import ModelError
 
 

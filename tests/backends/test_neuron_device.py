@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from myninja.backends.base import ChatRequest
 from myninja.backends.serve.neuron_cache import CompiledCache, NeuronShape
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+
 from myninja.backends.base import ChatRequest
 from myninja.backends.serve.neuron_cache import CompiledCache, NeuronShape, cache_key
 from myninja.backends.serve.nxdi import NxdiEngine
 from myninja.backends.serve.tnx import TnxEngine
-
 from myninja.errors import ConfigError, ModelError, UsageError
 from tests.backends.neuron_models import doubles, tokenizer_of, write_model_folder
 

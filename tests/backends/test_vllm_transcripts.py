@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.backends.base import ChatRequest, Chunk, ToolCall, Usage
 from myninja.backends.gateway import GatewayBackend
-
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

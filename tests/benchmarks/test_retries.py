@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.evals.humaneval import load_problems
 
 from benchmarks import retries
+from myninja.agent_graph.evals.humaneval import load_problems
 from tests.agent_graph.scripts import PLAN_ONE_STEP
 from tests.conftest import scripted_config
 

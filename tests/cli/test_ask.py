@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from myninja.agent_graph.events import FIELDS
 
+from myninja.agent_graph.events import FIELDS
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
 from tests.local_http import free_port
 
@@ -138,9 +138,8 @@ def test_ask_starts_loading_the_first_model_at_once(
     preloaded: list[tuple[str, str | None]],
 ) -> None:
     from myninja.backends.embedded import EmbeddedBackend
-    from myninja.ninja_tui.cli.ask import preload_model
-
     from myninja.config import Config
+    from myninja.ninja_tui.cli.ask import preload_model
 
     started: list[tuple[str, str | None]] = []
     monkeypatch.setattr(

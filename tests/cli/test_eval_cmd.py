@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.evals.datasets import load_questions, write_passages
 
+from myninja.agent_graph.evals.datasets import load_questions, write_passages
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja, scripted_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+
 from myninja.skills.coder import process_cgroup
 from myninja.skills.coder.confinement import offer
-
 from tests.conftest import run_myninja
 
 kernel = pytest.mark.skipif(not offer()["ok"], reason="this machine offers no kernel confinement")

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from myninja import paths
 from myninja.agent_graph.code_identity import PACKAGES, code_identity, same_code
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.wire import socket_path
-
-from myninja import paths
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import FENCE_RULES, judge
 from tests.cli.test_task_commands import task_json, wait_for_status

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
-
 from tests.conftest import TINY_MODEL, TINY_THREADS, myninja_cmd
 
 pytestmark = [

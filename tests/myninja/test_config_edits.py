@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.permissions import Grants
 
+from myninja.agent_graph.permissions import Grants
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import ConfigError
 from tests.conftest import run_myninja

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import click
+
 from myninja.agent_graph.permissions import PERMISSION_WORDS, question
 from myninja.agent_graph.personas import PERSONAS
 from myninja.agent_graph.prompts import FAST_AGENT, ROUTE_KINDS, ROUTE_SHOTS, route_messages
-from myninja.ninja_tui.cli.main import cli
-from myninja.skills.api import Permission
-
 from myninja.config import AGENTS, WORKER_AGENTS, Config
 from myninja.config import Permission as ConfigPermission
+from myninja.ninja_tui.cli.main import cli
+from myninja.skills.api import Permission
 
 PERMISSIONS = tuple(permission.value for permission in Permission)
 

@@ -11,13 +11,14 @@ import random
 from typing import Any
 
 import pytest
-from myninja.ninja_tui.widgets.answer_view import AnswerView
-from myninja.ninja_tui.widgets.render_pacing import QUIET_GC
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Markdown
+
+from myninja.ninja_tui.widgets.answer_view import AnswerView
+from myninja.ninja_tui.widgets.render_pacing import QUIET_GC
 
 ITEMS = "\n".join(f"{n}. item number {n} with `code` in it" for n in range(1, 13))
 DOCUMENT = f"""# Report

@@ -8,9 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, TextArea, Tree
+
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.manager import TaskManager
+from myninja.config import NotifyConfig
+from myninja.config_file import load_config
 from myninja.ninja_tui.app import MyninjaApp
 from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.screens.dialogs import (
@@ -23,11 +28,6 @@ from myninja.ninja_tui.screens.help import HelpScreen
 from myninja.ninja_tui.screens.history import HistoryScreen
 from myninja.ninja_tui.screens.inbox import InboxScreen, QuestionCard
 from myninja.ninja_tui.widgets.task_view import TaskView
-from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, TextArea, Tree
-
-from myninja.config import NotifyConfig
-from myninja.config_file import load_config
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import CLASSIC_GRAPH, scripted_config
 from tests.ninja_tui.seed import ANSWER, seed_history

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from myninja.agent_graph.history import HistoryStore
-from myninja.ninja_tui.screens.history import HistoryScreen
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Input, Select
 
+from myninja.agent_graph.history import HistoryStore
 from myninja.config import WORKER_AGENTS
+from myninja.ninja_tui.screens.history import HistoryScreen
 
 DAY = 86_400.0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from myninja.ninja_tui.notify import BODY_MAX, TITLE_MAX, Notifier
 from textual.app import App
 from textual.pilot import Pilot
 
 from myninja.config import NotifyConfig
+from myninja.ninja_tui.notify import BODY_MAX, TITLE_MAX, Notifier
 
 CHANNELS = ("toast", "bell", "osc", "desktop")
 DONE = {"id": "t_1", "text": "Paint the fence", "status": "done", "answer": "Painted it blue"}

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from myninja.backends.keys import KeyStore
-from myninja.ninja_tui.screens.settings import SettingsScreen
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static
 
+from myninja.backends.keys import KeyStore
 from myninja.config_file import load_config
+from myninja.ninja_tui.screens.settings import SettingsScreen
 from tests.conftest import TINY_MODEL, ServerProcess
 
 CONFIG = """\

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from myninja.ninja_tui.app import MyninjaApp
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from myninja.ninja_tui.app import MyninjaApp
 from tests.ninja_tui.seed import seed_history
 
 SIZES = [(80, 24), (120, 40)]

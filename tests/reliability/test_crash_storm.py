@@ -24,9 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.tasks.manager import TaskManager
-from myninja.agent_graph.tasks.recorder import state_event_key
 
 from benchmarks.crash_resume import (
     EXPECTED,
@@ -42,6 +39,9 @@ from benchmarks.crash_resume import (
     text_of,
     twins,
 )
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.tasks.manager import TaskManager
+from myninja.agent_graph.tasks.recorder import state_event_key
 from myninja.config_file import load_config
 
 pytestmark = pytest.mark.heavy

@@ -42,14 +42,14 @@ import tomlkit
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from myninja.ninja_tui.cli.ask import PERMISSIONS
-from myninja.ninja_tui.cli.main import main
-from myninja.skills.research.retrievers import RETRIEVER_NAMES
 from pydantic import BaseModel
 
 from myninja.config import AGENTS, WORKER_AGENTS, Config
 from myninja.config_file import load_config
 from myninja.errors import ConfigError
+from myninja.ninja_tui.cli.ask import PERMISSIONS
+from myninja.ninja_tui.cli.main import main
+from myninja.skills.research.retrievers import RETRIEVER_NAMES
 from tests.conftest import run_myninja, scripted_config
 from tests.local_http import free_port, serving
 
@@ -794,9 +794,8 @@ def expected_tasks(query: str, rows: dict[str, dict[str, Any]]) -> set[str]:
 @pytest.fixture
 def history_rows(myninja_home: Path) -> dict[str, dict[str, Any]]:
     """history.db (where `myninja tasks search` looks) with tasks made of VOCAB words."""
-    from myninja.agent_graph.history import HistoryStore
-
     from myninja import paths
+    from myninja.agent_graph.history import HistoryStore
 
     texts, answers, cited = _rows(1, 24, 6), _rows(2, 24, 8), _rows(3, 24, 5)
     rows: dict[str, dict[str, Any]] = {}
@@ -824,9 +823,8 @@ def history_rows(myninja_home: Path) -> dict[str, dict[str, Any]]:
 def test_task_search_takes_any_text_and_finds_only_matching_tasks(
     history_rows: dict[str, dict[str, Any]],
 ) -> None:
-    from myninja.agent_graph.history import HistoryStore
-
     from myninja import paths
+    from myninja.agent_graph.history import HistoryStore
 
     store = HistoryStore(paths.data_dir() / "history.db")
 

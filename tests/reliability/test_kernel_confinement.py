@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.skills.api import Draft, Permission, ToolContext
 from myninja.skills.coder import process_cgroup
 from myninja.skills.coder import skill as coder

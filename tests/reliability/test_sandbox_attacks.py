@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from myninja import paths
 from myninja.backends.keys import KeyStore
 from myninja.skills.api import Draft, Permission, ToolContext
 from myninja.skills.coder import process_cgroup
@@ -33,8 +35,6 @@ from myninja.skills.coder.sandbox import (
     network_isolation_available,
     run_python,
 )
-
-from myninja import paths
 
 pytestmark = pytest.mark.slow  # real subprocesses
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from myninja.agent_graph.tasks.wire import existing_socket_path
 
+from myninja.agent_graph.tasks.wire import existing_socket_path
 from myninja.config import AGENTS
 from tests.conftest import run_myninja
 from tests.local_http import serving

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import negative_data_rejection
+
 from myninja.backends.scripted import Rule, ScriptedBackend
 from myninja.backends.serve.app import create_app
-from schemathesis.specs.openapi.checks import negative_data_rejection
 
 MODEL = "tiny"
 TOKEN = "sk-serve-fuzz"

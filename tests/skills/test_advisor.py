@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from myninja.skills import advisor
 from myninja.skills.advisor import skill, weigh_options
 from myninja.skills.api import Draft, ToolArgumentError, ToolContext, ToolError

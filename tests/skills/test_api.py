@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
+from pydantic import BaseModel, Field
+
 from myninja.skills.api import (
     Permission,
     PermissionNeeded,
@@ -22,7 +24,6 @@ from myninja.skills.api import (
     tool,
 )
 from myninja.skills.tool_schema import parse_docstring
-from pydantic import BaseModel, Field
 
 
 class Attendee(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from myninja.skills.api import Permission, PermissionNeeded, ToolContext, ToolError
 from myninja.skills.files import MAX_LINES, read_file, search_files
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from myninja.skills.mcp_bridge import McpError, McpPool, McpUnreachable, list_tools, log_file
 
 from myninja.config import McpServerConfig
+from myninja.skills.mcp_bridge import McpError, McpPool, McpUnreachable, list_tools, log_file
 from tests.local_http import free_port
 
 SERVER = '''

@@ -10,11 +10,11 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
-from myninja.skills.api import Permission, Skill, ToolContext, ToolError
-from myninja.skills.registry import BUILTINS, GROUP, declared_permissions, load_skills
 
 from myninja.config import Config
 from myninja.errors import UsageError
+from myninja.skills.api import Permission, Skill, ToolContext, ToolError
+from myninja.skills.registry import BUILTINS, GROUP, declared_permissions, load_skills
 
 # Others add built-ins; these tests only assume files is the first.
 BUILTIN_NAMES = list(load_skills(Config(), entry_points=[]).skills)

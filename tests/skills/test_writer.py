@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from myninja.skills import writer
 from myninja.skills.api import Draft, Permission, ToolContext, ToolError
 from myninja.skills.writer import edit_document, save_document, skill

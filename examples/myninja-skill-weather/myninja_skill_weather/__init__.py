@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from myninja.skills import Draft, Skill, ToolError, tool
 from pydantic import Field
+
+from myninja.skills import Draft, Skill, ToolError, tool
 
 FORECASTS = {
     "oslo": ["snow, -3 °C", "cloudy, -1 °C", "clear, -6 °C"],

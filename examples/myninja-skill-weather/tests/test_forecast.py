@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from myninja.skills import Draft, ToolArgumentError, ToolContext, ToolError
 from myninja_skill_weather import forecast, prepare, skill
+
+from myninja.skills import Draft, ToolArgumentError, ToolContext, ToolError
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.evals.chart import (
     SIZE_PX,
     available,

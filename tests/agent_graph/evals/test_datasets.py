@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.evals.datasets import (
     BadDatasetFile,
     load_questions,
@@ -13,9 +14,8 @@ from myninja.agent_graph.evals.datasets import (
     pooled_passages,
     write_passages,
 )
-from myninja.skills.research.passages import read_passages
-
 from myninja.errors import UsageError
+from myninja.skills.research.passages import read_passages
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HOTPOT = FIXTURES / "hotpotqa-dev5.jsonl"

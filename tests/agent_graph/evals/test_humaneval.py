@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.evals.humaneval import (
     HumanEvalSettings,
     Problem,
@@ -18,7 +19,6 @@ from myninja.agent_graph.evals.humaneval import (
     run_humaneval,
 )
 from myninja.backends.scripted import Rule, ScriptedBackend
-
 from myninja.errors import UsageError
 from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja, scripted_config
 

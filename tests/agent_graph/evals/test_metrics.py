@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.evals.metrics import (
     ABSTAIN_PHRASES,
     abstained,

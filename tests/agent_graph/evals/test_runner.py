@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.evals.datasets import load_questions, write_passages
 from myninja.agent_graph.evals.reader import parse_reply
 from myninja.agent_graph.evals.runner import EvalSettings, pool_corpus, run_eval
 from myninja.backends.scripted import Rule, ScriptedBackend
-from myninja.skills.research.corpus import Corpus
-
 from myninja.errors import UsageError
+from myninja.skills.research.corpus import Corpus
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HOTPOT = FIXTURES / "hotpotqa-dev5.jsonl"

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.history import HistoryStore
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.connection import BUSY_TIMEOUT_S
 

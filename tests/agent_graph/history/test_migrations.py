@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from myninja.agent_graph.history import HistoryStore
-from myninja.agent_graph.history.migrations import MIGRATIONS, migrate, migration
 from sqlite_utils import Database
 
 from myninja import paths
+from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history.migrations import MIGRATIONS, migrate, migration
 
 
 def _recorded(store: HistoryStore) -> list[dict]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from myninja.agent_graph.history import HistoryStore
 
 HOSTILE = ['"', "NEAR(", "*", "AND OR", "(((", "", "   ", "col:term", "NOT", "a:", "-", "^", "'"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from myninja.agent_graph.history import HistoryStore
 
+from myninja.agent_graph.history import HistoryStore
 from myninja.errors import UsageError
 
 

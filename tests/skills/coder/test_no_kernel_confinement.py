@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from myninja.skills.coder.confinement import offer
 
+from myninja.skills.coder.confinement import offer
 from tests.conftest import REPO, myninja_cmd
 
 pytestmark = pytest.mark.skipif(

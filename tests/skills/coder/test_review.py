@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from myninja.skills.api import Draft, Permission, Review, ToolContext, ToolError
 from myninja.skills.coder import skill as coder
 from myninja.skills.coder.answer_files import code_files

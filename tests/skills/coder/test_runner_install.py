@@ -19,9 +19,10 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from myninja.skills.coder import skill as coder
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from myninja.skills.coder import skill as coder
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from myninja.skills.api import Permission, ToolContext, ToolError
 from myninja.skills.coder import skill as coder
 from myninja.skills.coder.confinement import offer

@@ -4,6 +4,7 @@ untouched, and how dropping and renumbering keep the rest of the answer as writt
 from __future__ import annotations
 
 import pytest
+
 from myninja.skills.research.citations import (
     QUOTE_IN_OTHER_SOURCE,
     QUOTE_NOT_FOUND,

@@ -19,9 +19,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from myninja.agent_graph.evals.datasets import load_questions
 from myninja.agent_graph.evals.runner import EvalSettings, run_eval
 from myninja.backends.scripted import ScriptedBackend
+from myninja.config import ColbertConfig
+from myninja.errors import (
+    EXIT_UNREACHABLE,
+    BackendUnreachable,
+    BadResponse,
+    ConfigError,
+    UsageError,
+)
 from myninja.skills.research.colbert import (
     MAX_QUERY_CHARS,
     LocalColbertRetriever,
@@ -32,15 +41,6 @@ from myninja.skills.research.colbert import (
 )
 from myninja.skills.research.corpus import Corpus
 from myninja.skills.research.retrievers import make_retriever
-
-from myninja.config import ColbertConfig
-from myninja.errors import (
-    EXIT_UNREACHABLE,
-    BackendUnreachable,
-    BadResponse,
-    ConfigError,
-    UsageError,
-)
 from tests.conftest import run_myninja, scripted_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

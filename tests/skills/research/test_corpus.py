@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from myninja.errors import UsageError
 from myninja.skills.research.corpus import (
     BadCorpusName,
     Corpus,
@@ -20,8 +22,6 @@ from myninja.skills.research.corpus import (
 )
 from myninja.skills.research.fts import fts_query, query_terms
 from myninja.skills.research.retrievers import BM25Retriever, Retriever
-
-from myninja.errors import UsageError
 
 
 def write_docs(root: Path) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from myninja.skills.research.corpus import Corpus
 from myninja.skills.research.dense import (
     DIM,
@@ -25,7 +26,6 @@ from myninja.skills.research.retrievers import (
     make_retriever,
     rrf,
 )
-
 from tests.conftest import run_myninja
 
 needs_model = pytest.mark.skipif(not dense_available(), reason="the dense extra is not installed")

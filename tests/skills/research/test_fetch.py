@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import trustme
+
+from myninja.errors import MyninjaError
 from myninja.skills.research.fetch import (
     MAX_URLS,
     FetchedPage,
@@ -36,8 +38,6 @@ from myninja.skills.research.fetch import (
 )
 from myninja.skills.research.fetch_guard import Resolver, WebClient
 from myninja.skills.research.passages import MAX_WORDS
-
-from myninja.errors import MyninjaError
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

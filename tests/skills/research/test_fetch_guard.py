@@ -7,6 +7,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
+
+from myninja.config import Config
 from myninja.skills.research.fetch_guard import (
     METADATA,
     PRIVATE,
@@ -16,9 +19,6 @@ from myninja.skills.research.fetch_guard import (
     host_key,
     refusal,
 )
-from pydantic import ValidationError
-
-from myninja.config import Config
 
 LOOPBACK = "a loopback address"
 LINK_LOCAL = "a link-local address"

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from myninja.errors import UsageError
 from myninja.skills.research.passages import (
     MAX_WORDS,
     MIN_WORDS,
@@ -14,8 +16,6 @@ from myninja.skills.research.passages import (
     chunk_text,
     read_passages,
 )
-
-from myninja.errors import UsageError
 
 
 def sentence(i: int, words: int = 10) -> str:

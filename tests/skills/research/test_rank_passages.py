@@ -4,6 +4,7 @@ fetched pages) the way a corpus ranks its own."""
 from __future__ import annotations
 
 import pytest
+
 from myninja.skills.research.dense import dense_available
 from myninja.skills.research.fts import rank_texts
 from myninja.skills.research.passages import Passage

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from myninja.skills.research.fetch import FetchedPage, FetchError
-from myninja.skills.research.web_cache import WebCache, fetch_cached
 
 from myninja.errors import UsageError
 from myninja.paths import data_dir
+from myninja.skills.research.fetch import FetchedPage, FetchError
+from myninja.skills.research.web_cache import WebCache, fetch_cached
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

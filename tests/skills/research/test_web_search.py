@@ -18,7 +18,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from myninja.backends.keys import KeyStore
+from myninja.config import Config
+from myninja.errors import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AuthError,
+    BackendUnreachable,
+    ConfigError,
+    RateLimited,
+    UsageError,
+)
 from myninja.skills.research.fetch import USER_AGENT
 from myninja.skills.research.web_search import (
     BraveProvider,
@@ -31,17 +42,6 @@ from myninja.skills.research.web_search import (
     SearxngProvider,
     TavilyProvider,
     make_provider,
-)
-
-from myninja.config import Config
-from myninja.errors import (
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AuthError,
-    BackendUnreachable,
-    ConfigError,
-    RateLimited,
-    UsageError,
 )
 from tests.local_http import serving
 

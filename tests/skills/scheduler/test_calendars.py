@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from myninja.errors import EXIT_USAGE, UsageError
 from myninja.skills.research.fetch import USER_AGENT
 from myninja.skills.scheduler.calendars import (
     Busy,
@@ -26,8 +28,6 @@ from myninja.skills.scheduler.calendars import (
     load_calendar,
     parse_calendar,
 )
-
-from myninja.errors import EXIT_USAGE, UsageError
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from icalendar import Calendar
-from myninja.skills.scheduler.invite import PRODID, draft_invite
-from myninja.skills.scheduler.slots import Slot
 
 from myninja.errors import UsageError
+from myninja.skills.scheduler.invite import PRODID, draft_invite
+from myninja.skills.scheduler.slots import Slot
 
 # Monday 10 March 2025, 14:00-14:30 UTC: the day after the US change, before the EU one.
 SLOT = Slot(datetime(2025, 3, 10, 14, tzinfo=UTC), datetime(2025, 3, 10, 14, 30, tzinfo=UTC))

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
+
 from myninja.skills.api import Draft, Permission, ToolContext, ToolError
 from myninja.skills.scheduler.calendars import busy_intervals, load_calendar
 from myninja.skills.scheduler.prepare import (
@@ -39,7 +40,6 @@ from myninja.skills.scheduler.prepare import (
 )
 from myninja.skills.scheduler.skill import skill
 from myninja.skills.scheduler.slots import WorkingHours, find_slots
-
 from tests.local_http import serving
 from tests.skills.scheduler.test_skill import _Calendars
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
+
 from myninja.skills.api import (
     Permission,
     PermissionNeeded,
@@ -20,7 +21,6 @@ from myninja.skills.api import (
     ToolError,
 )
 from myninja.skills.scheduler.skill import draft_meeting_invite, find_meeting_slots, skill
-
 from tests.local_http import serving
 
 pytestmark = pytest.mark.timeout(60)

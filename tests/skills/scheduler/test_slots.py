@@ -19,10 +19,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from myninja.skills.scheduler.calendars import Busy, busy_intervals, load_calendar
-from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
 
 from myninja.errors import UsageError
+from myninja.skills.scheduler.calendars import Busy, busy_intervals, load_calendar
+from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
 
 CALENDARS = Path(__file__).resolve().parents[2] / "fixtures" / "calendars"
 MINUTES_30 = timedelta(minutes=30)
