@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from myninja.agent_graph.metered import MeteredBackend
 from myninja.agent_graph.personas import persona
 from myninja.backends.base import Backend
 from myninja.backends.factory import make_backend
@@ -96,5 +97,13 @@ class GraphContext:
     def agent_backend(self, agent: str) -> tuple[Backend, AgentConfig, str | None]:
         """The backend, settings and model an agent runs on for this task."""
         settings = self.config.agent(agent)
-        backend = self.backends.get(self.backend_override or settings.backend)
-        return backend, settings, self.model_override or settings.model
+        name = self.backend_override or settings.backend
+        backend = self.backends.get(name)
+        model = self.model_override or settings.model
+        if self.store is not None and self.task_id:
+            # Every call of a task counts its tokens (`myninja usage`).
+            default = getattr(self.config.backends.get(name), "model", None)
+            backend = MeteredBackend(
+                backend, self.store, self.task_id, agent, name, model or default
+            )
+        return backend, settings, model

@@ -205,6 +205,14 @@ class AgentConfig(_Strict):
     )
 
 
+class PriceConfig(_Strict):
+    """What a gateway charges for a model (or for every model of a backend), in the currency
+    the person pays in, per million tokens."""
+
+    input_per_mtok: float = Field(ge=0, description="Per million prompt tokens")
+    output_per_mtok: float = Field(ge=0, description="Per million completion tokens")
+
+
 class KeysConfig(_Strict):
     store: Literal["auto", "keyring", "file"] = Field(
         "auto", description="auto uses the system keyring; file is a 0600 file, opt-in only"
@@ -390,6 +398,11 @@ class Config(_Strict):
         default_factory=dict, description="MCP servers, by the skill name their tools go under"
     )
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
+    prices: dict[str, PriceConfig] = Field(
+        default_factory=dict,
+        description="Prices by model name, or by backend name for all its models (`myninja "
+        "usage`); the embedded backend costs nothing",
+    )
 
     @model_validator(mode="after")
     def _agents_name_known_backends(self) -> Config:

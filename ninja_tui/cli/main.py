@@ -42,6 +42,7 @@ COMMANDS = {
     "neuron": "myninja.ninja_tui.cli.neuron_cmd:neuron",
     "worker": "myninja.ninja_tui.cli.worker_cmd:worker",
     "sandbox": "myninja.ninja_tui.cli.sandbox_cmd:sandbox",
+    "usage": "myninja.ninja_tui.cli.usage_cmd:usage",
 }
 
 
