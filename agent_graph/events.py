@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 FIELDS: dict[str, tuple[str, ...]] = {
     "task_started": ("text", "agent", "backend", "model"),
     "routed": ("agent", "path", "reason", "examples"),
-    "plan": ("steps", "round", "examples"),
+    "plan": ("steps", "round", "examples", "memories"),
     "branch_started": ("step", "round", "branch_id", "agent", "temperature", "style"),
     "token": ("text", "branch_id"),
     "tool_call": ("branch_id", "call_id", "name", "arguments"),

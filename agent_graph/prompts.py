@@ -154,6 +154,17 @@ BRANCH_STYLES: tuple[tuple[str, float, str], ...] = (
 )
 
 
+# Heads the memories block in a prompt; training exports leave the block out unless asked.
+MEMORIES_HEADING = "What the person asked you to remember:"
+
+
+def memories_block(memories: list[dict[str, Any]]) -> str:
+    """The person's memories as prompt lines (empty when none): one fact a line."""
+    if not memories:
+        return ""
+    return MEMORIES_HEADING + "".join(f"\n- {m['text']}" for m in memories)
+
+
 def plan_messages(
     text: str,
     agent: str,
@@ -163,12 +174,15 @@ def plan_messages(
     previous_plan: list[Step] | None,
     replan_reason: str,
     system: str,
+    memories: list[dict[str, Any]] | None = None,
 ):
     parts = [
         f"Plan the task as 1 to {max_steps} steps for the {agent}. Use ONE step unless the task "
         "has separate parts that build on each other: a question, a fix or a short text is one "
         "step."
     ]
+    if memories:
+        parts.append(memories_block(memories))
     for example in past:
         parts.append(
             f"A similar past task: {example['text']}\nIts plan: {json.dumps(example['plan'])}"
@@ -206,9 +220,12 @@ def branch_messages(
     may_ask: bool = True,
     sources: str = "",
     prepared: str = "",
+    memories: list[dict[str, Any]] | None = None,
 ):
     current = plan[step]
     lines = [f"Sources:\n{sources}\n", f"Task: {text}"] if sources else [f"Task: {text}"]
+    if memories:
+        lines.append(f"{memories_block(memories)}\n")
     if prepared:
         lines.append(f"Worked out for you by code (use it as given):\n{prepared}\n")
     if len(plan) > 1:

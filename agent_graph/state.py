@@ -74,6 +74,7 @@ class TaskState(TypedDict, total=False):
     usage: Annotated[dict[str, int], add_usage]
     plan: list[Step]
     examples: list[str]  # ids of past tasks whose plans the planner was shown
+    memories: list[dict[str, Any]]  # the person's memories shown to the agent: id, text
     round: int  # 1 for the first plan, +1 per replan
     step: int  # index into plan of the step being worked
     wave: int  # 1: the step's first branch (adaptive branching); 2: the others
@@ -105,4 +106,5 @@ class BranchInput(TypedDict):
     follow_up: bool  # may search again with a query written from what was found
     web: bool  # the follow-up may search the web too
     prepared: NotRequired[str]  # what the agent's skills computed for it
+    memories: NotRequired[list[dict[str, Any]]]  # the person's memories: id, text
     revisions: NotRequired[int]  # how often it may revise when its skills' checks fail it

@@ -254,6 +254,14 @@ class NotifyConfig(_Strict):
     command: bool = Field(True, description="Run notify_command (from the worker)")
 
 
+class MemoryConfig(_Strict):
+    """What agents are shown of the memories the person keeps (`myninja memory`)."""
+
+    max_tokens: int = Field(
+        200, ge=0, le=4000, description="Memories shown to an agent, in tokens; 0 shows none"
+    )
+
+
 class ColbertConfig(_Strict):
     """ColBERTv2 late-interaction retrieval: a remote search endpoint, or a local index built
     with colbert-ai (the `colbert` extra) from a checkpoint. Either one turns it on."""
@@ -392,6 +400,7 @@ class Config(_Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     research: ResearchConfig = Field(default_factory=ResearchConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     skills: SkillsConfig = Field(default_factory=SkillsConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     mcp: dict[str, McpServerConfig] = Field(

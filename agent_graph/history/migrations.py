@@ -172,3 +172,20 @@ def m001_initial(db: Database) -> None:
     db["tasks"].enable_fts(["text", "answer"], create_triggers=True, tokenize="porter")
     db["citations"].enable_fts(["title", "text", "source"], create_triggers=True, tokenize="porter")
     db["route_corrections"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+
+
+@migration
+def m002_memories(db: Database) -> None:
+    # What the person asked the agents to remember (agent_graph/history/memories.py).
+    db["memories"].create(
+        {
+            "id": int,
+            "text": str,
+            "source": str,  # person (typed) | task (from an answer in task_id)
+            "task_id": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"text", "source", "created_at"},
+    )
+    db["memories"].enable_fts(["text"], create_triggers=True, tokenize="porter")

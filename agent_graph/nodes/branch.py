@@ -69,6 +69,7 @@ def branch_inputs(state: TaskState, branches: int, revisions: int) -> list[Branc
                 follow_up=i > 0 or branches == 1,
                 web=bool(state.get("web")),
                 prepared=state.get("prepared") or "",
+                memories=list(state.get("memories") or []),
                 revisions=revisions,
             )
         )
@@ -148,6 +149,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         may_ask,
         sources_block(sources) if sources else "",
         prepared=inp.get("prepared") or "",
+        memories=inp.get("memories") or [],
     )
     # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
     # protocol carries it (small models given a tool list tend to echo it instead of working).

@@ -9,6 +9,7 @@ from langgraph.types import Command
 
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
+from myninja.agent_graph.history import memories as memory_store
 from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import plan_messages, plan_repair_message, plan_schema
 from myninja.agent_graph.state import TaskState
@@ -22,8 +23,9 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
     max_steps = ctx.max_steps(agent)
+    memories = _memories(ctx, state["text"])
     if max_steps == 1:
-        return _one_step(state["text"], round_)
+        return _one_step(state["text"], round_, memories)
     past: list[dict[str, Any]] = []
     if settings.use_past_tasks and ctx.store is not None:
         past = [
@@ -45,6 +47,7 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
                 state.get("plan") if round_ > 1 else None,
                 state.get("replan_reason", ""),
                 persona(agent).system_prompt,
+                memories,
             ),
             plan_schema(max_steps),
             retries=settings.plan_retries,
@@ -61,29 +64,45 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
         for s in value["steps"]
     ]
     examples = [p["id"] for p in past]
-    event = make_event("plan", steps=steps, round=round_, examples=examples)
+    event = make_event(
+        "plan", steps=steps, round=round_, examples=examples, memories=[m["id"] for m in memories]
+    )
     update = {
         "plan": steps,
         "round": round_,
         "step": 0,
         "wave": 1,
         "examples": examples,
+        "memories": memories,
         "events": [event],
         "usage": usage,
     }
     return Command(update=update, goto="fan_out")
 
 
-def _one_step(text: str, round_: int) -> Command:
+def _memories(ctx: GraphContext, text: str) -> list[dict[str, Any]]:
+    """The person's memories most relevant to the task, within the configured token budget.
+    Chosen here, once per plan, so the plan event can say which ones the branches are shown."""
+    budget = ctx.config.memory.max_tokens
+    if ctx.store is None or budget <= 0:
+        return []
+    rows = memory_store.relevant(ctx.store, text, max_tokens=budget)
+    return [{"id": row["id"], "text": row["text"]} for row in rows]
+
+
+def _one_step(text: str, round_: int, memories: list[dict[str, Any]]) -> Command:
     """The plan of an agent whose tasks are one step: the task itself, with no model call."""
     steps = [{"title": "Answer", "instruction": text}]
-    event = make_event("plan", steps=steps, round=round_, examples=[])
+    event = make_event(
+        "plan", steps=steps, round=round_, examples=[], memories=[m["id"] for m in memories]
+    )
     update = {
         "plan": steps,
         "round": round_,
         "step": 0,
         "wave": 1,
         "examples": [],
+        "memories": memories,
         "events": [event],
     }
     return Command(update=update, goto="fan_out")

@@ -31,6 +31,12 @@ def _filters(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--since", type=DATES, help="Only tasks from this date (local time) on."),
             click.option("--keep-emails", is_flag=True, help="Do not mask e-mail addresses."),
             click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+            click.option(
+                "--with-memory",
+                is_flag=True,
+                help="Head each prompt with the memories its agents were shown (left out "
+                "by default).",
+            ),
         ]
     ):
         fn = option(fn)
@@ -59,6 +65,7 @@ def export_sft(
     since: dt.datetime | None,
     keep_emails: bool,
     as_json: bool,
+    with_memory: bool,
 ) -> None:
     """Chat records ({"messages": [system, user, assistant]}) of the good tasks: rated good,
     edited by you, or judged at least --min-score and not rated bad. The system message is the
@@ -67,6 +74,8 @@ def export_sft(
 
     config, tasks = _tasks(agent, since)
     examples, dropped = sft_examples(tasks, min_score=min_score)
+    if with_memory:
+        _add_memories(examples)
     scrub = _scrubber(config, keep_emails)
     records = [scrub.deep(sft_record(e)) for e in examples]
     write_atomic(out, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -109,6 +118,7 @@ def export_orpo(
     since: dt.datetime | None,
     keep_emails: bool,
     as_json: bool,
+    with_memory: bool,
 ) -> None:
     """Preference pairs ({"prompt", "chosen", "rejected"}): your edited answer over the
     original, a good-rated over a bad-rated answer to the same prompt, and the best-judged
@@ -117,6 +127,8 @@ def export_orpo(
 
     config, tasks = _tasks(agent, since)
     examples, dropped = orpo_examples(tasks, min_gap=min_gap)
+    if with_memory:
+        _add_memories(examples)
     scrub = _scrubber(config, keep_emails)
     records = [scrub.deep(orpo_record(e, chat=shape == "chat")) for e in examples]
     write_atomic(out, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -173,6 +185,13 @@ def _tasks(
             store, agent=agent, since=since.timestamp() if since else None, statuses=statuses
         )
     return config, tasks
+
+
+def _add_memories(examples: list[Any]) -> None:
+    from myninja.agent_graph.export.memories import add_to_prompts, shown
+
+    with history() as store:
+        add_to_prompts(examples, shown(store, sorted({e.task_id for e in examples})))
 
 
 def _scrubber(config: Config, keep_emails: bool) -> Scrubber:

@@ -31,6 +31,7 @@ COMMANDS = {
     "answer": "myninja.ninja_tui.cli.answer_cmd:answer",
     "tasks": "myninja.ninja_tui.cli.tasks_cmd:tasks",
     "feedback": "myninja.ninja_tui.cli.feedback_cmd:feedback",
+    "memory": "myninja.ninja_tui.cli.memory_cmd:memory",
     "export": "myninja.ninja_tui.cli.export_cmd:export",
     "index": "myninja.ninja_tui.cli.index_cmd:index",
     "eval": "myninja.ninja_tui.cli.eval_cmd:eval_command",

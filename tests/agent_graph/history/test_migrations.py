@@ -14,13 +14,18 @@ def _recorded(store: HistoryStore) -> list[dict]:
     return list(store.db["_migrations"].rows)
 
 
+ALL = [m.__name__ for m in MIGRATIONS]  # the registered ones, in order
+
+
 def test_first_open_applies_and_records_migrations(tmp_path: Path) -> None:
     with HistoryStore(tmp_path / "h.db") as store:
-        assert store.migrated == ["m001_initial"]
-        assert [row["name"] for row in _recorded(store)] == ["m001_initial"]
+        assert store.migrated == ALL
+        assert ALL[0] == "m001_initial"
+        assert [row["name"] for row in _recorded(store)] == ALL
         tables = set(store.db.table_names())
         assert {"tasks", "events", "branches", "questions", "citations", "feedback"} <= tables
         assert {"route_corrections", "tasks_fts", "citations_fts"} <= tables
+        assert {"memories", "memories_fts"} <= tables
 
 
 def test_reopening_does_not_rerun_migrations(tmp_path: Path) -> None:
@@ -44,7 +49,7 @@ def test_migration_added_later_runs_once(store: HistoryStore) -> None:
     assert migrate(store.db, [*MIGRATIONS, m002_tags]) == ["m002_tags"]
     assert migrate(store.db, [*MIGRATIONS, m002_tags]) == []
     assert calls == ["m002_tags"]
-    assert [row["name"] for row in _recorded(store)] == ["m001_initial", "m002_tags"]
+    assert [row["name"] for row in _recorded(store)] == [*ALL, "m002_tags"]
     store.update_task("t1", tags="a,b")
     assert store.get_task("t1")["tags"] == "a,b"
 
@@ -57,7 +62,7 @@ def test_failed_migration_leaves_nothing_behind(store: HistoryStore) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         migrate(store.db, [*MIGRATIONS, m002_broken])
     assert "half_done" not in store.db["tasks"].columns_dict
-    assert [row["name"] for row in _recorded(store)] == ["m001_initial"]
+    assert [row["name"] for row in _recorded(store)] == ALL
 
 
 def test_a_name_cannot_be_registered_twice() -> None:
