@@ -90,9 +90,11 @@ def route_messages(text: str, corrections: list[dict[str, str]]):
     ]
 
 
-def fast_messages(text: str, system: str):
-    """The fast path's one call: the persona and the task, nothing else."""
-    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
+def fast_messages(text: str, system: str, memories: list[dict[str, Any]] | None = None):
+    """The fast path's one call: the persona and the task, headed by the person's memories
+    where any were chosen (in the user message: the system message stays the same)."""
+    user = f"{memories_block(memories)}\n\n{text}" if memories else text
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def plan_schema(max_steps: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from langgraph.types import Command
 from myninja.agent_graph import computed
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
+from myninja.agent_graph.nodes.plan import memories_for
 from myninja.agent_graph.nodes.route import AGENT
 from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import FAST_AGENT, fast_messages
@@ -77,8 +78,11 @@ async def answer(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     text = state["text"]
     steps = [{"title": "Answer", "instruction": text}]
     temperature = settings.temperature if settings.temperature is not None else TEMPERATURE
+    memories = memories_for(ctx, text)
     events: list[dict[str, Any]] = [
-        make_event("plan", steps=steps, round=ROUND, examples=[]),
+        make_event(
+            "plan", steps=steps, round=ROUND, examples=[], memories=[m["id"] for m in memories]
+        ),
         make_event(
             "branch_started",
             step=0,
@@ -90,7 +94,7 @@ async def answer(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
         ),
     ]
     request = ChatRequest(
-        fast_messages(text, persona(FAST_AGENT).system_prompt),
+        fast_messages(text, persona(FAST_AGENT).system_prompt, memories),
         model=model,
         temperature=temperature,
         max_tokens=settings.max_tokens or ctx.config.graph.max_tokens,

@@ -23,7 +23,7 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
     max_steps = ctx.max_steps(agent)
-    memories = _memories(ctx, state["text"])
+    memories = memories_for(ctx, state["text"])
     if max_steps == 1:
         return _one_step(state["text"], round_, memories)
     past: list[dict[str, Any]] = []
@@ -80,9 +80,9 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     return Command(update=update, goto="fan_out")
 
 
-def _memories(ctx: GraphContext, text: str) -> list[dict[str, Any]]:
+def memories_for(ctx: GraphContext, text: str) -> list[dict[str, Any]]:
     """The person's memories most relevant to the task, within the configured token budget.
-    Chosen here, once per plan, so the plan event can say which ones the branches are shown."""
+    Chosen once per plan (the fast path's too), so the plan event can say which were shown."""
     budget = ctx.config.memory.max_tokens
     if ctx.store is None or budget <= 0:
         return []

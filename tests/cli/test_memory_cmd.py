@@ -126,3 +126,19 @@ def test_the_token_budget_can_turn_memories_off(myninja_home: Path) -> None:
     assert plan["memories"] == []
     assert plan["steps"][0]["title"] == "Plain"
     assert last["answer"] != "Berlin noted"
+
+
+def test_the_fast_path_is_shown_them_too(myninja_home: Path) -> None:
+    rules = [
+        {"match": r"Route this task", "json": "quick"},
+        {"match": rf"user: {MEMORIES_HEADING}\n- {ZONE}\n\n{TASK}", "reply": "Berlin, fast"},
+    ]
+    scripted_config(myninja_home, rules)
+    memory(myninja_home, "add", ZONE)
+    memory(myninja_home, "add", PEANUTS)
+    done = run_myninja("ask", TASK, "--json", env={"MYNINJA_HOME": str(myninja_home)})
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert next(e for e in events if e["type"] == "routed")["path"] == "fast"
+    assert next(e for e in events if e["type"] == "plan")["memories"] == [1]
+    assert events[-1]["answer"] == "Berlin, fast"
