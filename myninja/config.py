@@ -383,6 +383,15 @@ class SandboxConfig(_Strict):
     )
 
 
+class SchedulesConfig(_Strict):
+    """How the worker runs scheduled tasks (`myninja schedule`)."""
+
+    missed: Literal["once", "skip"] = Field(
+        "once",
+        description="Runs missed while no worker ran: once runs one of them, skip runs none",
+    )
+
+
 class Config(_Strict):
     default_agent: AgentName = "assistant"
     backends: dict[str, BackendConfig] = Field(
@@ -407,6 +416,7 @@ class Config(_Strict):
         default_factory=dict, description="MCP servers, by the skill name their tools go under"
     )
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict,
         description="Prices by model name, or by backend name for all its models (`myninja "

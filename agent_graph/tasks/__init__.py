@@ -13,5 +13,6 @@ notify       the `notify_command` and the payloads it gets
 wire         where the worker listens, and how requests and replies travel
 worker       the background worker's socket server
 client       the worker's client (`WorkerClient`), which also starts and replaces workers
+schedules    scheduled tasks: each due run claimed, then submitted as a task, exactly once
 
 Nothing is imported here: the app imports the client without the graph's weight."""

@@ -4,7 +4,8 @@ command exits.
 
 It is started on demand (client.py), guarded by an exclusive lock on `worker-serving.lock` (a
 second one exits at once), resumes every unfinished task whose owner is gone when it starts,
-and exits after `worker_idle_s` with no task running and no client connected.
+and exits after `worker_idle_s` with no task running, no client connected and no schedule on
+(it runs the due ones: schedules.py).
 
 Client and worker tell each other which code they run (`code_identity`: the version and a
 digest of the code files; `ping` answers with the worker's, a request carries the client's).
@@ -47,6 +48,7 @@ from myninja.errors import EXIT_FAILED, BackendUnreachable, MyninjaError
 
 if TYPE_CHECKING:
     from myninja.agent_graph.tasks.manager import TaskManager
+    from myninja.agent_graph.tasks.schedules import Scheduler
 
 BACKLOG = 1024  # scripts submit hundreds of tasks at once; the kernel caps it at somaxconn
 TASK_OPS = ("answer", "cancel", "resume", "follow")  # what a retiring worker still answers
@@ -67,6 +69,7 @@ class Worker:
         self.listening: Path | None = None  # where our socket is now (None: closed)
         self.sock_id: tuple[int, int] | None = None
         self.retired = False
+        self.scheduler: Scheduler | None = None  # runs due schedules; keeps us while any is on
 
     async def listen(self) -> None:
         self.server = await asyncio.start_unix_server(
@@ -220,7 +223,8 @@ class Worker:
 
     async def idle_watch(self) -> None:
         while not self.stop.is_set():
-            if self.manager.running() or self.clients:
+            scheduling = self.scheduler is not None and self.scheduler.active
+            if self.manager.running() or self.clients or scheduling:
                 self.last_busy = time.monotonic()
             elif self.retired or time.monotonic() - self.last_busy > self.idle_s:
                 self.stop.set()
@@ -257,12 +261,26 @@ def run_worker(config: Config, data_dir: Path) -> int:
 
 async def _serve(config: Config, data_dir: Path, sock: Path, lock: IO[str]) -> None:
     from myninja.agent_graph.tasks.manager import TaskManager
+    from myninja.agent_graph.tasks.schedules import ScheduleBook, Scheduler
 
     async with TaskManager.open(config, data_dir) as manager:
         worker = Worker(manager, config.worker_idle_s, sock, lock)
         try:
             await worker.listen()
             await manager.resume_unfinished()
-            await worker.idle_watch()
+            # On the manager's own connection to history.db (see ScheduleBook).
+            book = ScheduleBook(manager.store)
+
+            async def submit(text: str, task_id: str) -> str:
+                worker._pick_up_config()  # as a submit request does
+                return await manager.submit(text, task_id=task_id)
+
+            worker.scheduler = Scheduler(book, submit, lambda: manager.config.schedules.missed)
+            ticking = asyncio.create_task(worker.scheduler.run(worker.stop, lambda: worker.retired))
+            try:
+                await worker.idle_watch()
+            finally:
+                worker.stop.set()
+                await ticking
         finally:
             worker.close()

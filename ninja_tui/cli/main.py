@@ -44,6 +44,7 @@ COMMANDS = {
     "worker": "myninja.ninja_tui.cli.worker_cmd:worker",
     "sandbox": "myninja.ninja_tui.cli.sandbox_cmd:sandbox",
     "usage": "myninja.ninja_tui.cli.usage_cmd:usage",
+    "schedule": "myninja.ninja_tui.cli.schedule_cmd:schedule",
 }
 
 
