@@ -113,9 +113,10 @@ def _phrase(text: str, spec: str) -> str | None:
 
 
 def next_after(cron: str, ts: float, tz: tzinfo | None = None) -> float:
-    """The first time after `ts` that `cron` names, in `tz` (default: local time)."""
-    start = datetime.fromtimestamp(ts, tz) if tz else datetime.fromtimestamp(ts).astimezone()
-    return next(CronSim(cron, start)).timestamp()
+    """The first time after `ts` that `cron` names, in `tz` (default: local time). Local time
+    is naive wall-clock time, turned into a timestamp by the rules of its own date: a fixed
+    offset would put "08:00" an hour off across a daylight-saving change."""
+    return next(CronSim(cron, datetime.fromtimestamp(ts, tz))).timestamp()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,26 @@ def test_the_missed_policy_is_read_from_the_config_and_checked(tmp_path: Path) -
         load_config(path, environ={})
     line = caught.value.one_line()
     assert "schedules.missed" in line and str(path) in line and "\n" not in line
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_local_times_keep_their_wall_clock_across_daylight_saving(berlin: None) -> None:
+    saturday = datetime(2026, 3, 28, 9, 0, tzinfo=UTC).timestamp()  # the clocks go forward
+    sunday_8 = next_after("0 8 * * *", saturday)
+    assert datetime.fromtimestamp(sunday_8, UTC).hour == 6  # 08:00 CEST, not 07:00 UTC
+    assert next_after("0 8 * * *", sunday_8) == sunday_8 + DAY
+    # The night the clocks go back, 02:00-02:59 happens twice: due times still move on (the
+    # repeated hour runs once), and none is more than that hour late.
+    ts = datetime(2026, 10, 24, 23, 0, tzinfo=UTC).timestamp()
+    for _ in range(16):
+        due = next_after("*/15 * * * *", ts)
+        assert ts < due <= ts + HOUR + 15 * 60
+        ts = due
