@@ -148,3 +148,38 @@ def test_readers_do_not_block_the_writer(store: HistoryStore) -> None:
     reader.execute("COMMIT")
     assert reader.execute("SELECT count(*) FROM tasks").fetchone() == (2,)
     reader.close()
+
+
+WRITE_ONE = """
+import sys
+from pathlib import Path
+from myninja.agent_graph.history import HistoryStore
+store = HistoryStore(Path(sys.argv[1]))
+store.create_task(sys.argv[2], "from another process")
+store.close()
+"""
+
+
+def test_a_second_store_in_one_process_keeps_the_first_seeing_other_processes(
+    tmp_path: Path,
+) -> None:
+    # Opening history.db again in a process that has it open must not drop that process's locks
+    # on the file (any close() of a descriptor of it does): another process closing its own
+    # connection would then delete the -wal and -shm in use, and the first store would stop
+    # seeing commits made after that.
+    path = tmp_path / "history.db"
+    first = HistoryStore(path)
+    first.create_task("t0", "here")
+    second = HistoryStore(path)
+    try:
+        for task_id in ("t1", "t2"):
+            done = subprocess.run(
+                [sys.executable, "-c", WRITE_ONE, str(path), task_id],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        assert (tmp_path / "history.db-wal").exists()  # still in use: nobody deleted it
+        assert {t["id"] for t in first.list_tasks()} == {"t0", "t1", "t2"}
+    finally:
+        second.close()
+        first.close()
