@@ -130,6 +130,10 @@ class TaskFeed:
             if current.get("status") in RESTING:
                 yield {"end": current["status"]}
                 return
+            ran_here = self._watched
+            if ran_here is not None and ran_here.done() and not ran_here.cancelled():
+                if isinstance(error := ran_here.exception(), MyninjaError):
+                    raise error  # its end could not be recorded, and this says why (a full disk)
             owner = current.get("owner")
             if owner != self.manager.owner and owner_alive(owner):
                 continue  # another process (a foreground `ask`) runs it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -199,6 +200,7 @@ class TaskManager:
         if handle.runner and not handle.runner.done():
             return handle
         handle.runner = asyncio.create_task(self._drive(handle), name=task_id)
+        handle.runner.add_done_callback(_unrecorded_end)
         return handle
 
     # Running ------------------------------------------------------------------------------
@@ -356,3 +358,13 @@ class TaskManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
         await self.notifier.drain()
+
+
+def _unrecorded_end(runner: asyncio.Task[None]) -> None:
+    """A run raises only when even its failure could not be recorded (a full disk): the task's
+    feed tells the person in one line, so the traceback goes to the log, not to the terminal
+    as "Task exception was never retrieved"."""
+    if not runner.cancelled() and (exc := runner.exception()) is not None:
+        logging.getLogger(__name__).debug(
+            "task %s: end not recorded", runner.get_name(), exc_info=exc
+        )
