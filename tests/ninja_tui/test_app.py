@@ -125,7 +125,13 @@ async def test_a_task_is_shown_from_its_feed_while_refreshes_read_only_the_list(
             await wait_for(pilot, done)
         store_of(app).db.conn.set_trace_callback(None)
         assert tree_text(app).count("✓ kept") == 1
-        reads = [" ".join(s.split()) for s in statements if s.lstrip().startswith("SELECT")]
+        # The app's own reads: FTS5 reading its shadow tables ('main'.'tasks_fts_config') inside
+        # the app's one write (clearing the unread mark) is SQLite's, not a read of the app's.
+        reads = [
+            " ".join(s.split())
+            for s in statements
+            if s.lstrip().startswith("SELECT") and "'main'." not in s
+        ]
         listing = [r for r in reads if r.startswith("SELECT * FROM tasks WHERE 1 ")]
         rows = sorted(r.split(" FROM ")[1].split()[0] for r in reads if r not in listing)
         # The chosen task's events, questions and sources, once; then only the task list.
