@@ -52,8 +52,7 @@ def memory_list(as_json: bool) -> None:
 def memory_add(text: str, as_json: bool) -> None:
     """Remember TEXT (one short fact) for the agents."""
     with history() as store:
-        row = memories.add(store, text)
-    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"remembered {row['id']}")
+        _said(memories.add(store, text), "remembered", as_json)
 
 
 @memory.command("forget")
@@ -62,8 +61,7 @@ def memory_add(text: str, as_json: bool) -> None:
 def memory_forget(memory_id: str, as_json: bool) -> None:
     """Delete memory MEMORY_ID everywhere it is kept (its search index too)."""
     with history() as store:
-        row = memories.forget(store, memory_id)
-    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"forgot {row['id']}")
+        _said(memories.forget(store, memory_id), "forgot", as_json)
 
 
 @memory.command("export")
@@ -77,3 +75,7 @@ def memory_export(as_json: bool) -> None:
     else:
         for row in rows:
             click.echo(row["text"])
+
+
+def _said(row: dict[str, Any], verb: str, as_json: bool) -> None:
+    click.echo(json.dumps(row, ensure_ascii=False) if as_json else f"{verb} {row['id']}")

@@ -154,3 +154,4 @@ async def test_the_agent_filter_offers_every_agent_a_task_goes_to(store: History
             select(app, "agent", agent)  # a value the Select does not offer raises
         select(app, "agent", "assistant")
         await wait_for(pilot, lambda: shown_ids(app) == ["tip"])
+        assert shown_ids(app) == ["tip"]
