@@ -213,6 +213,23 @@ class PriceConfig(_Strict):
     output_per_mtok: float = Field(ge=0, description="Per million completion tokens")
 
 
+class BudgetConfig(_Strict):
+    """The most money model calls may cost, in the price table's currency (`[prices]`). When
+    one is spent, calls on priced backends stop and the task rests until resumed; the embedded
+    backend costs nothing and is never stopped, nor is a call with no price (it counts nothing)."""
+
+    daily: float | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="All tasks together, per local calendar day; unset: no limit",
+    )
+    per_task: float | None = Field(
+        None, ge=0, strict=True, allow_inf_nan=False, description="One task; unset: no limit"
+    )
+
+
 class KeysConfig(_Strict):
     store: Literal["auto", "keyring", "file"] = Field(
         "auto", description="auto uses the system keyring; file is a 0600 file, opt-in only"
@@ -259,6 +276,11 @@ class MemoryConfig(_Strict):
 
     max_tokens: int = Field(
         200, ge=0, le=4000, description="Memories shown to an agent, in tokens; 0 shows none"
+    )
+    confirm: Literal["always", "first", "never"] = Field(
+        "always",
+        description="Which memories proposed from your answers wait for your yes: always; "
+        "first (until you have confirmed one that is still kept); never (kept at once)",
     )
 
 
@@ -390,6 +412,11 @@ class SchedulesConfig(_Strict):
         "once",
         description="Runs missed while no worker ran: once runs one of them, skip runs none",
     )
+    pause_after: int = Field(
+        3,
+        ge=0,
+        description="A schedule whose last this many runs all failed pauses itself (0: never)",
+    )
 
 
 class Config(_Strict):
@@ -422,6 +449,7 @@ class Config(_Strict):
         description="Prices by model name, or by backend name for all its models (`myninja "
         "usage`); the embedded backend costs nothing",
     )
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="after")
     def _agents_name_known_backends(self) -> Config:

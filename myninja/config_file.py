@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "MYNINJA_"
 # Environment variables with our prefix that are not config keys.
-RESERVED_ENV = {"MYNINJA_HOME", "MYNINJA_DEBUG"}
+RESERVED_ENV = {"MYNINJA_HOME", "MYNINJA_DEBUG", "MYNINJA_TEST_CLOCK"}  # the last: tests
 SECRET_WORDS = ("key", "token", "secret", "password")
 
 

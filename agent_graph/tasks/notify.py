@@ -1,6 +1,6 @@
 """The `notify_command`: run with a JSON payload on stdin when a task asks a question or
-finishes, so the person hears of it with no app open (the app's own notices are
-ninja_tui/notify.py)."""
+finishes, or when a schedule pauses itself after failed runs, so the person hears of it with
+no app open (the app's own notices are ninja_tui/notify.py)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def finished_payload(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def paused_payload(schedule: dict[str, Any]) -> dict[str, Any]:
+    """What the command gets when a schedule paused itself: which one, why, how to resume it."""
+    return {
+        "event": "schedule_paused",
+        "schedule_id": schedule["id"],
+        "spec": schedule["spec"],
+        "text": schedule["text"],
+        "reason": schedule["paused_reason"],
+        "resume_command": f"myninja schedule resume {schedule['id']}",
+    }
+
+
 class NotifyCommand:
     """Runs the configured command, each run in a thread: a slow command must not stall the
     other tasks on this event loop. `drain` waits for the runs in flight."""
@@ -50,6 +62,9 @@ class NotifyCommand:
         task = self.store.get_task(task_id) if self.config.notify.on_finish else None
         if task is not None:
             self.send(finished_payload(task))
+
+    def schedule_paused(self, schedule: dict[str, Any]) -> None:
+        self.send(paused_payload(schedule))
 
     def send(self, payload: dict[str, Any]) -> None:
         command = self.config.notify_command

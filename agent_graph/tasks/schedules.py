@@ -1,5 +1,5 @@
-"""Scheduled tasks: a cron expression (or a plain phrase translated to one) and a task's text,
-kept in history.db beside the tasks they start. The worker runs the due ones (`Scheduler`).
+"""Scheduled tasks: a cron expression (or a plain phrase translated to one: cron.py) and a task's
+text, kept in history.db beside the tasks they start. The worker runs the due ones (`Scheduler`).
 
 No run is lost or doubled when the worker is killed at any moment: a run is first *claimed*,
 in one transaction that records it (`schedule_runs`, with the task id it will have) and moves
@@ -9,41 +9,39 @@ same id, so it runs exactly once. `(schedule_id, due_at)` is unique: one claim p
 
 Runs missed while no worker ran follow `[schedules] missed`: "once" runs one of them as soon
 as a worker runs, "skip" runs none and waits for the next due time.
+
+Each run's outcome is noted once its task ends (`settle`): "failed" where the task failed or
+could not be submitted. A schedule whose last `[schedules] pause_after` runs all failed pauses
+itself, with the reason in `paused_reason`, and the person is told (`on_paused`: the worker
+runs notify_command). `resume` clears it; runs before the resume no longer count.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from cronsim import CronSim, CronSimError
-
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.connection import fetch
+from myninja.agent_graph.history.statuses import FINISHED
+from myninja.agent_graph.tasks.cron import next_after, schedule_clock, to_cron
 from myninja.agent_graph.tasks.manager import new_task_id
 from myninja.errors import MyninjaError, UsageError
+
+__all__ = ["Run", "ScheduleBook", "Scheduler", "next_after", "to_cron"]
 
 MISSED_POLICIES = ("once", "skip")
 # A due time this far behind the clock was missed (the worker was down), not merely reached
 # between two ticks.
 MISSED_AFTER_S = 60.0
 TICK_S = 1.0
-
-PHRASES_HINT = (
-    "write a cron expression such as '0 8 * * 1-5', or one of: every day at HH:MM, "
-    "every weekday at HH:MM, every monday at HH:MM, every N minutes, every N hours"
-)
-_DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-_AT = r"at (\d{1,2}):(\d{2})"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schedules (
@@ -67,56 +65,15 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
     PRIMARY KEY (schedule_id, due_at)
 );
 """
-
-
-def to_cron(spec: str) -> str:
-    """The cron expression `spec` means: a plain phrase translated, or a cron expression
-    checked. A UsageError says what is wrong, where, and how to write it."""
-    text = " ".join(spec.lower().split())
-    cron = _phrase(text, spec)
-    if cron is None:
-        if len(text.split()) != 5:
-            raise UsageError(
-                f"schedule {spec!r} is neither a known phrase nor a cron expression "
-                f"(it has {len(text.split())} fields; cron has 5: minute hour day month weekday)",
-                hint=PHRASES_HINT,
-            )
-        cron = text
-    try:
-        CronSim(cron, datetime.now().astimezone())
-    except (CronSimError, ValueError) as err:
-        raise UsageError(f"schedule {spec!r}: {err} in {cron!r}", hint=PHRASES_HINT) from None
-    return cron
-
-
-def _phrase(text: str, spec: str) -> str | None:
-    if m := re.fullmatch(rf"every (day|weekday|{'|'.join(_DAYS)}) {_AT}", text):
-        hour, minute = int(m[2]), int(m[3])
-        if hour > 23 or minute > 59:
-            raise UsageError(
-                f"schedule {spec!r}: {m[2]}:{m[3]} is not a time of day",
-                hint="give the time as HH:MM, from 00:00 to 23:59",
-            )
-        days = {"day": "*", "weekday": "1-5"}.get(m[1]) or str(_DAYS.index(m[1]))
-        return f"{minute} {hour} * * {days}"
-    if m := re.fullmatch(r"every (\d+ )?(minute|hour)s?", text):
-        n = int(m[1] or 1)
-        top = 59 if m[2] == "minute" else 23
-        if not 1 <= n <= top:
-            raise UsageError(
-                f"schedule {spec!r}: every {n} {m[2]}s is out of range",
-                hint=f"give from 1 to {top} {m[2]}s, or a cron expression",
-            )
-        step = "*" if n == 1 else f"*/{n}"
-        return f"{step} * * * *" if m[2] == "minute" else f"0 {step} * * *"
-    return None
-
-
-def next_after(cron: str, ts: float, tz: tzinfo | None = None) -> float:
-    """The first time after `ts` that `cron` names, in `tz` (default: local time). Local time
-    is naive wall-clock time, turned into a timestamp by the rules of its own date: a fixed
-    offset would put "08:00" an hour off across a daylight-saving change."""
-    return next(CronSim(cron, datetime.fromtimestamp(ts, tz))).timestamp()
+# Columns added later: databases made before them get them on open (ALTER TABLE ADD COLUMN
+# keeps every row; the new column is NULL in them).
+_ADDED = {
+    "schedules": {
+        "paused_reason": "TEXT",  # why it paused itself (NULL: on, or paused by the person)
+        "counted_from": "REAL",  # runs claimed before this (the last resume) do not count
+    },
+    "schedule_runs": {"outcome": "TEXT"},  # done | failed | cancelled, once the run ended
+}
 
 
 @dataclass(frozen=True)
@@ -138,7 +95,7 @@ class ScheduleBook:
         self,
         store: HistoryStore,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = schedule_clock,
         tz: tzinfo | None = None,
     ) -> None:
         self.store = store
@@ -148,11 +105,16 @@ class ScheduleBook:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table, columns in _ADDED.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @classmethod
     @contextmanager
     def open(
-        cls, path: Path, *, clock: Callable[[], float] = time.time, tz: tzinfo | None = None
+        cls, path: Path, *, clock: Callable[[], float] = schedule_clock, tz: tzinfo | None = None
     ) -> Iterator[ScheduleBook]:
         """A book over history.db at `path`, on a store of its own (a process without one)."""
         with HistoryStore(path) as store:
@@ -185,9 +147,7 @@ class ScheduleBook:
         }
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO schedules VALUES (:id, :spec, :cron, :text, :paused, :next_due,"
-                " :last_run, :created_at)",
-                row,
+                f"INSERT INTO schedules ({', '.join(row)}) VALUES (:{', :'.join(row)})", row
             )
         return self.get(row["id"])
 
@@ -220,16 +180,22 @@ class ScheduleBook:
     def pause(self, schedule_id: str) -> dict[str, Any]:
         found = self.get(schedule_id)["id"]
         with self._write() as conn:
-            conn.execute("UPDATE schedules SET paused = 1 WHERE id = ?", (found,))
+            conn.execute(
+                "UPDATE schedules SET paused = 1, paused_reason = NULL WHERE id = ?", (found,)
+            )
         return self.get(found)
 
     def resume(self, schedule_id: str) -> dict[str, Any]:
-        """Runs again from the next due time: the paused stretch is not caught up."""
+        """Runs again from the next due time: the paused stretch is not caught up, and the
+        failed runs before it no longer count towards pausing it again."""
         row = self.get(schedule_id)
-        due = next_after(row["cron"], self.clock(), self.tz)
+        now = self.clock()
+        due = next_after(row["cron"], now, self.tz)
         with self._write() as conn:
             conn.execute(
-                "UPDATE schedules SET paused = 0, next_due = ? WHERE id = ?", (due, row["id"])
+                "UPDATE schedules SET paused = 0, paused_reason = NULL, next_due = ?,"
+                " counted_from = ? WHERE id = ?",
+                (due, now, row["id"]),
             )
         return self.get(row["id"])
 
@@ -303,6 +269,57 @@ class ScheduleBook:
                 "UPDATE schedule_runs SET error = ? WHERE task_id = ?", (error, run.task_id)
             )
 
+    def settle(self, pause_after: int) -> list[dict[str, Any]]:
+        """Note the outcome of each run whose task ended (or could not be submitted) since the
+        last call; pause each schedule whose last `pause_after` runs (0: never) all failed.
+        Returns the schedules paused now, with their reason."""
+        ended = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+        paused = []
+        with self._write() as conn:
+            rows = fetch(
+                self.store.db,
+                "SELECT r.task_id, r.schedule_id, r.error, t.status FROM schedule_runs r"
+                " LEFT JOIN tasks t ON t.id = r.task_id WHERE r.outcome IS NULL"
+                f" AND (r.error IS NOT NULL OR t.status IN ({ended}))",
+            )
+            for row in rows:
+                outcome = "failed" if row["error"] else row["status"]
+                conn.execute(
+                    "UPDATE schedule_runs SET outcome = ? WHERE task_id = ?",
+                    (outcome, row["task_id"]),
+                )
+            for schedule_id in dict.fromkeys(row["schedule_id"] for row in rows):
+                reason = self._failing(schedule_id, pause_after)
+                if reason:
+                    conn.execute(
+                        "UPDATE schedules SET paused = 1, paused_reason = ? WHERE id = ?",
+                        (reason, schedule_id),
+                    )
+                    paused.append(_shown(fetch(self.store.db, _ONE, (schedule_id,))[0]))
+        return paused
+
+    def _failing(self, schedule_id: str, pause_after: int) -> str | None:
+        """Why the schedule pauses itself: its last `pause_after` runs all failed."""
+        if pause_after < 1:
+            return None
+        last = fetch(
+            self.store.db,
+            "SELECT r.error AS run_error, t.error, r.outcome FROM schedule_runs r"
+            " JOIN schedules s ON s.id = r.schedule_id LEFT JOIN tasks t ON t.id = r.task_id"
+            " WHERE r.schedule_id = ? AND s.paused = 0 AND r.outcome IS NOT NULL"
+            " AND r.claimed_at >= coalesce(s.counted_from, 0)"
+            " ORDER BY r.claimed_at DESC, r.due_at DESC LIMIT ?",
+            (schedule_id, pause_after),
+        )
+        if len(last) < pause_after or any(run["outcome"] != "failed" for run in last):
+            return None
+        error = last[0]["run_error"] or last[0]["error"] or "no reason recorded"
+        runs = "run" if pause_after == 1 else f"{pause_after} runs in a row"
+        return f"paused itself: its last {runs} failed (the last: {error})"
+
+
+_ONE = "SELECT * FROM schedules WHERE id = ?"
+
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "paused": bool(row["paused"])}
@@ -314,20 +331,33 @@ Submit = Callable[[str, str], Awaitable[Any]]  # (text, task_id)
 class Scheduler:
     """Claims the due runs of a `ScheduleBook` and submits each as an ordinary task."""
 
-    def __init__(self, book: ScheduleBook, submit: Submit, missed: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        book: ScheduleBook,
+        submit: Submit,
+        missed: Callable[[], str],
+        pause_after: Callable[[], int] = lambda: 0,
+        on_paused: Callable[[dict[str, Any]], None] = lambda row: None,
+    ) -> None:
         self.book = book
         self.submit = submit
         self.missed = missed
+        self.pause_after = pause_after
+        self.on_paused = on_paused  # tells the person a schedule paused itself, and why
         self.active = False  # any schedule not paused: the worker stays for it
 
     async def tick(self) -> list[str]:
-        """Submit what is claimed and not yet submitted, then claim and submit what is due.
-        Returns the ids of the tasks submitted."""
+        """Submit what is claimed and not yet submitted, then claim and submit what is due;
+        note the runs that ended, pausing a schedule that keeps failing. Returns the ids of the
+        tasks submitted."""
         started = [run.task_id for run in self.book.unsubmitted() if await self._submit(run)]
         for schedule_id in self.book.due_ids():
             run = self.book.claim(schedule_id, self.missed())
             if run is not None and await self._submit(run):
                 started.append(run.task_id)
+        for row in self.book.settle(self.pause_after()):
+            print(f"myninja: schedule {row['id']} {row['paused_reason']}", flush=True)  # log
+            self.on_paused(row)
         self.active = self.book.active()
         return started
 

@@ -275,7 +275,13 @@ async def _serve(config: Config, data_dir: Path, sock: Path, lock: IO[str]) -> N
                 worker._pick_up_config()  # as a submit request does
                 return await manager.submit(text, task_id=task_id)
 
-            worker.scheduler = Scheduler(book, submit, lambda: manager.config.schedules.missed)
+            worker.scheduler = Scheduler(
+                book,
+                submit,
+                lambda: manager.config.schedules.missed,
+                lambda: manager.config.schedules.pause_after,
+                lambda row: manager.notifier.schedule_paused(row),
+            )
             ticking = asyncio.create_task(worker.scheduler.run(worker.stop, lambda: worker.retired))
             try:
                 await worker.idle_watch()

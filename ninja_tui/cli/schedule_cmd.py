@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import click
@@ -16,9 +17,9 @@ import click
 from myninja import paths
 from myninja.agent_graph.history.connection import make_folder
 from myninja.agent_graph.tasks.client import WorkerClient
-from myninja.agent_graph.tasks.schedules import Run, ScheduleBook
-from myninja.errors import MyninjaError
+from myninja.agent_graph.tasks.schedules import ScheduleBook
 from myninja.ninja_tui.cli.driving import ensure_worker
+from myninja.ninja_tui.schedule_run import run_now
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -35,17 +36,6 @@ def _start_worker() -> None:
     asyncio.run(ensure_worker(WorkerClient(paths.data_dir())))
 
 
-def _wait_submitted(schedules: ScheduleBook, run: Run, wait_s: float = 15.0) -> None:
-    """Until the worker has made the claimed run a task (it looks each second), so that the
-    id printed is one `tasks show` knows; a run it could not submit is the error it met."""
-    deadline = time.monotonic() + wait_s
-    while not schedules.submitted(run.task_id) and time.monotonic() < deadline:
-        [mine] = [r for r in schedules.runs(run.schedule_id) if r["task_id"] == run.task_id]
-        if mine["error"]:
-            raise MyninjaError(f"the run of {run.schedule_id} failed: {mine['error']}")
-        time.sleep(0.1)
-
-
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
@@ -54,10 +44,12 @@ def _line(row: dict[str, Any]) -> str:
     state = "paused" if row["paused"] else "on"
     text = " ".join(row["text"].split())
     text = text if len(text) <= 50 else text[:49] + "…"
-    return (
+    line = (
         f"{row['id']}  {state:<6}  next {_when(None if row['paused'] else row['next_due'])}"
         f"  last {_when(row['last_run'])}  {row['spec']} ({row['cron']})  {text}"
     )
+    reason = row.get("paused_reason")
+    return f"{line}\n    {reason}; `myninja schedule resume {row['id']}`" if reason else line
 
 
 def _show(row: dict[str, Any], as_json: bool) -> None:
@@ -120,7 +112,7 @@ def schedule_pause(schedule_id: str, as_json: bool) -> None:
 @json_option
 def schedule_resume(schedule_id: str, as_json: bool) -> None:
     """Run a paused schedule again, from its next due time (the paused stretch is not caught
-    up)."""
+    up); one that paused itself after failed runs starts counting failures afresh."""
     with book() as schedules:
         row = schedules.resume(schedule_id)
     _show(row, as_json)
@@ -133,9 +125,8 @@ def schedule_resume(schedule_id: str, as_json: bool) -> None:
 def schedule_run_now(schedule_id: str, as_json: bool) -> None:
     """Run a schedule's task once now, besides its schedule; prints the task's id."""
     with book() as schedules:
-        run = schedules.run_now(schedule_id)
-        _start_worker()
-        _wait_submitted(schedules, run)
+        client = WorkerClient(paths.data_dir())
+        run = asyncio.run(run_now(schedules, schedule_id, partial(ensure_worker, client)))
     if as_json:
         click.echo(json.dumps({"schedule_id": run.schedule_id, "task_id": run.task_id}))
     else:

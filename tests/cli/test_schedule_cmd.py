@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,24 @@ def test_an_unknown_schedule_is_one_line(scripted_home: Path) -> None:
     assert done.stderr.strip() == (
         "myninja: error: no schedule 's_nothere' (see `myninja schedule list`)"
     )
+
+
+def test_a_schedule_that_keeps_failing_pauses_itself_and_list_says_why(
+    scripted_home: Path,
+) -> None:
+    scripted_config(scripted_home, [{"match": "Break the gate", "error": "unreachable"}])
+    with (scripted_home / "config.toml").open("a") as config:
+        config.write("[schedules]\npause_after = 1\n")
+    added = schedule("add", "every day at 08:00", "Break the gate")
+    ran = schedule("run-now", added["id"])
+    assert wait_for_status(ran["task_id"], "done", "failed")["status"] == "failed"
+    deadline = time.monotonic() + 15
+    while not (listed := schedule("list")[0])["paused"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker notes the run's end on its next tick
+    assert listed["paused"] and "its last run failed" in listed["paused_reason"]
+    assert "scripted outage" in listed["paused_reason"]
+    [line, why] = run_myninja("schedule", "list").stdout.splitlines()
+    assert "paused" in line and why.strip().startswith("paused itself")
+    assert why.strip().endswith(f"`myninja schedule resume {added['id']}`")
+    resumed = schedule("resume", added["id"])
+    assert resumed["paused"] is False and resumed["paused_reason"] is None
