@@ -23,6 +23,8 @@ and their outcomes are printed at the end of the module.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -530,6 +532,167 @@ def test_cli_soak(workspace: dict[str, Any]) -> None:
         check_all([argv], stdin, soak=True)
 
     run()
+
+
+# --- 1b. schedules, memory and usage -------------------------------------------------------------
+
+CRON_TOKENS = [
+    "*", "*/5", "*/0", "0", "7", "59", "60", "23", "24", "1-5", "5-1", "1,3", ",", "-", "L", "?",
+    "#", "MON", "mon-fri", "JAN", "1#2", "L-3", "W", "15W", "@daily", "@reboot", "-1", "1/2",
+    "99999999999999999999", "٣", "\u00a0", "*/", "//",
+]  # fmt: skip
+PHRASE_PARTS = [
+    "every", "day", "weekday", "monday", "sunday", "at", "08:00", "8:00", "23:59", "24:00",
+    "7:61", "minute", "minutes", "hour", "hours", "0", "1", "60", "25", "-3", "EVERY", "DAY",
+]  # fmt: skip
+cron_field = st.one_of(
+    st.sampled_from(CRON_TOKENS),
+    st.integers(-2, 70).map(str),
+    st.tuples(st.integers(0, 60), st.integers(0, 60)).map(lambda p: f"{p[0]}-{p[1]}"),
+    st.integers(0, 61).map(lambda n: f"*/{n}"),
+)
+cron_strings = st.one_of(
+    st.lists(cron_field, min_size=5, max_size=5).map(" ".join),  # cron's own shape, mostly
+    st.lists(cron_field, max_size=7).map(" ".join),
+)
+phrase_strings = st.one_of(
+    st.tuples(
+        st.sampled_from(["every day", "every weekday", "every monday", "Every  SUNDAY", "every"]),
+        st.integers(-1, 25),
+        st.integers(-1, 61),
+    ).map(lambda p: f"{p[0]} at {p[1]}:{p[2]:02d}"),
+    st.tuples(st.integers(-1, 70), st.sampled_from(["minutes", "minute", "hours", "days"])).map(
+        lambda p: f"every {p[0]} {p[1]}"
+    ),
+    st.lists(st.sampled_from(PHRASE_PARTS), min_size=1, max_size=5).map(" ".join),
+)
+schedule_specs = st.one_of(cron_strings, phrase_strings, text)
+
+
+def test_any_schedule_text_is_a_cron_expression_or_one_usage_error() -> None:
+    """`to_cron` turns whatever is typed into a cron expression cronsim walks (its next due
+    time is after now), or a UsageError of one line with a hint; never another error."""
+    import time as clock
+
+    from myninja.agent_graph.tasks.schedules import next_after, to_cron
+    from myninja.errors import UsageError
+
+    @fuzz(1500)
+    @given(spec=schedule_specs)
+    def run(spec: str) -> None:
+        try:
+            cron = to_cron(spec)
+        except UsageError as err:
+            TALLY["schedule text"]["refused"] += 1
+            assert "\n" not in err.one_line().strip() and err.hint, (spec, err.one_line())
+            return
+        TALLY["schedule text"]["accepted"] += 1
+        assert len(cron.split()) == 5, (spec, cron)
+        now = clock.time()
+        assert next_after(cron, now) > now, (spec, cron)
+
+    run()
+
+
+def schedule_memory_usage_lines(ws: dict[str, Any]) -> st.SearchStrategy[list[str]]:
+    ids = mostly(st.sampled_from(["s_", "s", "1", "0", "-1", "999999"]))
+    return st.one_of(
+        command_line(
+            ["schedule", "add"],
+            [
+                st.one_of(
+                    st.sampled_from(["every day at 08:00", "0 8 * * 1-5", "every monday at 23:59"]),
+                    schedule_specs,
+                ),
+                text,
+            ],
+            {"--json": None},
+        ),
+        command_line(["schedule", "list"], [], {"--json": None}),
+        command_line(["schedule", "pause"], [ids], {"--json": None}),
+        command_line(["schedule", "resume"], [ids], {"--json": None}),
+        command_line(["schedule", "remove"], [ids], {}),
+        command_line(["memory", "add"], [text], {"--json": None}),
+        command_line(["memory", "forget"], [ids], {"--json": None}),
+        command_line(["memory", "list"], [], {"--json": None}),
+        command_line(["memory", "export"], [], {"--json": None}),
+        command_line(
+            ["usage"],
+            [],
+            {
+                "--since": mostly(st.sampled_from(["7d", "12h", "2026-12-01", "0d", "today"])),
+                "--by": choice_or_junk(["agent", "backend", "model", "day"]),
+                "--json": None,
+            },
+        ),
+    )
+
+
+def test_schedule_memory_and_usage_commands_survive_hostile_arguments(
+    workspace: dict[str, Any],
+) -> None:
+    """Any text as schedule, task, memory or date: exit 0-4, one error line, JSON that parses;
+    and what was accepted is kept as typed (a schedule's task text exactly, a memory's words)."""
+    from myninja.agent_graph.tasks.client import WorkerClient
+    from myninja.errors import MyninjaError
+
+    @fuzz(150)
+    @given(argv=schedule_memory_usage_lines(workspace))
+    def run(argv: list[str]) -> None:
+        check_all([argv], label=" ".join(argv[: 1 if argv[0] == "usage" else 2]))
+        if argv[:2] == ["schedule", "add"] and "--json" in argv:
+            done = invoke(argv)  # again, to read what it kept (a second schedule, as typed)
+            if done.code == 0:
+                added = json.loads(done.stdout)
+                listed = json.loads(invoke(["schedule", "list", "--json"]).stdout)
+                [kept] = [row for row in listed if row["id"] == added["id"]]
+                assert kept["text"] == added["text"] and kept["cron"] == added["cron"], kept
+        if argv[:2] == ["memory", "add"] and "--json" in argv:
+            done = invoke(argv)
+            if done.code == 0:
+                added = json.loads(done.stdout)
+                listed = invoke(["memory", "list", "--json"]).stdout.splitlines()
+                kept = [json.loads(line) for line in listed]
+                assert any(m["id"] == added["id"] and m["text"] == added["text"] for m in kept)
+                assert added["text"] == " ".join(added["text"].split()) != ""
+
+    try:
+        run()
+    finally:
+        # `schedule add` starts the worker, which stays while a schedule is on.
+        from myninja import paths
+
+        with contextlib.suppress(OSError, MyninjaError):
+            asyncio.run(WorkerClient(paths.data_dir()).request("shutdown"))
+
+
+def test_memory_lookups_take_any_text(myninja_home: Path) -> None:
+    """The memories that agents are shown, looked up by any task text (FTS5 syntax, control
+    characters, NUL): never an error, only stored memories, and never over the token cap."""
+    from myninja import paths
+    from myninja.agent_graph.history import HistoryStore, memories
+    from myninja.errors import UsageError
+
+    store = HistoryStore(paths.data_dir() / "history.db")
+    try:
+        kept = set()
+        facts = ["my time zone is Europe/Berlin", "the team is anna, ben and chika", *NASTY]
+        # Text that is not UTF-8 never gets this far: the CLI refuses it (main._check_utf8).
+        for fact in [f for f in facts if f.encode("utf-8", "replace").decode() == f]:
+            with contextlib.suppress(UsageError):  # empty, or too long: refused in one line
+                kept.add(memories.add(store, fact)["id"])
+
+        @fuzz(300)
+        @given(query=st.one_of(text, st.text(max_size=60)), cap=st.integers(-5, 60))
+        def run(query: str, cap: int) -> None:
+            found = memories.relevant(store, query, max_tokens=cap)
+            TALLY["memory lookups"]["found" if found else "none"] += 1
+            assert {m["id"] for m in found} <= kept
+            assert sum(memories.estimate_tokens(m["text"]) for m in found) <= max(cap, 0)
+
+        run()
+    finally:
+        store.close()
 
 
 # --- 2. the config -----------------------------------------------------------------------------
