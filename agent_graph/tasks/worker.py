@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -244,8 +245,9 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return info.st_mtime_ns, info.st_size
 
 
-def run_worker(config: Config, data_dir: Path) -> int:
-    """The worker's main loop. Returns at once if another worker holds the lock."""
+def run_worker(config: Config, data_dir: Path, *, stay: bool = False) -> int:
+    """The worker's main loop. Returns at once if another worker holds the lock. `stay`: never
+    exit for being idle (a service manager runs it: `myninja worker install`)."""
     code_identity()  # first: the code this process started from, before any change to it
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_path(data_dir), "w") as lock:
@@ -255,16 +257,18 @@ def run_worker(config: Config, data_dir: Path) -> int:
             return 0
         sock = socket_path(data_dir)
         sock.unlink(missing_ok=True)  # a stale socket of a dead worker; we hold the lock
-        asyncio.run(_serve(config, data_dir, sock, lock))
+        asyncio.run(_serve(config, data_dir, sock, lock, math.inf if stay else None))
     return 0
 
 
-async def _serve(config: Config, data_dir: Path, sock: Path, lock: IO[str]) -> None:
+async def _serve(
+    config: Config, data_dir: Path, sock: Path, lock: IO[str], idle_s: float | None
+) -> None:
     from myninja.agent_graph.tasks.manager import TaskManager
     from myninja.agent_graph.tasks.schedules import ScheduleBook, Scheduler
 
     async with TaskManager.open(config, data_dir) as manager:
-        worker = Worker(manager, config.worker_idle_s, sock, lock)
+        worker = Worker(manager, idle_s or config.worker_idle_s, sock, lock)
         try:
             await worker.listen()
             await manager.resume_unfinished()
