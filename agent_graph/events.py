@@ -33,6 +33,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "replan": ("round", "reason"),
     "question": ("question_id", "text", "choices", "key", "step", "branch_id"),
     "question_answered": ("question_id", "answer"),
+    "memory_proposed": ("memory_id", "text", "status", "question_id"),
+    "memory_answered": ("memory_id", "text", "question", "key", "branch_id"),
     "retrieved": ("query", "hop", "branch_id", "passages", "notes"),
     "citations": ("sources", "dropped", "repaired", "attributed"),
     "answer": ("text",),

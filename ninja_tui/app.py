@@ -57,6 +57,7 @@ class MyninjaApp(App[None]):
         Binding("ctrl+o", "inbox", "Questions"),
         Binding("ctrl+s", "history", "History"),
         Binding("f2", "settings", "Settings"),
+        Binding("f3", "memory", "Memory", show=False),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("escape", "leave_box", "Task keys", show=False),
@@ -375,6 +376,12 @@ class MyninjaApp(App[None]):
                 await self.select_task(task_id)
 
         self.push_screen(HistoryScreen(self.store), chosen)
+
+    def action_memory(self) -> None:
+        from myninja.ninja_tui.screens.memory import MemoryScreen
+
+        if self.store is not None and not isinstance(self.screen, MemoryScreen):
+            self.push_screen(MemoryScreen(self.store))
 
     def action_settings(self) -> None:
         from myninja.ninja_tui.screens.settings import SettingsScreen

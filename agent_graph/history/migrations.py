@@ -189,3 +189,19 @@ def m002_memories(db: Database) -> None:
         not_null={"text", "source", "created_at"},
     )
     db["memories"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+
+
+@migration
+def m003_memory_proposals(db: Database) -> None:
+    # Memories proposed from a person's answers (agent_graph/history/memories.py): `status` is
+    # kept (agents are shown it) or proposed (waiting for the person's yes; never shown or
+    # exported). A memory from an answer keeps the question, its key, the bare answer and the
+    # agent that asked, so the same question is answered from it next time.
+    table = db["memories"]
+    table.add_column("status", str, not_null_default="kept")
+    table.add_column("question", str)
+    table.add_column("key", str)
+    table.add_column("answer", str)
+    table.add_column("agent", str)
+    table.add_column("confirmed_at", float)
+    table.create_index(["status"])

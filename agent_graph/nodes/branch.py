@@ -23,6 +23,7 @@ from myninja.agent_graph.branch_text import (
 )
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
+from myninja.agent_graph.history import memories as memory_store
 from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import (
     ASK_USER_TOOL,
@@ -349,16 +350,33 @@ async def _use_tool(
     if arguments is None or not isinstance(arguments, dict):
         error = "the arguments were not a JSON object"
     elif call.name == "ask_user" and isinstance(arguments.get("question"), str):
-        answer = interrupt(
-            {
-                "text": arguments["question"],
-                "choices": [str(c) for c in arguments.get("choices") or []] or None,
-                "key": arguments.get("key"),
-                "step": inp["step"],
-                "branch_id": inp["branch_id"],
-            }
-        )
-        result = str(answer)
+        key = arguments.get("key") if isinstance(arguments.get("key"), str) else None
+        # A memory the agent was shown that answers this already: the person is not asked.
+        # Only the plan's memories (kept in the state) count, so a replay decides the same.
+        known = memory_store.answering(inp.get("memories") or [], arguments["question"], key)
+        if known is not None:
+            events.append(
+                make_event(
+                    "memory_answered",
+                    memory_id=known["id"],
+                    text=known["text"],
+                    question=arguments["question"],
+                    key=key,
+                    branch_id=inp["branch_id"],
+                )
+            )
+            result = memory_store.answer_of(known)
+        else:
+            answer = interrupt(
+                {
+                    "text": arguments["question"],
+                    "choices": [str(c) for c in arguments.get("choices") or []] or None,
+                    "key": arguments.get("key"),
+                    "step": inp["step"],
+                    "branch_id": inp["branch_id"],
+                }
+            )
+            result = str(answer)
     elif ctx.skills is not None:
         try:
             skill, tool = ctx.skills.tool(call.name, agent=inp["agent"])

@@ -23,7 +23,7 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     agent = state["agent"] or ctx.config.default_agent
     round_ = state.get("round", 0) + 1
     max_steps = ctx.max_steps(agent)
-    memories = memories_for(ctx, state["text"])
+    memories = memories_for(ctx, state["text"], agent)
     if max_steps == 1:
         return _one_step(state["text"], round_, memories)
     past: list[dict[str, Any]] = []
@@ -80,14 +80,22 @@ async def plan(state: TaskState, runtime: Runtime[GraphContext]) -> Command:
     return Command(update=update, goto="fan_out")
 
 
-def memories_for(ctx: GraphContext, text: str) -> list[dict[str, Any]]:
-    """The person's memories most relevant to the task, within the configured token budget.
-    Chosen once per plan (the fast path's too), so the plan event can say which were shown."""
+def memories_for(ctx: GraphContext, text: str, agent: str | None = None) -> list[dict[str, Any]]:
+    """The person's memories most relevant to the task (and those from answers to questions
+    `agent` asked before), within the configured token budget. Chosen once per plan (the fast
+    path's too) and kept in the graph state, so the plan event can say which were shown, and
+    a replayed branch finds the same memory answering the same question."""
     budget = ctx.config.memory.max_tokens
     if ctx.store is None or budget <= 0:
         return []
-    rows = memory_store.relevant(ctx.store, text, max_tokens=budget)
-    return [{"id": row["id"], "text": row["text"]} for row in rows]
+    rows = memory_store.relevant(ctx.store, text, max_tokens=budget, agent=agent)
+    shown = []
+    for row in rows:
+        memory = {"id": row["id"], "text": row["text"]}
+        # What lets a memory made from an answer answer the same question (branch.py).
+        memory.update({k: row[k] for k in ("question", "key", "answer") if row.get(k)})
+        shown.append(memory)
+    return shown
 
 
 def _one_step(text: str, round_: int, memories: list[dict[str, Any]]) -> Command:

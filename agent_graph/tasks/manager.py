@@ -277,7 +277,7 @@ class TaskManager:
     def _answers_for(self, task_id: str, interrupts: Any) -> dict[str, str]:
         answers = recorded_answers(self.store, task_id, interrupts)
         for question_id, text in answers.items():
-            self.recorder.answered(task_id, question_id, text)
+            self.recorder.answered(task_id, question_id, text, self.config.memory.confirm)
         return answers
 
     async def answer(self, task_id: str, question_id: str | None, text: str) -> str:
@@ -287,7 +287,7 @@ class TaskManager:
         question_id, copies = copies_answered(task_id, open_questions, question_id)
         for copy in copies:
             self.store.answer_question(copy, text)
-            self.recorder.answered(task_id, copy, text)
+            self.recorder.answered(task_id, copy, text, self.config.memory.confirm)
         # A running task picks the answer up from the store when its current step ends.
         self._start(task_id)
         return question_id

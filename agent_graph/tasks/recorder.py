@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from myninja.agent_graph.events import make_event
-from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore, memories
 from myninja.agent_graph.tasks.branch_tree import ROW_EVENTS, BranchTree, branch_row
 from myninja.agent_graph.tasks.feed import EventHub
 
@@ -172,11 +172,43 @@ class Recorder:
                 asked.append(event)
         return asked
 
-    def answered(self, task_id: str, question_id: str, text: str) -> None:
-        """Store that `question_id` was answered, once."""
+    def answered(
+        self, task_id: str, question_id: str, text: str, confirm_mode: str | None = None
+    ) -> None:
+        """Store that `question_id` was answered, once; with `confirm_mode` (`[memory]
+        confirm`), the answer to an agent's question is proposed as a memory."""
         if not self.store.has_event(task_id, f"a:{question_id}"):
-            self.store_event(
+            new = self.store_event(
                 task_id,
                 f"a:{question_id}",
                 make_event("question_answered", question_id=question_id, answer=text),
+            )
+            if new and confirm_mode is not None:
+                self._propose(task_id, question_id, text, confirm_mode)
+
+    def _propose(self, task_id: str, question_id: str, text: str, confirm_mode: str) -> None:
+        asked = [q for q in self.store.questions(task_id, status=None) if q["id"] == question_id]
+        if not asked:
+            return
+        task = self.store.get_task(task_id) or {}
+        memory = memories.propose(
+            self.store,
+            task_id=task_id,
+            question=asked[0]["text"],
+            answer=text,
+            key=asked[0].get("key"),
+            agent=task.get("agent"),
+            confirm_mode=confirm_mode,
+        )
+        if memory is not None:  # None: no fact in it, or the same memory exists
+            self.store_event(
+                task_id,
+                f"m:{question_id}",
+                make_event(
+                    "memory_proposed",
+                    memory_id=memory["id"],
+                    text=memory["text"],
+                    status=memory["status"],
+                    question_id=question_id,
+                ),
             )

@@ -1,4 +1,6 @@
-"""`myninja memory list|add|forget|export`: what the agents are told to remember about you."""
+"""`myninja memory list|add|forget|confirm|reject|export`: what the agents are told to remember
+about you. Memories proposed from your answers are listed marked `proposed` until you confirm
+or reject them; only kept ones are shown to agents or exported."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def _origin(memory: dict[str, Any]) -> str:
 
 def _line(memory: dict[str, Any]) -> str:
     when, origin = _when(memory["created_at"]), _origin(memory)
-    return f"{memory['id']:>4}  {when}  {origin:<12} {memory['text']}"
+    mark = "proposed " if memory.get("status") == "proposed" else ""
+    return f"{memory['id']:>4}  {when}  {origin:<12} {mark}{memory['text']}"
 
 
 @click.group()
@@ -33,7 +36,8 @@ def memory() -> None:
 @memory.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 def memory_list(as_json: bool) -> None:
-    """Every memory, oldest first: id, when, where it came from, text."""
+    """Every memory, oldest first: id, when, where it came from, text (`proposed` before the
+    text of one waiting for your yes)."""
     with history() as store:
         rows = memories.all_memories(store)
     if as_json:
@@ -64,12 +68,31 @@ def memory_forget(memory_id: str, as_json: bool) -> None:
         _said(memories.forget(store, memory_id), "forgot", as_json)
 
 
+@memory.command("confirm")
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def memory_confirm(memory_id: str, as_json: bool) -> None:
+    """Keep proposed memory MEMORY_ID: agents are shown it from now on."""
+    with history() as store:
+        _said(memories.confirm(store, memory_id), "kept", as_json)
+
+
+@memory.command("reject")
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def memory_reject(memory_id: str, as_json: bool) -> None:
+    """Drop proposed memory MEMORY_ID: it is deleted, never shown to agents."""
+    with history() as store:
+        _said(memories.reject(store, memory_id), "rejected", as_json)
+
+
 @memory.command("export")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, with every field.")
 def memory_export(as_json: bool) -> None:
-    """Every memory, to keep or move elsewhere: its text a line, or JSON with --json."""
+    """Every kept memory, to keep or move elsewhere: its text a line, or JSON with --json
+    (proposed ones, not yet confirmed, are left out)."""
     with history() as store:
-        rows = memories.all_memories(store)
+        rows = memories.all_memories(store, status="kept")
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:

@@ -78,6 +78,18 @@ class EventPrinter:
             self._note(f"{event['branch_id']} scored {event['score']:g}")
         elif kind == "replan":
             self._note("every branch fell short: replanning")
+        elif kind == "memory_proposed":
+            n = event["memory_id"]
+            if event["status"] == "proposed":
+                self._note(
+                    f"remember “{event['text']}”? myninja memory confirm {n} (or reject {n})"
+                )
+            else:
+                self._note(f"remembered {n}: {event['text']}")
+        elif kind == "memory_answered":
+            self._note(
+                f"{event['branch_id']} answered from memory {event['memory_id']}: {event['text']}"
+            )
         elif kind == "selected":
             note = " (best effort)" if event["best_effort"] else ""
             self._note(f"kept {event['branch_id']}{note}")

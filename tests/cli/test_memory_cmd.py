@@ -142,3 +142,73 @@ def test_the_fast_path_is_shown_them_too(myninja_home: Path) -> None:
     assert next(e for e in events if e["type"] == "routed")["path"] == "fast"
     assert next(e for e in events if e["type"] == "plan")["memories"] == [1]
     assert events[-1]["answer"] == "Berlin, fast"
+
+
+# A scheduler-like task that needs the person's time zone: it asks (no key: the words of the
+# question must find the memory), and answers once the tool result holds the zone.
+ZONE_QUESTION = "Which time zone are you in?"
+ASKS_ZONE: list[dict[str, Any]] = [
+    {"match": r"Route this task", "json": "scheduler"},
+    {"match": r"Task to plan", "json": {"steps": [{"title": "Book", "instruction": "Book it."}]}},
+    {"match": r"tool: Europe/Berlin", "reply": "Booked 10:00 Berlin time"},
+    {
+        "match": r"Attempt 1\.",
+        "tool_calls": [{"name": "ask_user", "arguments": {"question": ZONE_QUESTION}}],
+    },
+]
+
+
+def events_of(done: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) -> None:
+    env = {"MYNINJA_HOME": str(myninja_home)}
+    scripted_config(myninja_home, ASKS_ZONE, graph=GRAPH)
+    # Task 1 asks; the answer is proposed as a memory, which waits for the person's yes.
+    asked = run_myninja("ask", "Book a call with anna tomorrow", "--json", env=env)
+    assert asked.returncode == 3, asked.stderr
+    question = next(e for e in events_of(asked) if e["type"] == "question")
+    assert question["text"] == ZONE_QUESTION
+    task1 = question["task_id"]
+    answered = run_myninja("answer", task1, "Europe/Berlin", "--json", env=env)
+    assert answered.returncode == 0, answered.stderr
+    proposed = next(e for e in events_of(answered) if e["type"] == "memory_proposed")
+    assert proposed["status"] == "proposed" and proposed["question_id"] == question["question_id"]
+    assert proposed["text"] == f"{ZONE_QUESTION} — Europe/Berlin"
+    assert events_of(answered)[-1]["answer"] == "Booked 10:00 Berlin time"
+    memory_id = proposed["memory_id"]
+    listed = memory(myninja_home, "list")
+    assert f"proposed {ZONE_QUESTION} — Europe/Berlin" in listed
+    assert memory(myninja_home, "export").strip() == ""  # not kept yet: never exported
+    assert json.loads(memory(myninja_home, "export", "--json")) == []
+
+    # Not confirmed, the next task still asks (a proposal is never shown to agents).
+    waiting = run_myninja("ask", "Book a call with ben on Friday", "--json", env=env)
+    assert waiting.returncode == 3, waiting.stderr
+    assert next(e for e in events_of(waiting) if e["type"] == "plan")["memories"] == []
+    run_myninja("cancel", events_of(waiting)[0]["task_id"], env=env)
+
+    kept = json.loads(memory(myninja_home, "confirm", str(memory_id), "--json"))
+    assert kept["status"] == "kept" and kept["id"] == memory_id
+    assert "proposed" not in memory(myninja_home, "list")
+
+    # Task 2, the same script: the memory answers, the person is not asked.
+    done = run_myninja("ask", "Book a call with chika next week", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    events = events_of(done)
+    assert not [e for e in events if e["type"] == "question"]
+    assert next(e for e in events if e["type"] == "plan")["memories"] == [memory_id]
+    used = next(e for e in events if e["type"] == "memory_answered")
+    assert (used["memory_id"], used["question"]) == (memory_id, ZONE_QUESTION)
+    assert events[-1]["answer"] == "Booked 10:00 Berlin time"
+    assert memory(myninja_home, "export").splitlines() == [f"{ZONE_QUESTION} — Europe/Berlin"]
+
+    # Forgotten: gone from the table and the FTS index, and the question is asked again.
+    assert memory(myninja_home, "forget", str(memory_id)).strip() == f"forgot {memory_id}"
+    with sqlite3.connect(myninja_home / "data" / "history.db") as db:
+        assert db.execute("SELECT count(*) FROM memories").fetchone() == (0,)
+        hits = db.execute("SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'berlin'")
+        assert hits.fetchall() == []
+    again = run_myninja("ask", "Book a call with dana next week", "--json", env=env)
+    assert again.returncode == 3, again.stderr
