@@ -101,9 +101,9 @@ class GraphContext:
         backend = self.backends.get(name)
         model = self.model_override or settings.model
         if self.store is not None and self.task_id:
-            # Every call of a task counts its tokens (`myninja usage`).
+            # Every call of a task counts its tokens (`myninja usage`) and keeps its budget.
             default = getattr(self.config.backends.get(name), "model", None)
             backend = MeteredBackend(
-                backend, self.store, self.task_id, agent, name, model or default
+                backend, self.store, self.task_id, agent, name, model or default, self.config
             )
         return backend, settings, model

@@ -85,5 +85,15 @@ class GenerationCancelled(BackendError):
     exit_code = EXIT_INTERRUPTED
 
 
+class BudgetSpent(MyninjaError):
+    """A `[budget]` is spent: model calls on priced backends stop until it is raised or a new
+    day begins, and the task rests, failed but resumable from its last step. Exit 4 like an
+    unreachable backend (no model call can be made now). Not a BackendError on purpose: graph
+    nodes work around a failed call (a branch fails, a route falls back), and a spent budget
+    must stop the task instead."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
 class KeyStoreError(MyninjaError):
     exit_code = EXIT_USAGE

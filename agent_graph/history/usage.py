@@ -91,6 +91,11 @@ def calls(
     """The rows, oldest first; `since` bounds the call's time."""
     if not store.db[TABLE].exists():
         return []  # no call recorded yet: a read need not create the table
+    where, params = _where(since, task_id)
+    return fetch(store.db, f"SELECT * FROM {TABLE} WHERE {where} ORDER BY ts, id", params)
+
+
+def _where(since: float | None, task_id: str | None) -> tuple[str, list[Any]]:
     where, params = ["1"], []
     if since is not None:
         where.append("ts >= ?")
@@ -98,8 +103,22 @@ def calls(
     if task_id is not None:
         where.append("task_id = ?")
         params.append(task_id)
+    return " AND ".join(where), params
+
+
+def totals(
+    store: HistoryStore, *, since: float | None = None, task_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Tokens summed per backend and model (what a price applies to), in one read: `backend`,
+    `model`, `prompt_tokens`, `completion_tokens`."""
+    if not store.db[TABLE].exists():
+        return []
+    where, params = _where(since, task_id)
     return fetch(
-        store.db, f"SELECT * FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY ts, id", params
+        store.db,
+        f"SELECT backend, model, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens)"
+        f" AS completion_tokens FROM {TABLE} WHERE {where} GROUP BY backend, model",
+        params,
     )
 
 

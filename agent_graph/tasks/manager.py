@@ -37,7 +37,7 @@ from myninja.agent_graph.tasks.recorder import Recorder, TaskRecord
 from myninja.agent_graph.tasks.skillset import SkillSet
 from myninja.backends.base import Backend
 from myninja.config import Config
-from myninja.errors import EXIT_FAILED, MyninjaError, UsageError
+from myninja.errors import EXIT_FAILED, BudgetSpent, MyninjaError, UsageError
 
 
 def new_task_id() -> str:
@@ -257,6 +257,11 @@ class TaskManager:
             if handle.cancel_requested:
                 self.recorder.cancelled(task_id, "cancelled by the person")
             raise
+        except BudgetSpent as exc:
+            # It rests failed, resumable from its last step; each stop is its own event (a
+            # task stopped again after a resume says so again).
+            key = f"r:budget:{time.time_ns()}"
+            self._crashed(task_id, exc.one_line(), type(exc).__name__, exc.exit_code, key)
         except MyninjaError as exc:
             self._crashed(task_id, exc.one_line(), type(exc).__name__, exc.exit_code)
         except Exception as exc:  # a bug must fail one task, not the worker
@@ -269,8 +274,10 @@ class TaskManager:
         finally:
             record.keys.clear()
 
-    def _crashed(self, task_id: str, error: str, error_type: str, exit_code: int) -> None:
-        if self.recorder.crashed(task_id, error, error_type, exit_code):
+    def _crashed(
+        self, task_id: str, error: str, error_type: str, exit_code: int, key: str = "r:failed"
+    ) -> None:
+        if self.recorder.crashed(task_id, error, error_type, exit_code, key):
             self.notifier.finished(task_id)
 
     # Questions ----------------------------------------------------------------------------

@@ -139,13 +139,15 @@ class Recorder:
         news, record.ended_now = record.ended_now, False
         return news
 
-    def crashed(self, task_id: str, error: str, error_type: str, exit_code: int) -> bool:
-        """The run failed outside the graph: store that and mark the task failed. True when
-        that is news."""
+    def crashed(
+        self, task_id: str, error: str, error_type: str, exit_code: int, key: str = "r:failed"
+    ) -> bool:
+        """The run failed outside the graph: store that (once under `key`) and mark the task
+        failed. True when that is news."""
         failed = make_event(
             "task_failed", error=error, error_type=error_type, exit_code=exit_code, partial_text=""
         )
-        new = self.store_event(task_id, "r:failed", failed)
+        new = self.store_event(task_id, key, failed)
         self.store.update_task(
             task_id, status="failed", error=error, finished_at=time.time(), unread=1
         )
@@ -176,39 +178,47 @@ class Recorder:
         self, task_id: str, question_id: str, text: str, confirm_mode: str | None = None
     ) -> None:
         """Store that `question_id` was answered, once; with `confirm_mode` (`[memory]
-        confirm`), the answer to an agent's question is proposed as a memory."""
+        confirm`), the answer to an agent's question is proposed as a memory, once."""
         if not self.store.has_event(task_id, f"a:{question_id}"):
-            new = self.store_event(
+            self.store_event(
                 task_id,
                 f"a:{question_id}",
                 make_event("question_answered", question_id=question_id, answer=text),
             )
-            if new and confirm_mode is not None:
-                self._propose(task_id, question_id, text, confirm_mode)
+        # Apart from the answer: a crash may fall between the two, and the next call (the
+        # restarted run hands the recorded answer in again) proposes it then.
+        if confirm_mode is not None and not self.store.has_event(task_id, f"m:{question_id}"):
+            self._propose(task_id, question_id, text, confirm_mode)
 
     def _propose(self, task_id: str, question_id: str, text: str, confirm_mode: str) -> None:
         asked = [q for q in self.store.questions(task_id, status=None) if q["id"] == question_id]
         if not asked:
             return
         task = self.store.get_task(task_id) or {}
-        memory = memories.propose(
-            self.store,
-            task_id=task_id,
-            question=asked[0]["text"],
-            answer=text,
-            key=asked[0].get("key"),
-            agent=task.get("agent"),
-            confirm_mode=confirm_mode,
-        )
-        if memory is not None:  # None: no fact in it, or the same memory exists
-            self.store_event(
-                task_id,
-                f"m:{question_id}",
-                make_event(
+        # The memory and its event in one transaction: both, or neither after a crash.
+        with self.store.batch():
+            memory = memories.propose(
+                self.store,
+                task_id=task_id,
+                question=asked[0]["text"],
+                answer=text,
+                key=asked[0].get("key"),
+                agent=task.get("agent"),
+                confirm_mode=confirm_mode,
+            )
+            if memory is None:  # no fact in it, or the same memory exists
+                return
+            stored = {
+                "v": 1,
+                **make_event(
                     "memory_proposed",
                     memory_id=memory["id"],
                     text=memory["text"],
                     status=memory["status"],
                     question_id=question_id,
                 ),
-            )
+                "task_id": task_id,
+            }
+            seq = self.store.append_event(task_id, f"m:{question_id}", stored)
+        if seq is not None:  # listeners see only committed events
+            self.hub.publish({**stored, "seq": seq})

@@ -103,9 +103,11 @@ async def ensure_worker(client: WorkerClient) -> None:
         click.echo(f"myninja: {notice}", err=True)
 
 
-async def follow_worker(client: WorkerClient, task_id: str, printer: EventPrinter) -> int:
-    """Print the task's feed through the worker until it rests."""
-    if await show_feed(client.follow(task_id), printer) == "waiting":
+async def follow_worker(
+    client: WorkerClient, task_id: str, printer: EventPrinter, after_seq: int = 0
+) -> int:
+    """Print the task's feed (its events after `after_seq`) through the worker until it rests."""
+    if await show_feed(client.follow(task_id, after_seq), printer) == "waiting":
         store = HistoryStore(paths.data_dir() / "history.db")
         try:
             return printer.waiting(task_id, store.questions(task_id))

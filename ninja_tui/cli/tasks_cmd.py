@@ -169,13 +169,17 @@ async def _cancel(task_id: str) -> None:
 @json_option
 @click.option("--detach", "-d", is_flag=True, help="Return at once; the worker goes on.")
 def tasks_resume(task_id: str, as_json: bool, detach: bool) -> int:
-    """Continue an unfinished task in the background worker from its last checkpoint."""
+    """Continue an unfinished or failed task in the background worker from its last
+    checkpoint. A failed one shows only what happens from now (its old failure is not news)."""
     with history() as store:
         task = find_task(store, task_id)
-    return asyncio.run(_resume(task["id"], task["status"], as_json, detach))
+        after_seq = store.last_seq(task["id"]) if task["status"] == "failed" else 0
+    return asyncio.run(_resume(task["id"], task["status"], as_json, detach, after_seq))
 
 
-async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int:
+async def _resume(
+    task_id: str, status: str, as_json: bool, detach: bool, after_seq: int = 0
+) -> int:
     """`status` is the task's as the person asked: a worker started after a crash picks
     unfinished tasks up by itself, and may have ended this one before our request comes."""
     client = WorkerClient(paths.data_dir())
@@ -191,4 +195,11 @@ async def _resume(task_id: str, status: str, as_json: bool, detach: bool) -> int
             raise
     if detach:
         return 0
-    return await follow_worker(client, task_id, EventPrinter(as_json))
+    code = await follow_worker(client, task_id, EventPrinter(as_json), after_seq)
+    if after_seq:
+        with history() as store:
+            task = find_task(store, task_id)
+            if task["status"] == "failed" and store.last_seq(task_id) == after_seq:
+                # Failed again the same way (its failure event is stored once): say why.
+                click.echo(f"myninja: error: {task['error']}", err=True)
+    return code
