@@ -10,7 +10,7 @@ wall time. Prints JSON; the target is time-zone questions in runs after the firs
 first asked one.
 
     python benchmarks/memory_questions.py [--model PATH.gguf] [--threads 2] [--runs 2]
-        [--branches N] [--timeout 1200] [--out DIR]
+        [--branches N] [--task TEXT] [--timeout 1200] [--out DIR]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def events(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 
 def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    done = myninja(home, "ask", TASK, "--json", timeout=args.timeout)
+    done = myninja(home, "ask", args.task, "--json", timeout=args.timeout)
     seen = events(done)
     task_id = next((e["task_id"] for e in seen if "task_id" in e), None)
     asked: list[str] = []
@@ -110,6 +110,7 @@ def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--task", default=TASK)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--branches", type=int, default=None)
@@ -132,7 +133,7 @@ def main() -> None:
             print(f"run {n + 1}: {json.dumps(runs[-1])[:400]}", file=sys.stderr)
     zone = [r["zone_questions"] for r in runs]
     result = {
-        "task": TASK,
+        "task": args.task,
         "model": str(args.model),
         "runs": runs,
         "zone_questions_per_run": zone,

@@ -74,6 +74,7 @@ EXPECTED_TYPES = [
     "evaluation", "evaluation", "selected",
     # Step 2: the branch that did not ask is stored when the step pauses for the question.
     "branch_started", "branch_started", "branch_done", "question", "question_answered",
+    "memory_proposed",  # the answer, proposed as a memory
     "tool_call", "tool_result", "branch_done",
     "evaluation", "evaluation", "selected",
     "answer", "task_done",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from myninja.agent_graph.prompts import MEMORIES_HEADING
+from tests.agent_graph.scripts import FENCE_RULES
 from tests.conftest import run_myninja, scripted_config
 
 ZONE = "my time zone is Europe/Berlin"
@@ -204,6 +205,15 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
     assert events[-1]["answer"] == "Booked 10:00 Berlin time"
     assert memory(myninja_home, "export").splitlines() == [f"{ZONE_QUESTION} — Europe/Berlin"]
 
+    # Training exports leave it out unless asked; asked, task 2's prompt is headed by it.
+    rated = run_myninja("feedback", events[-1]["task_id"], "--good", env=env)
+    assert rated.returncode == 0, rated.stderr
+    fact = f"{ZONE_QUESTION} — Europe/Berlin"
+    assert not [u for u in sft_users(myninja_home) if "Europe/Berlin" in u]
+    assert f"{MEMORIES_HEADING}\n- {fact}\n\nBook a call with chika next week" in sft_users(
+        myninja_home, "--with-memory"
+    )
+
     # Forgotten: gone from the table and the FTS index, and the question is asked again.
     assert memory(myninja_home, "forget", str(memory_id)).strip() == f"forgot {memory_id}"
     with sqlite3.connect(myninja_home / "data" / "history.db") as db:
@@ -212,3 +222,36 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
         assert hits.fetchall() == []
     again = run_myninja("ask", "Book a call with dana next week", "--json", env=env)
     assert again.returncode == 3, again.stderr
+    assert not [u for u in sft_users(myninja_home, "--with-memory") if "Europe/Berlin" in u]
+
+
+def test_a_keyed_answer_is_kept_at_once_when_confirm_is_never(myninja_home: Path) -> None:
+    env = {"MYNINJA_HOME": str(myninja_home)}
+    scripted_config(myninja_home, FENCE_RULES, graph=GRAPH + '[memory]\nconfirm = "never"\n')
+    asked = run_myninja("ask", "Paint the fence", "--json", env=env)
+    assert asked.returncode == 3, asked.stderr
+    task1 = events_of(asked)[0]["task_id"]
+    answered = run_myninja("answer", task1, "blue", "--json", env=env)
+    assert answered.returncode == 0, answered.stderr
+    proposed = next(e for e in events_of(answered) if e["type"] == "memory_proposed")
+    assert (proposed["text"], proposed["status"]) == ("colour: blue", "kept")
+    assert memory(myninja_home, "export").splitlines() == ["colour: blue"]
+    # The next fence task's question has the same key: the memory answers it.
+    done = run_myninja("ask", "Paint the fence again", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    events = events_of(done)
+    assert not [e for e in events if e["type"] == "question"]
+    used = next(e for e in events if e["type"] == "memory_answered")
+    assert (used["memory_id"], used["key"]) == (proposed["memory_id"], "colour")
+    assert next(e for e in events if e["type"] == "plan")["memories"] == [proposed["memory_id"]]
+    assert events[-1]["answer"] == "Painted it blue"
+    # confirm and reject are for proposals: one line, exit 2.
+    for args, says in [
+        (("confirm", str(proposed["memory_id"])), "already kept"),
+        (("reject", str(proposed["memory_id"])), "kept, not proposed"),
+        (("confirm", "99"), "no memory 99"),
+        (("reject", "x"), "not a number"),
+    ]:
+        bad = run_myninja("memory", *args, env=env)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
