@@ -48,15 +48,15 @@ def worker_command() -> list[str]:
     return [str(python), "-m", "myninja", "worker", "--stay"]
 
 
-def _escaped(value: str) -> str:
-    """A value as systemd reads it literally: no % specifiers, no $ expansion."""
-    return value.replace("%", "%%").replace("$", "$$")
-
-
-def _quoted(word: str) -> str:
+def _quoted(word: str, command: bool = True) -> str:
+    """A word as systemd reads it literally: quoted where needed, no % specifiers, and in a
+    command line no $ expansion (Environment= expands no variables)."""
     if word and not any(c in word for c in " \t\"'\\;"):
-        return _escaped(word)
-    return '"' + _escaped(word.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+        quoted = word
+    else:
+        quoted = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    quoted = quoted.replace("%", "%%")
+    return quoted.replace("$", "$$") if command else quoted
 
 
 def environment() -> dict[str, str]:
@@ -66,7 +66,7 @@ def environment() -> dict[str, str]:
 
 
 def unit_text() -> str:
-    env = "".join(f"Environment={_quoted(f'{k}={v}')}\n" for k, v in environment().items())
+    env = "".join(f"Environment={_quoted(f'{k}={v}', False)}\n" for k, v in environment().items())
     return (
         "# Written by `myninja worker install`; `myninja worker uninstall` removes it.\n"
         "[Unit]\n"

@@ -25,14 +25,15 @@ ENABLE = "systemctl --user daemon-reload && systemctl --user enable --now myninj
 
 @pytest.fixture
 def xdg(tmp_path: Path) -> dict[str, str]:
-    """A config home of the test's own, and a fake systemctl on PATH (none is ever run)."""
+    """A config home of the test's own, and a fake systemctl on PATH (it is never run)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "systemctl"
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": path}
+    # A space and a % in it: the unit must quote and escape what it passes on.
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config home 100%"), "PATH": path}
 
 
 def unit_file(env: dict[str, str]) -> Path:
@@ -52,7 +53,7 @@ def environment_of(text: str) -> dict[str, str]:
         for line in text.splitlines()
         if line.startswith("Environment=")
     ]
-    return {name: value.replace("%%", "%").replace("$$", "$") for name, value in pairs}
+    return {name: value.replace("%%", "%") for name, value in pairs}
 
 
 def test_install_writes_a_unit_that_parses_and_verifies(
