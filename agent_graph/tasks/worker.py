@@ -169,6 +169,9 @@ class Worker:
             await manager.cancel(request["task_id"])
             await send(writer, {"ok": True})
         elif op == "resume":
+            # With the config as it is now: a task stopped by a budget is resumed after the
+            # person raised it.
+            self._pick_up_config()
             await manager.resume(request["task_id"])
             await send(writer, {"ok": True})
         elif op == "follow":
@@ -215,7 +218,8 @@ class Worker:
 
     def _pick_up_config(self) -> None:
         """Reload the config file if it changed (the app's settings screen writes it), so a
-        new task uses it without restarting the worker. A broken file refuses the task."""
+        new or resumed task uses it without restarting the worker. A broken file refuses the
+        task."""
         path = paths.config_file()
         stamp = _stamp(path)
         if stamp != self.config_stamp:
