@@ -6,8 +6,9 @@ question a run asks is answered through `myninja answer` (a time-zone question w
 "Europe/Berlin", any other with `--other-answer`), and after each run every proposed memory is
 confirmed (`myninja memory confirm`), as a person saying yes would. Counted per run: questions,
 time-zone questions, `memory_answered` events, the `plan` event's memory ids, exit code and
-wall time. Prints JSON; the target is time-zone questions in runs after the first = 0 once the
-first asked one.
+wall time, and the "ASK: …" lines the model wrote (a branch drops some before they reach the
+person: asking the task or its own instructions back, or a fact). Prints JSON; the target is
+time-zone questions in runs after the first = 0 once the first asked one.
 
     python benchmarks/memory_questions.py [--model PATH.gguf] [--threads 2] [--runs 2]
         [--branches N] [--task TEXT] [--timeout 1200] [--out DIR]
@@ -27,10 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = (
-    "@scheduler Set up a 30-minute call with anna (she is in New York) tomorrow at 9:00 "
-    "my local time, and draft the invitation."
-)
+TASK = "@scheduler Set up the weekly team meeting on Mondays at 10:00 and send the invite."
 ZONE = re.compile(r"time ?zone|timezone|where are you|located|which city|your location", re.I)
 DEFAULT_MODEL = Path.home() / ".local/share/myninja/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
@@ -86,6 +84,10 @@ def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
         if memory["status"] == "proposed":
             myninja(home, "memory", "confirm", str(memory["id"]), timeout=60)
     plan = next((e for e in seen if e["type"] == "plan"), {})
+    # What the model wrote, questions the branch dropped before they reached the person included
+    # (asking its own instructions back, a fact, the task back): "ASK: …" lines in its tokens.
+    streamed = "".join(e.get("text", "") for e in seen if e["type"] == "token")
+    written = re.findall(r"ASK:\s*([^\n?]*\??)", streamed)
     last = seen[-1] if seen else {}
     return {
         "task_id": task_id,
@@ -93,6 +95,8 @@ def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
         "wall_s": round(time.monotonic() - started, 1),
         "questions": asked,
         "zone_questions": sum(bool(ZONE.search(q)) for q in asked),
+        "asks_written": written,
+        "zone_asks_written": sum(bool(ZONE.search(q)) for q in written),
         "answered_from_memory": [
             {"memory_id": e["memory_id"], "question": e["question"]}
             for e in seen

@@ -131,3 +131,20 @@ async def test_an_empty_list_says_how_to_add(myninja_home: Path) -> None:
             await pilot.press("escape")
             await pilot.pause(0.05)
             assert not isinstance(app.screen, MemoryScreen)
+
+
+async def test_f3_opens_it_from_the_app(myninja_home: Path) -> None:
+    from myninja.ninja_tui.app import MyninjaApp
+
+    data = myninja_home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    with HistoryStore(data / "history.db") as seeded:
+        memories.add(seeded, "my name is Ada")
+    app = MyninjaApp(data, refresh_s=3600, config_path=myninja_home / "config.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.store is not None)
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, MemoryScreen))
+        await wait_for(pilot, lambda: shown(app) == [("1", "kept")])
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, MemoryScreen))
