@@ -1,7 +1,9 @@
 """`[budget]` as a user meets it: a three-step writer task on a real OpenAI-compatible server on
 127.0.0.1 (every call priced the same) stops mid-plan when its budget is spent, `ask` says so in
 one line and exits 4, and `tasks resume` finishes it once the budget is raised or the day has
-turned, with every event kept once and the usage table summing the calls the server served."""
+turned, with every event kept once and the usage table summing the calls the server served;
+also with three branches a step running side by side, and on an unpriced gateway (never
+stopped, one warning line)."""
 
 from __future__ import annotations
 
@@ -49,10 +51,15 @@ class Planner(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         text = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [])
+        with self.lock:
+            n = len(self.served) + 1
         if "Task to plan" in text:
             kind, content = "plan", json.dumps({"steps": STEPS})
+        elif "Candidate:" in text:
+            kind, content = "judge", json.dumps({"score": 8, "reasons": "clear enough"})
         elif "Attempt 1." in text:
-            kind, content = "branch", "A step of the note: tmux keeps sessions."
+            # No two alike: branches of a step do not agree, so the judge scores each.
+            kind, content = "branch", f"A step of the note (call {n}): tmux keeps sessions."
         else:
             kind, content = "other", "The whole note: tmux keeps sessions alive."
         with self.lock:
@@ -87,13 +94,18 @@ class Planner(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def write_config(home: Path, url: str, budget: str) -> None:
-    # One branch per step and no judge: each step is one call, so the calls are countable.
+# One branch per step and no judge: each step is one call, so the calls are countable.
+ONE_BRANCH = 'branches = 1\njudge = "none"'
+# Three branches a step, all at once, each judged: calls run side by side.
+THREE_BRANCHES = 'branches = 3\nadaptive = false\njudge = "each"'
+
+
+def write_config(home: Path, url: str, budget: str, graph: str = ONE_BRANCH) -> None:
     (home / "config.toml").write_text(
         "worker_idle_s = 30\n"
         f'[backends.gw]\ntype = "openai"\nurl = "{url}/v1"\nmodel = "house"\nmax_retries = 0\n'
-        '[agents.writer]\nbackend = "gw"\n'
-        '[graph]\nbranches = 1\njudge = "none"\nuse_past_tasks = false\n'
+        '[agents.writer]\nbackend = "gw"\n[agents.judge]\nbackend = "gw"\n'
+        f"[graph]\n{graph}\nuse_past_tasks = false\n"
         f"[prices.house]\ninput_per_mtok = {INPUT_PER_MTOK}\noutput_per_mtok = {OUTPUT_PER_MTOK}\n"
         f"[budget]\n{budget}\n"
     )
@@ -125,9 +137,11 @@ def usage_rows() -> list[dict[str, Any]]:
         return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
 
 
-def ask_stopped(budget_line: str, url: str, home: Path) -> tuple[str, list[dict[str, Any]]]:
+def ask_stopped(
+    budget_line: str, url: str, home: Path, graph: str = ONE_BRANCH
+) -> tuple[str, list[dict[str, Any]]]:
     """Ask the three-step task under `budget_line`; it must stop mid-plan, exit 4, one line."""
-    write_config(home, url, budget_line)
+    write_config(home, url, budget_line, graph)
     asked = run_myninja("ask", "--agent", "writer", "Write a note about tmux")
     assert asked.returncode == 4, (asked.stdout, asked.stderr)
     assert asked.stdout == ""
@@ -139,8 +153,8 @@ def ask_stopped(budget_line: str, url: str, home: Path) -> tuple[str, list[dict[
     assert task["status"] == "failed" and task["error"] in line
     events = task["events"]
     assert [e["type"] for e in events if e["type"] == "plan"] == ["plan"]
-    done_steps = [e for e in events if e["type"] == "branch_done"]
-    assert 0 < len(done_steps) < len(STEPS)  # mid-plan
+    selected = [e for e in events if e["type"] == "selected"]
+    assert 0 < len(selected) < len(STEPS)  # mid-plan: a step was finished, not all
     (stopped,) = [e for e in events if e["type"] == "task_failed"]
     assert stopped["error_type"] == "BudgetSpent" and stopped["exit_code"] == 4
     assert events[-1] == stopped
@@ -160,9 +174,11 @@ def resumed_and_whole(task_id: str, before: list[dict[str, Any]]) -> list[dict[s
     assert events[-1]["type"] == "task_done"
     keys = [json.dumps({k: v for k, v in e.items() if k != "seq"}, sort_keys=True) for e in events]
     assert len(set(keys)) == len(keys)
-    # Each step ran and finished once; the plan was made once.
-    done = [e for e in events if e["type"] == "branch_done"]
-    assert sorted(e["step"] for e in done) == list(range(len(STEPS)))
+    # Each step was finished once, each branch once; the plan was made once.
+    selected = [e for e in events if e["type"] == "selected"]
+    assert sorted(e["step"] for e in selected) == list(range(len(STEPS)))
+    done = [e["branch_id"] for e in events if e["type"] == "branch_done"]
+    assert len(done) == len(set(done)) >= len(STEPS)
     assert [e["type"] for e in events].count("plan") == 1
     # The usage table holds one row per call the server answered, and their tokens.
     rows = usage_rows()
@@ -215,3 +231,35 @@ def test_a_daily_budget_stops_the_task_until_the_next_day(
     with sqlite3.connect(paths.data_dir() / "history.db") as db:
         db.execute("UPDATE usage SET ts = ts - 86400")
     resumed_and_whole(task_id, before)
+
+
+def test_a_budget_spent_between_parallel_branches_loses_and_repeats_nothing(
+    server_url: str, myninja_home: Path
+) -> None:
+    # The plan, step 1's three branches and their three judges: 0.014. Step 2's branches,
+    # starting together at 0.014 of 0.015, all run; their judges may not.
+    task_id, before = ask_stopped("per_task = 0.015", server_url, myninja_home, THREE_BRANCHES)
+    assert Planner.served == ["plan", *["branch"] * 3, *["judge"] * 3, *["branch"] * 3]
+    assert [e["type"] for e in before[-4:]] == ["branch_done"] * 3 + ["task_failed"]
+    write_config(myninja_home, server_url, "per_task = 1.0", THREE_BRANCHES)
+    events = resumed_and_whole(task_id, before)
+    assert Planner.served.count("plan") == 1
+    assert Planner.served.count("branch") == 3 * len(STEPS)  # no branch ran twice
+    assert len([e for e in events if e["type"] == "branch_done"]) == 3 * len(STEPS)
+
+
+def test_an_unpriced_gateway_is_not_stopped_and_says_so_once(
+    server_url: str, myninja_home: Path
+) -> None:
+    write_config(myninja_home, server_url, "daily = 0\nper_task = 0")
+    config = myninja_home / "config.toml"
+    config.write_text(config.read_text().replace("[prices.house]", "[prices.other]"))
+    asked = run_myninja("ask", "--agent", "writer", "Write a note about tmux")
+    assert asked.returncode == 0, asked.stderr
+    assert "tmux keeps sessions" in asked.stdout
+    assert Planner.served.count("branch") == len(STEPS)
+    warning = (
+        "myninja: warning: no price for gw/house: its calls do not count against [budget] "
+        '(add [prices."house"] to the config)'
+    )
+    assert asked.stderr.splitlines() == [warning]
