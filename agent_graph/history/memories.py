@@ -191,16 +191,22 @@ def propose(
     confirm_mode: str = "always",
 ) -> dict[str, Any] | None:
     """The memory made of the person's answer to an agent's question: proposed (or kept at
-    once, as `confirm_mode` says). None where the answer holds no fact, or the same memory
-    exists already (kept or proposed: the copies of one question make one memory)."""
+    once, as `confirm_mode` says), `new` True. Where the same memory exists already (kept or
+    proposed: the copies of one question, or the same answer in another task, make one
+    memory), that one, `new` False. None where the answer holds no fact."""
     text = fact_text(question, answer, key)
     if text is None:
         return None
     answer = " ".join(answer.split())
     now = time.time()
     with store.batch():
-        if fetch(store.db, "SELECT 1 FROM memories WHERE text = ? LIMIT 1", (text,)):
-            return None
+        same = fetch(
+            store.db,
+            "SELECT id, text, status, task_id FROM memories WHERE text = ? ORDER BY id LIMIT 1",
+            (text,),
+        )
+        if same:
+            return {**same[0], "new": False}
         status = "proposed" if confirm_needed(store, confirm_mode) else "kept"
         cursor = store.db.conn.execute(
             """INSERT INTO memories (text, source, task_id, created_at, status, question, key,
@@ -208,7 +214,7 @@ def propose(
             (text, task_id, now, status, question, key or None, answer, agent),
         )
         memory_id = cursor.lastrowid
-    return {"id": memory_id, "text": text, "status": status, "task_id": task_id}
+    return {"id": memory_id, "text": text, "status": status, "task_id": task_id, "new": True}
 
 
 def relevant(

@@ -187,7 +187,7 @@ class Recorder:
             )
         # Apart from the answer: a crash may fall between the two, and the next call (the
         # restarted run hands the recorded answer in again) proposes it then.
-        if confirm_mode is not None and not self.store.has_event(task_id, f"m:{question_id}"):
+        if confirm_mode is not None:
             self._propose(task_id, question_id, text, confirm_mode)
 
     def _propose(self, task_id: str, question_id: str, text: str, confirm_mode: str) -> None:
@@ -206,7 +206,7 @@ class Recorder:
                 agent=task.get("agent"),
                 confirm_mode=confirm_mode,
             )
-            if memory is None:  # no fact in it, or the same memory exists
+            if memory is None:  # no fact in it
                 return
             stored = {
                 "v": 1,
@@ -219,6 +219,8 @@ class Recorder:
                 ),
                 "task_id": task_id,
             }
-            seq = self.store.append_event(task_id, f"m:{question_id}", stored)
+            # Once per memory and task: the copies of one question name one memory. One
+            # made before (another task's same answer) is named too, as a twin run would.
+            seq = self.store.append_event(task_id, f"m:{memory['id']}", stored)
         if seq is not None:  # listeners see only committed events
             self.hub.publish({**stored, "seq": seq})

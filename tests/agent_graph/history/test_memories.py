@@ -110,8 +110,11 @@ def test_an_answer_is_proposed_as_a_short_fact(store: HistoryStore) -> None:
         "Europe/Berlin",
         "scheduler",
     )
-    # The copies of one question (branches ask alike) make one memory.
-    assert _propose(store, "Which colour?", "blue", key="colour") is None
+    assert keyed["new"] and plain["new"]
+    # The copies of one question (branches ask alike) make one memory: that one is named.
+    again = _propose(store, "Which colour?", "blue", key="colour")
+    assert again is not None and (again["id"], again["new"]) == (keyed["id"], False)
+    assert again["status"] == "proposed"
     # No fact: a yes, a no, nothing, an essay, a permission.
     for answer in ("yes", "No.", "ok, thanks", "  ", "x " * 200):
         assert _propose(store, "Shall I go on?", answer) is None
