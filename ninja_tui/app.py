@@ -37,6 +37,7 @@ from myninja.ninja_tui.notify import Notifier
 from myninja.ninja_tui.widgets.sources import SourceList
 from myninja.ninja_tui.widgets.task_list import TaskList
 from myninja.ninja_tui.widgets.task_view import TaskView
+from myninja.ninja_tui.widgets.usage import UsageShown
 
 # The history store (sqlite-utils) and the other screens are imported when first needed: the
 # first frame must not wait for them (benchmarks/tui_render.py times it).
@@ -56,6 +57,7 @@ class MyninjaApp(App[None]):
         Binding("ctrl+n", "new_task", "New"),
         Binding("ctrl+o", "inbox", "Questions"),
         Binding("ctrl+s", "history", "History"),
+        Binding("ctrl+t", "schedules", "Schedules", show=False),
         Binding("f2", "settings", "Settings"),
         Binding("f3", "memory", "Memory", show=False),
         Binding("f1", "help", "Help"),
@@ -96,6 +98,7 @@ class MyninjaApp(App[None]):
         self._reload = False  # the person chose the shown task again: read its rows again
         self._refreshing = asyncio.Lock()
         self._refresh_again = False
+        self.usage = UsageShown(self)  # the shown task's tokens and cost, and today's
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -122,6 +125,7 @@ class MyninjaApp(App[None]):
             self.notify(f"{len(unread)} {noun} finished while you were away (marked •)")
         await self.refresh_from_history()
         self._refresher = self.set_interval(self.refresh_s, self.refresh_from_history)
+        self.usage.start()
 
     def on_unmount(self) -> None:
         if hasattr(self, "_refresher"):
@@ -161,6 +165,7 @@ class MyninjaApp(App[None]):
     async def _refresh(self, store: HistoryStore) -> None:
         tasks = store.list_tasks(limit=200)
         self._notice_changes(store, tasks)
+        self.usage.listed(tasks)
         if self.selected is None and tasks:
             self.selected = tasks[0]["id"]
         self.query_one(TaskList).show(tasks, self.selected)
@@ -181,6 +186,7 @@ class MyninjaApp(App[None]):
                     view.add(event)
             await view.show(task)
         view.refresh_token_counts()
+        self.usage.shown(task)
         if task.get("unread") and not self.composing:
             # Read once the person chose it (or started it); the task shown on start is not.
             store.update_task(task["id"], unread=0)
@@ -371,11 +377,19 @@ class MyninjaApp(App[None]):
         if self.store is None or isinstance(self.screen, HistoryScreen):
             return
 
-        async def chosen(task_id: str | None) -> None:
-            if task_id:
-                await self.select_task(task_id)
+        self.push_screen(HistoryScreen(self.store), self._show_chosen)
 
-        self.push_screen(HistoryScreen(self.store), chosen)
+    async def _show_chosen(self, task_id: str | None) -> None:
+        """What a screen handed back: the task to show, if any."""
+        if task_id:
+            await self.select_task(task_id)
+
+    def action_schedules(self) -> None:
+        from myninja.ninja_tui.screens.schedules import SchedulesScreen
+
+        if self.store is None or isinstance(self.screen, SchedulesScreen):
+            return
+        self.push_screen(SchedulesScreen(self.store, self._ensure_worker), self._show_chosen)
 
     def action_memory(self) -> None:
         from myninja.ninja_tui.screens.memory import MemoryScreen
@@ -513,6 +527,11 @@ class MyninjaApp(App[None]):
                 "History",
                 "Search past tasks by text, agent, status, date (ctrl+s)",
                 self.action_history,
+            ),
+            (
+                "Schedules",
+                "Scheduled tasks: next run, pause, run now, remove (ctrl+t)",
+                self.action_schedules,
             ),
             (
                 "Settings",

@@ -13,6 +13,7 @@ from myninja.agent_graph.history import usage as ledger
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 from myninja.ninja_tui.cli.tasks_cmd import history
+from myninja.ninja_tui.usage_text import cost_text
 
 _AGO = re.compile(r"(\d+)([dh])")
 
@@ -32,10 +33,6 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
         f"--since {text!r} is neither a date nor a span",
         hint="give a date like 2026-01-31, or a span back from now like 7d or 12h",
     )
-
-
-def _cost(value: float | None) -> str:
-    return "?" if value is None else f"{value:.4f}"
 
 
 @click.command()
@@ -78,7 +75,7 @@ def usage(since: str | None, by: str, as_json: bool) -> None:
             str(line.prompt_tokens),
             str(line.completion_tokens),
             str(line.total_tokens),
-            _cost(line.cost),
+            cost_text(line.cost),
             end_section=line is lines[-1] if lines else False,
         )
     console = Console()

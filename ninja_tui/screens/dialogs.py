@@ -1,4 +1,5 @@
-"""Small modal dialogs of the app: rate a task, edit its answer, export it, read a cited passage.
+"""Small modal dialogs of the app: rate a task, edit its answer, export it, read a cited passage,
+confirm a removal.
 
 Each returns what the person chose through `dismiss`; the app does the saving."""
 
@@ -151,3 +152,28 @@ class PassageDialog(ModalScreen[None]):
             yield Label(cite.get("source") or "", classes="hint", markup=False)
             with VerticalScroll():
                 yield Static(cite.get("text") or "", markup=False)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes-or-no question before something that cannot be undone: y or Enter says yes,
+    n or escape says no."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmDialog")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        ("y", "dismiss(True)", "Yes"),
+        ("enter", "dismiss(True)", "Yes"),
+        ("n", "dismiss(False)", "No"),
+        ("escape", "dismiss(False)", "No"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.question, style="bold"))
+            if self.detail:
+                yield Label(self.detail, markup=False)
+            yield Label("y or Enter: yes · n or escape: no", classes="hint")

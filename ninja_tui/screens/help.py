@@ -21,7 +21,8 @@ closing the app stops nothing, and tasks that finish meanwhile show as unread (`
 
 When a task needs you it shows `?` in the list; answer in the box (it says `Answer: …`)
 or in the questions inbox. **Escape** leaves the box so the task keys below work;
-**ctrl+p** lists every action.
+**ctrl+p** lists every action. The header shows today's tokens and cost; a task's own are
+under its title. **ctrl+t** lists the scheduled tasks, with their next run.
 """
 
 

@@ -7,7 +7,7 @@ answer) comes with each `show`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,8 +18,12 @@ from myninja.agent_graph.events import question_key
 from myninja.agent_graph.history.statuses import FINISHED
 from myninja.agent_graph.tasks.branch_tree import BranchTree
 from myninja.agent_graph.tasks.feed import Cursor
+from myninja.ninja_tui.usage_text import usage_text
 from myninja.ninja_tui.widgets.answer_view import AnswerView
 from myninja.ninja_tui.widgets.sources import SourceList
+
+if TYPE_CHECKING:
+    from myninja.agent_graph.history.usage import Line
 
 
 def branch_label(branch: dict[str, Any], tokens: int = 0) -> Text:
@@ -54,10 +58,13 @@ def search_summary(events: list[dict[str, Any]]) -> str | None:
     return f"searched: {found} passage{'s' * (found != 1)}{notes}"
 
 
-def header_text(task: dict[str, Any]) -> Text:
+def header_text(task: dict[str, Any], usage: Line | None = None) -> Text:
     header = Text(f"{task['status'].upper()}  ", style="bold")
     header.append(f"{task.get('agent') or 'routing…'}  ", style="cyan")
     header.append(task["text"])
+    if usage is not None and usage.calls:
+        calls = f"{usage.calls} model call{'s' * (usage.calls != 1)}"
+        header.append(f"\n{usage_text(usage)}  ({calls})", style="dim")
     return header
 
 
@@ -114,6 +121,7 @@ class TaskView(VerticalScroll):
         self.row: dict[str, Any] | None = None  # the row shown
         self.known = TaskEvents([], [], [])
         self.tokens: dict[str, int] = {}
+        self.usage: Line | None = None  # the shown task's tokens and cost, once read
         # Which stream the answer view shows while the task runs: a branch's draft until
         # the final answer is composed ("final"); None before the first token.
         self.drafting: str | None = None
@@ -150,6 +158,7 @@ class TaskView(VerticalScroll):
         """Show `task` from its rows, read once when it is chosen; `add` brings the rest."""
         self.known = TaskEvents(events, questions, citations)
         self.row, self.tokens, self.drafting, self._signature = task, {}, None, None
+        self.usage = None
         await self.answer.show("")  # stops any stream of the task shown before
         self._caption("")
         await self.show(task)
@@ -167,7 +176,7 @@ class TaskView(VerticalScroll):
         signature = (task["status"], len(known.events), len(known.questions), len(known.citations))
         if signature != self._signature:
             self._signature = signature
-            self.query_one("#task-header", Static).update(header_text(task))
+            self.query_one("#task-header", Static).update(header_text(task, self.usage))
             self._show_plan()
             unique = {question_key(q["text"]): q["text"] for q in known.questions}.values()
             lines = [f"? {text}  (answer in the box below, or ctrl+o)" for text in unique]
@@ -181,6 +190,12 @@ class TaskView(VerticalScroll):
         elif task["status"] in FINISHED or task.get("answer"):
             self._caption("")
             await self.answer.finish(task.get("answer") or "")
+
+    def show_usage(self, usage: Line) -> None:
+        """The shown task's tokens and cost, read from history (the app says when)."""
+        self.usage = usage
+        if self.row is not None:
+            self.query_one("#task-header", Static).update(header_text(self.row, usage))
 
     async def stream_token(self, branch_id: str, text: str) -> None:
         """A live token. The answer view follows one branch's draft (a new one once it is

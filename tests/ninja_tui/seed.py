@@ -1,6 +1,8 @@
 """A fixed history for screens that must look the same on every run (snapshots, benchmarks):
-a finished task with a plan, scored branches, an answer with a table and sources, a task that
-waits for an answer, and a failed one. Times are fixed; no worker is needed to show them."""
+a finished task with a plan, scored branches, an answer with a table and sources and the tokens
+its model calls spent, a task that waits for an answer, a failed one, and two schedules (one
+whose last run is the finished task). Times and ids are fixed; no worker is needed to show
+them (the schedules' "in 3 h" needs the clock at T0: MYNINJA_TEST_CLOCK)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history import usage as ledger
+from myninja.agent_graph.tasks.schedules import ScheduleBook, next_after
 
 T0 = 1_790_000_000.0  # a fixed moment, so dates on screen never change
 ANSWER = """\
@@ -115,4 +119,46 @@ def seed_history(data_dir: Path) -> None:
             error="backend 'gateway' unreachable at 127.0.0.1:9 "
             "(check the URL or run `myninja backends test gateway`)",
             unread=0,
+        )
+        for agent, prompt, completion in (("router", 310, 4), ("scheduler", 1_850, 420)):
+            ledger.record(
+                store,
+                done,
+                agent=agent,
+                backend="embedded",
+                model="qwen2.5-coder-1.5b",
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                ts=T0 + 2,
+            )
+        _schedules(store, done)
+
+
+def _schedules(store: HistoryStore, done: str) -> None:
+    """Rows as ScheduleBook writes them, with fixed ids (it draws random ones)."""
+    ScheduleBook(store)  # its tables
+    rows = [
+        (
+            "s_0000mon",
+            "every monday at 09:00",
+            "0 9 * * 1",
+            "Find a time next week for Alice, Bob and me",
+            0,
+        ),
+        ("s_0000fri", "30 18 * * fri", "30 18 * * 5", "@writer draft the weekly notes", 1),
+    ]
+    with store.batch():
+        for schedule_id, spec, cron, text, paused in rows:
+            store.db.conn.execute(
+                "INSERT INTO schedules (id, spec, cron, text, paused, next_due, last_run,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (schedule_id, spec, cron, text, paused, next_after(cron, T0), None, T0 - 86_400),
+            )
+        store.db.conn.execute(
+            "INSERT INTO schedule_runs (schedule_id, due_at, task_id, text, manual, claimed_at)"
+            " VALUES (?, ?, ?, ?, 0, ?)",
+            ("s_0000mon", T0 - 3600, done, rows[0][3], T0 - 3600),
+        )
+        store.db.conn.execute(
+            "UPDATE schedules SET last_run = ? WHERE id = 's_0000mon'", (T0 - 3600,)
         )

@@ -11,8 +11,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from myninja.agent_graph.tasks.cron import TEST_CLOCK_ENV
 from myninja.ninja_tui.app import MyninjaApp
-from tests.ninja_tui.seed import seed_history
+from tests.ninja_tui.seed import T0, seed_history
 
 SIZES = [(80, 24), (120, 40)]
 DONE_TASK = "t_0000000000a1"
@@ -22,6 +23,9 @@ DONE_TASK = "t_0000000000a1"
 def in_home(myninja_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The settings screen shows the config file's path: a relative one looks the same each run.
     monkeypatch.chdir(myninja_home)
+    # The schedules' next runs read "in 3 h" from the seeded moment, not from today.
+    (myninja_home / "clock").write_text(str(T0))
+    monkeypatch.setenv(TEST_CLOCK_ENV, str(myninja_home / "clock"))
 
 
 def seeded_app(home: Path) -> MyninjaApp:
@@ -70,7 +74,7 @@ def test_main_screen(snap_compare, myninja_home: Path, size: tuple[int, int]) ->
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("key", ["ctrl+o", "ctrl+s", "f2", "f1"])
+@pytest.mark.parametrize("key", ["ctrl+o", "ctrl+s", "ctrl+t", "f2", "f1"])
 def test_screen(snap_compare, myninja_home: Path, size: tuple[int, int], key: str) -> None:  # type: ignore[no-untyped-def]
     async def open_screen(pilot: Pilot) -> None:
         await show_done_task(pilot)
