@@ -6,10 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 
 import click
 
+from myninja.agent_graph import budget as budgets
+from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history import usage as ledger
+from myninja.config import Config
 from myninja.config_file import load_config
 from myninja.errors import UsageError
 from myninja.ninja_tui.cli.tasks_cmd import history
@@ -51,6 +55,7 @@ def usage(since: str | None, by: str, as_json: bool) -> None:
     config = load_config()
     with history() as store:
         rows = ledger.calls(store, since=start.timestamp() if start else None)
+        budget = _budget(config, store)
     lines, total = ledger.summarize(config, rows, by)
     if as_json:
         body = {
@@ -58,6 +63,7 @@ def usage(since: str | None, by: str, as_json: bool) -> None:
             "by": by,
             "rows": [line.to_dict() for line in lines],
             "total": total.to_dict(),
+            "budget": budget,
         }
         click.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
@@ -84,3 +90,23 @@ def usage(since: str | None, by: str, as_json: bool) -> None:
         # The total's cost leaves these out: say which, and how to price them.
         names = ", ".join(sorted(total.unpriced))
         console.print(f"no price for {names}: add [prices.MODEL] or [prices.BACKEND] to the config")
+    if budget["daily"] is not None:
+        console.print(
+            f"daily budget {cost_text(budget['daily'])}: spent {cost_text(budget['spent_today'])}"
+            f" today, {cost_text(budget['left_today'])} left"
+        )
+    if budget["per_task"] is not None:
+        console.print(f"per-task budget {cost_text(budget['per_task'])}")
+
+
+def _budget(config: Config, store: HistoryStore) -> dict[str, float | None]:
+    """The `[budget]` limits, and what today's calls spent against the daily one (priced
+    calls only, as the budget counts them)."""
+    daily, per_task = config.budget.daily, config.budget.per_task
+    today = budgets.spent(config, store, since=budgets.day_start(time.time()))
+    return {
+        "daily": daily,
+        "per_task": per_task,
+        "spent_today": today,
+        "left_today": None if daily is None else max(daily - today, 0.0),
+    }

@@ -130,6 +130,21 @@ def test_usage_sums_the_tasks_and_prices_them(gateway_home: Path) -> None:
     table = run_myninja("usage", "--by", "day")
     assert table.returncode == 0, table.stderr
     assert str(prompt + completion) in table.stdout and f"{expected_cost:.4f}" in table.stdout
+    assert usage_json()["budget"] == {
+        "daily": None,
+        "per_task": None,
+        "spent_today": pytest.approx(expected_cost),
+        "left_today": None,
+    }
+
+    # With a daily budget, the report says what today's calls left of it.
+    with (gateway_home / "config.toml").open("a") as config:
+        config.write("\n[budget]\ndaily = 0.5\n")
+    budget = usage_json("--since", "2999-01-01")["budget"]  # the budget counts all of today
+    assert budget["spent_today"] == pytest.approx(expected_cost)
+    assert budget["left_today"] == pytest.approx(0.5 - expected_cost)
+    table = run_myninja("usage")
+    assert f"daily budget 0.5000: spent {expected_cost:.4f} today" in table.stdout, table.stdout
 
 
 def test_an_unpriced_model_is_named_and_its_cost_unknown(myninja_home: Path) -> None:
