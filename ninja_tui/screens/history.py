@@ -15,12 +15,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
-from textual.widgets.data_table import CellDoesNotExist
 
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.history.search import SNIPPET_CLOSE, SNIPPET_OPEN
 from myninja.agent_graph.history.store import STATUSES
 from myninja.config import WORKER_AGENTS
+from myninja.ninja_tui.widgets.tables import cursor_key
 from myninja.ninja_tui.widgets.task_list import BADGES
 
 ANY = ""  # the "no filter" choice of every Select
@@ -202,7 +202,7 @@ class HistoryScreen(Screen[str | None]):
         self._pending = None
         query, tasks = self.find()
         table = self.query_one("#results", ResultsTable)
-        kept = _cursor_key(table)
+        kept = cursor_key(table)
         table.clear(columns=True)
         self._add_columns(table, with_snippet=bool(query))
         now = time.time()
@@ -234,15 +234,6 @@ class HistoryScreen(Screen[str | None]):
         table.add_column("task", width=text_width, key="text")
         if with_snippet:
             table.add_column("match", width=free - text_width, key="snippet")
-
-
-def _cursor_key(table: DataTable[Any]) -> str | None:
-    if not table.row_count:
-        return None
-    try:
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    except CellDoesNotExist:
-        return None
 
 
 def _summary(count: int, query: str) -> str:

@@ -16,11 +16,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
-from textual.widgets.data_table import CellDoesNotExist
 
 from myninja.agent_graph.history import HistoryStore, memories
 from myninja.errors import MyninjaError
 from myninja.ninja_tui.screens.dialogs import DIALOG_CSS
+from myninja.ninja_tui.widgets.tables import cursor_key
 
 REFRESH_S = 5.0  # a task running meanwhile may propose one
 
@@ -148,13 +148,7 @@ class MemoryScreen(Screen[None]):
         self._show_detail()
 
     def selected_id(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except CellDoesNotExist:
-            return None
+        return cursor_key(self.table)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -17,7 +17,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-from textual.widgets.data_table import CellDoesNotExist
 
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.cron import schedule_clock
@@ -25,6 +24,7 @@ from myninja.agent_graph.tasks.schedules import ScheduleBook
 from myninja.errors import MyninjaError
 from myninja.ninja_tui.schedule_run import run_now
 from myninja.ninja_tui.screens.dialogs import ConfirmDialog
+from myninja.ninja_tui.widgets.tables import cursor_key
 from myninja.ninja_tui.widgets.task_list import BADGES
 
 REFRESH_S = 5.0  # "in 3 min" moves on, and runs started now end
@@ -58,7 +58,10 @@ def clock_time(ts: float, now: float) -> str:
 def next_run_text(row: dict[str, Any], now: float) -> Text:
     if row["paused"]:
         return Text("–", style="dim")
-    return Text(f"{clock_time(row['next_due'], now)} ({relative(row['next_due'], now)})")
+    when = clock_time(row["next_due"], now)
+    if row["next_due"] <= now:  # the worker runs it on its next look (none runs now)
+        return Text(f"{when} (due)", style="yellow")
+    return Text(f"{when} ({relative(row['next_due'], now)})")
 
 
 def run_status(run: dict[str, Any]) -> str:
@@ -191,13 +194,7 @@ class SchedulesScreen(Screen[str | None]):
         table.add_column("state", width=fixed["state"], key="state")
 
     def selected_id(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except CellDoesNotExist:
-            return None
+        return cursor_key(self.table)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
