@@ -110,7 +110,7 @@ def host(store: HistoryStore, seeded: dict[str, str]) -> Host:
 
 
 async def test_lists_schedules_with_their_next_run_at_80_by_24(
-    host: Host, seeded: dict[str, str]
+    host: Host, seeded: dict[str, str], clock: Path
 ) -> None:
     async with host.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: len(shown_ids(host)) == 3)
@@ -133,6 +133,10 @@ async def test_lists_schedules_with_their_next_run_at_80_by_24(
         await choose(pilot, seeded["daily"])
         detail = str(host.screen.query_one("#detail").render())
         assert f"last run 06:30: done, task {seeded['task']}" in detail
+        set_clock(clock, NOW + 7200)  # 08:30, and no worker has run the 08:00 one
+        assert isinstance(host.screen, SchedulesScreen)
+        host.screen.refresh_rows()
+        assert row_text(host, seeded["daily"])[2] == "08:00 (due)"
 
 
 async def test_pause_and_resume_toggle_the_row_and_the_stored_state(
