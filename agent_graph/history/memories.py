@@ -197,7 +197,34 @@ def propose(
     text = fact_text(question, answer, key)
     if text is None:
         return None
-    answer = " ".join(answer.split())
+    return propose_text(
+        store,
+        text,
+        task_id=task_id,
+        question=question,
+        key=key,
+        answer=" ".join(answer.split()),
+        agent=agent,
+        confirm_mode=confirm_mode,
+    )
+
+
+def propose_text(
+    store: HistoryStore,
+    text: str,
+    *,
+    task_id: str,
+    question: str | None = None,
+    key: str | None = None,
+    answer: str | None = None,
+    agent: str | None = None,
+    confirm_mode: str = "always",
+) -> dict[str, Any]:
+    """Propose `text` as a memory from task `task_id` (an answer's fact, or a fact the person
+    added to an edited answer: agent_graph/history/edit_facts.py): proposed or kept at once as
+    `confirm_mode` says, `new` True; the memory with the same text where there is one (kept or
+    proposed), `new` False."""
+    text = " ".join(text.split())
     now = time.time()
     with store.batch():
         same = fetch(
