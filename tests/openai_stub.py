@@ -1,5 +1,6 @@
 """A small OpenAI-compatible server on 127.0.0.1 for CLI tests: a models list, a streamed
-one-line reply, and an optional bearer token it insists on."""
+one-line reply, and an optional bearer token it insists on; and the two ways of answering a
+chat call (`send_json`, `send_reply`) for tests' own handlers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,50 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from tests.local_http import serving
+
+
+def send_json(handler: BaseHTTPRequestHandler, body: object, status: int = 200) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def send_reply(
+    handler: BaseHTTPRequestHandler,
+    request: dict[str, Any],
+    content: str,
+    usage: dict[str, int],
+    reply_id: str = "c1",
+) -> None:
+    """`content` as a chat completion, streamed (SSE, usage in the last chunk) when `request`
+    asks for a stream, else as one JSON body."""
+    base = {"id": reply_id, "model": request.get("model") or "served"}
+    if not request.get("stream"):
+        message = {"role": "assistant", "content": content}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        send_json(
+            handler, {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        )
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.end_headers()
+    chunk = {**base, "object": "chat.completion.chunk"}
+    events: list[dict[str, Any]] = [
+        {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {**chunk, "choices": [{"index": 0, "delta": {"content": content}}]},
+        {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**chunk, "choices": [], "usage": usage},
+    ]
+    for event in events:
+        handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+    handler.wfile.write(b"data: [DONE]\n\n")
 
 
 @contextmanager
@@ -26,12 +69,7 @@ def openai_stub(models: list[str], reply: str = "hello", token: str | None = Non
             return True
 
         def _json(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, body, status)
 
         def do_GET(self) -> None:
             if not self._authorised():

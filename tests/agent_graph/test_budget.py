@@ -6,7 +6,6 @@ story (a task stopped mid-plan and resumed) is tests/cli/test_budget.py."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +27,7 @@ from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BudgetSpent, ConfigError
 from tests.agent_graph.scripts import PLAN_TWO_STEPS, ROUTE, three_branches
 from tests.local_http import serving
+from tests.openai_stub import send_reply
 
 
 def gateway_config(url: str = "http://127.0.0.1:9/v1", **extra: Any) -> Config:
@@ -187,20 +187,7 @@ class Slow(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         time.sleep(1.0)
-        message = {"role": "assistant", "content": "slow"}
-        body = {
-            "id": "c",
-            "object": "chat.completion",
-            "model": "m",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 100},
-        }
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_reply(self, {"model": "m"}, "slow", {"prompt_tokens": 1000, "completion_tokens": 100})
 
 
 async def test_a_stopped_call_waits_for_the_tasks_calls_under_way(store: HistoryStore) -> None:

@@ -22,6 +22,7 @@ from myninja import paths
 from myninja.agent_graph.tasks.client import WorkerClient
 from tests.conftest import run_myninja
 from tests.local_http import serving
+from tests.openai_stub import send_json, send_reply
 
 # Every call reports these tokens; at these prices each costs 0.001 + 0.001 = 0.002.
 PROMPT_TOKENS, COMPLETION_TOKENS = 1000, 100
@@ -65,33 +66,10 @@ class Planner(BaseHTTPRequestHandler):
         with self.lock:
             self.served.append(kind)
         usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS}
-        base = {"id": "c1", "model": body.get("model") or "house"}
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": content}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
-            self._json({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        chunk = {**base, "object": "chat.completion.chunk"}
-        events: list[dict[str, Any]] = [
-            {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            {**chunk, "choices": [{"index": 0, "delta": {"content": content}}]},
-            {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-            {**chunk, "choices": [], "usage": usage},
-        ]
-        for event in events:
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+        send_reply(self, body, content, {**usage}, reply_id=f"c{n}")
 
     def _json(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, body)
 
 
 # One branch per step and no judge: each step is one call, so the calls are countable.

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import run_myninja
 from tests.local_http import serving
+from tests.openai_stub import send_reply
 
 INPUT_PER_MTOK, OUTPUT_PER_MTOK = 0.15, 0.60
 
@@ -35,41 +36,7 @@ class Counted(BaseHTTPRequestHandler):
         with self.lock:
             n = next(self.counter)
         usage = {"prompt_tokens": 100 + 7 * n, "completion_tokens": 3 + n}
-        base = {"id": f"c{n}", "model": body.get("model") or "served"}
-        if not body.get("stream"):
-            reply = {
-                **base,
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "Hello there."},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            }
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        chunk = {**base, "object": "chat.completion.chunk"}
-        events: list[dict[str, Any]] = [
-            {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            {**chunk, "choices": [{"index": 0, "delta": {"content": "Hello "}}]},
-            {**chunk, "choices": [{"index": 0, "delta": {"content": "there."}}]},
-            {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-            {**chunk, "choices": [], "usage": usage},
-        ]
-        for event in events:
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+        send_reply(self, body, "Hello there.", usage, reply_id=f"c{n}")
 
 
 @pytest.fixture
