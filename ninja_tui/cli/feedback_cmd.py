@@ -1,13 +1,16 @@
-"""`myninja feedback`: rate a task, and correct its routing."""
+"""`myninja feedback`: rate a task, correct its answer (the facts the person added are proposed
+as memories: agent_graph/history/edit_facts.py) and its routing."""
 
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
+from myninja.agent_graph.history import edit_facts
 from myninja.config import WORKER_AGENTS
+from myninja.config_file import load_config
 from myninja.errors import UsageError
 from myninja.ninja_tui.cli.tasks_cmd import find_task, history
 
@@ -52,10 +55,15 @@ def feedback(
         raise UsageError(f"the edited answer in {edit_file.name} is empty")  # type: ignore[union-attr]
     if note and not rating and edited is None:
         raise UsageError("a note goes with a rating", hint="add --good or --bad")
+    confirm_mode = load_config().memory.confirm if edited is not None else "always"
+    proposed: list[dict[str, Any]] = []
     with history() as store:
         task = find_task(store, task_id)
-        if rating or edited is not None:
-            store.add_feedback(task["id"], rating or "edit", note=note, edited_answer=edited)
+        with store.batch():  # the edit and the memories it proposes: both, or neither
+            if edited is not None:
+                proposed = edit_facts.propose(store, task["id"], edited, confirm_mode=confirm_mode)
+            if rating or edited is not None:
+                store.add_feedback(task["id"], rating or "edit", note=note, edited_answer=edited)
         if agent:
             store.add_route_correction(task["text"], agent, task_id=task["id"])
     record = {
@@ -64,5 +72,28 @@ def feedback(
         "note": note,
         "edited": edited is not None,
         "agent": agent,
+        "memories": [
+            {"memory_id": m["id"], "text": m["text"], "status": m["status"], "new": m["new"]}
+            for m in proposed
+        ],
     }
-    click.echo(json.dumps(record) if as_json else f"recorded feedback for {task['id']}")
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    click.echo(f"recorded feedback for {task['id']}")
+    for line in memory_lines(proposed):
+        click.echo(line)
+
+
+def memory_lines(proposed: list[dict[str, Any]]) -> list[str]:
+    """What an edit proposed, one line a memory, with the command that keeps a proposal."""
+    lines = []
+    for memory in proposed:
+        n, text = memory["id"], memory["text"]
+        if memory["status"] == "proposed":
+            lines.append(f"remember “{text}”? myninja memory confirm {n} (or reject {n})")
+        elif memory["new"]:
+            lines.append(f"remembered {n}: {text}")
+        else:
+            lines.append(f"already remembered {n}: {text}")
+    return lines
