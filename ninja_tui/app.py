@@ -28,6 +28,7 @@ from textual.widgets import Footer, Header, Input, OptionList
 
 from myninja import paths
 from myninja.agent_graph.events import question_key
+from myninja.agent_graph.history import edit_facts
 from myninja.agent_graph.history.statuses import FINISHED, RESTING
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.config import Config
@@ -181,7 +182,14 @@ class MyninjaApp(App[None]):
             events, questions = store.events(task["id"]), store.questions(task["id"])
             await view.load(task, events, questions, store.citations(task["id"]))
         else:
-            if self._feed_down and (task["status"] not in RESTING or view.row != task):
+            came_to_rest = (
+                task["status"] in RESTING and (view.row or {}).get("status") not in RESTING
+            )
+            if came_to_rest or (
+                self._feed_down and (task["status"] not in RESTING or view.row != task)
+            ):
+                # At rest the feed is let go, maybe before its last events (the question a
+                # waiting task asks) arrived: the stored tail fills them in, each once.
                 for event in store.events(task["id"], after_seq=view.seq):
                     view.add(event)
             await view.show(task)
@@ -485,8 +493,18 @@ class MyninjaApp(App[None]):
             if not text.strip():
                 self.notify("An empty answer is not saved.", severity="warning")
                 return
-            self.store.add_feedback(task["id"], "edit", edited_answer=text.strip())
+            store, mode = self.store, self.config.memory.confirm
+            with store.batch():  # the edit and the memories it proposes: both, or neither
+                proposed = edit_facts.propose(store, task["id"], text.strip(), confirm_mode=mode)
+                store.add_feedback(task["id"], "edit", edited_answer=text.strip())
             self.notify("Edit saved: it will be preferred over the original in training exports.")
+            if proposed:
+                waiting = [m for m in proposed if m["status"] == "proposed"]
+                kept = [m for m in proposed if m["status"] == "kept"]
+                said = [f"remember “{m['text']}”?" for m in waiting]
+                said += [f"remembered: {m['text']}" for m in kept]
+                keys = " Keep or reject it in Memory (f3)." if waiting else ""
+                self.notify(" ".join(said) + keys, title="Memory", timeout=10)
 
         self.push_screen(EditAnswerDialog(task, current), edited)
 

@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea, Tree
 
-from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.history import HistoryStore, memories
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.manager import TaskManager
 from myninja.config import NotifyConfig
@@ -306,6 +306,24 @@ async def test_an_edited_answer_is_kept_as_feedback_and_edited_again(data_dir: P
             "Tuesday 09:30 suits Alice, Bob and you.",
         )
         assert store.get_task("t_0000000000a1")["answer"] == ANSWER  # type: ignore[index]
+
+
+async def test_a_fact_added_in_an_edit_is_proposed_as_a_memory(data_dir: Path) -> None:
+    seed_history(data_dir)
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        store = await open_seeded(pilot, app, "t_0000000000a1")
+        await pilot.press("a")
+        app.screen.query_one(TextArea).text = ANSWER + "\nBob is on my team.\n"
+        await pilot.press("ctrl+s")
+        assert not isinstance(app.screen, EditAnswerDialog)
+        (proposed,) = memories.all_memories(store)
+        assert (proposed["text"], proposed["status"]) == ("Bob is on my team.", "proposed")
+        assert proposed["task_id"] == "t_0000000000a1"
+        assert notices(app)[-1] == (
+            "remember “Bob is on my team.”? Keep or reject it in Memory (f3)."
+        )
+        assert store.events("t_0000000000a1")[-1]["type"] == "memory_proposed"
 
 
 async def test_an_unchanged_or_cancelled_edit_saves_nothing(data_dir: Path) -> None:
