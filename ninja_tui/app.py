@@ -182,14 +182,7 @@ class MyninjaApp(App[None]):
             events, questions = store.events(task["id"]), store.questions(task["id"])
             await view.load(task, events, questions, store.citations(task["id"]))
         else:
-            came_to_rest = (
-                task["status"] in RESTING and (view.row or {}).get("status") not in RESTING
-            )
-            if came_to_rest or (
-                self._feed_down and (task["status"] not in RESTING or view.row != task)
-            ):
-                # At rest the feed is let go, maybe before its last events (the question a
-                # waiting task asks) arrived: the stored tail fills them in, each once.
+            if self._feed_down and (task["status"] not in RESTING or view.row != task):
                 for event in store.events(task["id"], after_seq=view.seq):
                     view.add(event)
             await view.show(task)
@@ -237,7 +230,9 @@ class MyninjaApp(App[None]):
     # Following the selected task -----------------------------------------------------------
     def _follow(self, task: dict[str, Any]) -> None:
         if task["status"] in RESTING:
-            if self._following is not None:
+            # The shown task's own feed ends by itself once it has handed on every event up to
+            # the rest (the question a waiting task asks): cutting it here could drop those.
+            if self._following is not None and self._following != task["id"]:
                 self.workers.cancel_group(self, "follow")
                 self._following = None
             return
