@@ -21,6 +21,9 @@ class Persona:
     # Added to the system prompt when the task has numbered sources to cite (researcher):
     # told to cite with nothing to cite, a small model cites "[1]" all the same.
     cite_prompt: str = ""
+    # Facts about the person it needs before its branches run (agent_graph/needs.py): each is
+    # taken from a kept memory, the config or the machine, else asked once per task.
+    needs: tuple[str, ...] = ()
 
     def system(self, cited: bool = False) -> str:
         if cited and self.cite_prompt:
@@ -85,6 +88,8 @@ PERSONAS: dict[str, Persona] = {
         # Finding the times is done in code (its skill's prepare or tools); what is left is
         # one answer, which a small planner would split into steps that each redo it.
         max_steps=1,
+        # A small model asked for a time writes one in a zone it invents ("Eastern Time").
+        needs=("time zone",),
     ),
     "writer": Persona(
         "writer",

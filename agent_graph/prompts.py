@@ -223,11 +223,14 @@ def branch_messages(
     sources: str = "",
     prepared: str = "",
     memories: list[dict[str, Any]] | None = None,
+    facts: str = "",
 ):
     current = plan[step]
     lines = [f"Sources:\n{sources}\n", f"Task: {text}"] if sources else [f"Task: {text}"]
     if memories:
         lines.append(f"{memories_block(memories)}\n")
+    if facts:  # what the agent needs of the person (agent_graph/needs.py), one line each
+        lines.append(f"{facts}\n")
     if prepared:
         lines.append(f"Worked out for you by code (use it as given):\n{prepared}\n")
     if len(plan) > 1:

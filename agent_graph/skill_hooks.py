@@ -233,8 +233,17 @@ async def _call_hook(
         return None, _why(exc)
 
 
-async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, events: Events) -> str:
-    """What the agent's skills prepare for its branches, once per task ("" for nothing)."""
+async def prepare(
+    ctx: GraphContext,
+    *,
+    task: str,
+    agent: str,
+    task_id: str,
+    events: Events,
+    facts: dict[str, str] | None = None,
+) -> str:
+    """What the agent's skills prepare for its branches, once per task ("" for nothing);
+    `facts` are what the agent knows of the person (agent_graph/needs.py)."""
     parts = []
     for skill in _hooked(ctx, agent, "prepare"):
         text, failed = await _call_hook(
@@ -247,6 +256,7 @@ async def prepare(ctx: GraphContext, *, task: str, agent: str, task_id: str, eve
             task=task,
             agent=agent,
             task_id=task_id,
+            facts=dict(facts or {}),
         )
         if failed:
             text = f"({skill.name} could not prepare: {failed})"

@@ -84,6 +84,8 @@ class TaskState(TypedDict, total=False):
     sources: Annotated[list[dict[str, Any]], add_sources]  # the researcher's passages, numbered
     web: bool  # whether the web could be searched (after one failure it is not asked again)
     prepared: str  # what the agent's skills computed for its branches (skills' prepare hooks)
+    facts: dict[str, str]  # what the agent needs of the person, by need key (agent_graph/needs.py)
+    missing: list[str]  # the needs nothing answered: asked before the branches run
     replan_reason: str
     failed: bool
     answer: str
@@ -107,4 +109,5 @@ class BranchInput(TypedDict):
     web: bool  # the follow-up may search the web too
     prepared: NotRequired[str]  # what the agent's skills computed for it
     memories: NotRequired[list[dict[str, Any]]]  # the person's memories: id, text
+    facts: NotRequired[dict[str, str]]  # the person's time zone, say, by need key
     revisions: NotRequired[int]  # how often it may revise when its skills' checks fail it

@@ -419,6 +419,30 @@ class SchedulesConfig(_Strict):
     )
 
 
+def _iana_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        if not value or value.startswith("/") or ".." in value:
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (like Europe/Berlin)") from None
+    return value
+
+
+class SchedulerConfig(_Strict):
+    """What the scheduler agent knows of you without asking."""
+
+    timezone: Annotated[str | None, AfterValidator(_iana_zone)] = Field(
+        None,
+        description="Your IANA time zone, e.g. Europe/Berlin; unset: a kept memory, else the "
+        "machine's own (unless it is UTC), else the scheduler asks once and offers to remember",
+    )
+
+
 class Config(_Strict):
     default_agent: AgentName = "assistant"
     backends: dict[str, BackendConfig] = Field(
@@ -444,6 +468,7 @@ class Config(_Strict):
     )
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict,
         description="Prices by model name, or by backend name for all its models (`myninja "

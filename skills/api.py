@@ -354,6 +354,9 @@ class Draft:
     # What the skill may already do without asking: a hook whose work is optional (saving a
     # copy, say) checks this rather than stopping the task with a question.
     granted: frozenset[Permission] = frozenset()
+    # What the agent knows of the person without asking, by need key ("time zone":
+    # "Europe/Berlin"; agent_graph/needs.py): a kept memory, the config or the machine's.
+    facts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Send, interrupt
+from langgraph.types import Send
 
 from myninja.agent_graph import judging, skill_hooks
+from myninja.agent_graph.asking import ask_person, from_memory
 from myninja.agent_graph.branch_text import (
     asked_in_text,
     asks_a_fact,
@@ -23,7 +24,7 @@ from myninja.agent_graph.branch_text import (
 )
 from myninja.agent_graph.context import GraphContext
 from myninja.agent_graph.events import make_event
-from myninja.agent_graph.history import memories as memory_store
+from myninja.agent_graph.needs import facts_lines
 from myninja.agent_graph.personas import persona
 from myninja.agent_graph.prompts import (
     ASK_USER_TOOL,
@@ -71,6 +72,7 @@ def branch_inputs(state: TaskState, branches: int, revisions: int) -> list[Branc
                 web=bool(state.get("web")),
                 prepared=state.get("prepared") or "",
                 memories=list(state.get("memories") or []),
+                facts=dict(state.get("facts") or {}),
                 revisions=revisions,
             )
         )
@@ -151,6 +153,7 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
         sources_block(sources) if sources else "",
         prepared=inp.get("prepared") or "",
         memories=inp.get("memories") or [],
+        facts=facts_lines(inp.get("facts") or {}),
     )
     # ask_user travels as a tool only beside real tools; otherwise the prompt's one-line ASK
     # protocol carries it (small models given a tool list tend to echo it instead of working).
@@ -189,7 +192,9 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
                 text = drop_reply_to_note(text)
             question = asked_in_text(text) if may_ask and offer and not calls else None
             asked_back = question is not None and (
-                repeats(question, inp["text"]) or repeats(question, who.system_prompt)
+                repeats(question, inp["text"])
+                or repeats(question, who.system_prompt)
+                or repeats(question, facts_lines(inp.get("facts") or {}))
             )
             if question is not None and (asked_back or asks_a_fact(question)):
                 # Asking the person their own task (or its own instructions) back, or a
@@ -353,30 +358,19 @@ async def _use_tool(
         key = arguments.get("key") if isinstance(arguments.get("key"), str) else None
         # A memory the agent was shown that answers this already: the person is not asked.
         # Only the plan's memories (kept in the state) count, so a replay decides the same.
-        known = memory_store.answering(inp.get("memories") or [], arguments["question"], key)
+        known = from_memory(
+            inp.get("memories") or [], arguments["question"], key, events, inp["branch_id"]
+        )
         if known is not None:
-            events.append(
-                make_event(
-                    "memory_answered",
-                    memory_id=known["id"],
-                    text=known["text"],
-                    question=arguments["question"],
-                    key=key,
-                    branch_id=inp["branch_id"],
-                )
-            )
-            result = memory_store.answer_of(known)
+            result = known
         else:
-            answer = interrupt(
-                {
-                    "text": arguments["question"],
-                    "choices": [str(c) for c in arguments.get("choices") or []] or None,
-                    "key": arguments.get("key"),
-                    "step": inp["step"],
-                    "branch_id": inp["branch_id"],
-                }
+            result = ask_person(
+                arguments["question"],
+                key=arguments.get("key"),
+                choices=arguments.get("choices"),
+                step=inp["step"],
+                branch_id=inp["branch_id"],
             )
-            result = str(answer)
     elif ctx.skills is not None:
         try:
             skill, tool = ctx.skills.tool(call.name, agent=inp["agent"])

@@ -23,5 +23,6 @@ async def prepare(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str,
         agent=state.get("agent") or ctx.config.default_agent,
         task_id=state["task_id"],
         events=events,
+        facts=state.get("facts") or {},
     )
     return {"prepared": prepared, "events": events} if prepared or events else {}

@@ -18,6 +18,7 @@ from typing import Any
 
 from myninja.agent_graph.events import make_event
 from myninja.agent_graph.history import HistoryStore, memories
+from myninja.agent_graph.needs import value_of
 from myninja.agent_graph.tasks.branch_tree import ROW_EVENTS, BranchTree, branch_row
 from myninja.agent_graph.tasks.feed import EventHub
 
@@ -195,6 +196,9 @@ class Recorder:
         if not asked:
             return
         task = self.store.get_task(task_id) or {}
+        # An answer to a need's question is kept as the value it gives ("Berlin" becomes
+        # Europe/Berlin); one that gives none (the person is asked again) is not kept.
+        text = value_of(asked[0].get("key"), text) or ""
         # The memory and its event in one transaction: both, or neither after a crash.
         with self.store.batch():
             memory = memories.propose(

@@ -88,7 +88,8 @@ class EventPrinter:
                 self._note(f"remembered {n}: {event['text']}")
         elif kind == "memory_answered":
             self._note(
-                f"{event['branch_id']} answered from memory {event['memory_id']}: {event['text']}"
+                f"{event['branch_id'] or 'the task'} answered from memory "
+                f"{event['memory_id']}: {event['text']}"
             )
         elif kind == "selected":
             note = " (best effort)" if event["best_effort"] else ""

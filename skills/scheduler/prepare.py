@@ -175,16 +175,18 @@ class MeetingRequest:
         return next((a for a in self.attendees if a.is_me), None)
 
 
-def meeting_request(task: str, today: date) -> MeetingRequest | None:
-    """The meeting `task` asks for, read relative to `today`; None when it names no calendar."""
+def meeting_request(task: str, today: date, my_zone: str | None = None) -> MeetingRequest | None:
+    """The meeting `task` asks for, read relative to `today`; None when it names no calendar.
+    `my_zone` is the person's own time zone where the agent knows it (agent_graph/needs.py)."""
     found, rest = _calendars(task)
     if not found:
         return None
     problems: list[str] = []
     written = [zone for _, _, zone, _ in found if zone is not None and _valid_zone(zone)]
     # Someone whose zone is not written is taken to share the first written one: people on
-    # one invitation are more often in one place than not, and the request line says so.
-    fallback = written[0] if written else _local_zone()
+    # one invitation are more often in one place than not, and the request line says so. The
+    # person's own calendar ("me") without one is in the person's zone where that is known.
+    fallback = written[0] if written else (my_zone or _local_zone())
     attendees: list[Attendee] = []
     taken: set[str] = set()
     for index, (name, source, zone, email) in enumerate(found):
@@ -196,11 +198,15 @@ def meeting_request(task: str, today: date) -> MeetingRequest | None:
             problems.append(
                 f"unknown time zone {zone!r} for {name} (use an IANA name like Europe/Berlin)"
             )
+        if zone is None and my_zone and name.casefold() in _ME:
+            zone_of = my_zone
+        else:
+            zone_of = zone if zone is not None else fallback
         attendees.append(
             Attendee(
                 name=name,
                 source=source,
-                zone=zone if zone is not None else fallback,
+                zone=zone_of,
                 zone_written=zone is not None,
                 email=email,
             )
@@ -224,7 +230,7 @@ def meeting_request(task: str, today: date) -> MeetingRequest | None:
 async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
     """Free times and a drafted invitation for the calendars the task names, as text for the
     model; None when the task names no calendar. Never raises for what a tool refuses."""
-    request = meeting_request(draft.task, today or date.today())
+    request = meeting_request(draft.task, today or date.today(), draft.facts.get("time zone"))
     if request is None:
         return None
     lines = ["Scheduler (worked out before you answer):", *_understood(request)]

@@ -383,7 +383,9 @@ async def test_the_scheduler_works_out_the_times_before_its_model_writes(
         {"match": rf"Worked out for you by code.*Invite file.*{DIRECT}", "reply": "Monday works"},
         {"match": DIRECT, "reply": "No idea"},
     ]
-    async with open_hooked(rules) as (manager, scripted):
+    # The person's zone is configured: the scheduler asks nothing but the permission.
+    zone = {"scheduler": {"timezone": "Europe/Berlin"}}
+    async with open_hooked(rules, **zone) as (manager, scripted):
         task_id = await manager.submit(task)
         assert (await run_to_rest(manager, task_id))["status"] == "waiting"
         (question,) = manager.store.questions(task_id)

@@ -25,6 +25,8 @@ def test_ask_json_runs_the_whole_graph_on_the_tiny_model() -> None:
         f"MYNINJA_AGENTS__{a}__MAX_TOKENS": "24"
         for a in ("ADVISOR", "WRITER", "CODER", "RESEARCHER", "SCHEDULER")
     }
+    # The scheduler would otherwise ask for the person's time zone (this machine is on UTC).
+    env["MYNINJA_SCHEDULER__TIMEZONE"] = "Europe/Berlin"
     # A task no rule routes: the router model decides (the tiny model may pick any agent).
     done = run_myninja("ask", "Name one colour and say nothing else.", "--json", env=env)
     assert done.returncode == 0, done.stderr

@@ -146,7 +146,8 @@ def test_the_fast_path_is_shown_them_too(myninja_home: Path) -> None:
 
 
 # A scheduler-like task that needs the person's time zone: it asks (no key: the words of the
-# question must find the memory), and answers once the tool result holds the zone.
+# question must find the memory), and answers once the tool result holds the zone. Given to
+# the writer: the scheduler itself asks for the zone before its branches run (test_time_zone).
 ZONE_QUESTION = "Which time zone are you in?"
 ASKS_ZONE: list[dict[str, Any]] = [
     {"match": r"Route this task", "json": "scheduler"},
@@ -167,7 +168,7 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
     env = {"MYNINJA_HOME": str(myninja_home)}
     scripted_config(myninja_home, ASKS_ZONE, graph=GRAPH)
     # Task 1 asks; the answer is proposed as a memory, which waits for the person's yes.
-    asked = run_myninja("ask", "Book a call with anna tomorrow", "--json", env=env)
+    asked = run_myninja("ask", "@writer Book a call with anna tomorrow", "--json", env=env)
     assert asked.returncode == 3, asked.stderr
     question = next(e for e in events_of(asked) if e["type"] == "question")
     assert question["text"] == ZONE_QUESTION
@@ -185,7 +186,7 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
     assert json.loads(memory(myninja_home, "export", "--json")) == []
 
     # Not confirmed, the next task still asks (a proposal is never shown to agents).
-    waiting = run_myninja("ask", "Book a call with ben on Friday", "--json", env=env)
+    waiting = run_myninja("ask", "@writer Book a call with ben on Friday", "--json", env=env)
     assert waiting.returncode == 3, waiting.stderr
     assert next(e for e in events_of(waiting) if e["type"] == "plan")["memories"] == []
     run_myninja("cancel", events_of(waiting)[0]["task_id"], env=env)
@@ -195,7 +196,7 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
     assert "proposed" not in memory(myninja_home, "list")
 
     # Task 2, the same script: the memory answers, the person is not asked.
-    done = run_myninja("ask", "Book a call with chika next week", "--json", env=env)
+    done = run_myninja("ask", "@writer Book a call with chika next week", "--json", env=env)
     assert done.returncode == 0, done.stderr
     events = events_of(done)
     assert not [e for e in events if e["type"] == "question"]
@@ -220,7 +221,7 @@ def test_an_answer_becomes_a_memory_that_stops_the_question(myninja_home: Path) 
         assert db.execute("SELECT count(*) FROM memories").fetchone() == (0,)
         hits = db.execute("SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'berlin'")
         assert hits.fetchall() == []
-    again = run_myninja("ask", "Book a call with dana next week", "--json", env=env)
+    again = run_myninja("ask", "@writer Book a call with dana next week", "--json", env=env)
     assert again.returncode == 3, again.stderr
     assert not [u for u in sft_users(myninja_home, "--with-memory") if "Europe/Berlin" in u]
 
