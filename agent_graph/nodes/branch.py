@@ -191,10 +191,11 @@ async def branch(inp: BranchInput, runtime: Runtime[GraphContext]) -> dict[str, 
             if revision and not fresh:
                 text = drop_reply_to_note(text)
             question = asked_in_text(text) if may_ask and offer and not calls else None
+            # What it was told of the person counts as given with the task: "What time
+            # should the meeting be in Europe/Berlin?" asks back what the task and the zone say.
+            given = f"{inp['text']}\n{facts_lines(inp.get('facts') or {})}"
             asked_back = question is not None and (
-                repeats(question, inp["text"])
-                or repeats(question, who.system_prompt)
-                or repeats(question, facts_lines(inp.get("facts") or {}))
+                repeats(question, given) or repeats(question, who.system_prompt)
             )
             if question is not None and (asked_back or asks_a_fact(question)):
                 # Asking the person their own task (or its own instructions) back, or a

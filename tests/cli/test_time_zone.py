@@ -121,6 +121,24 @@ def test_the_config_or_the_machine_answers_without_a_question(
     assert events[-1]["answer"] == f"Monday 10:00 {told} time"
 
 
+def test_a_question_the_task_and_the_zone_answer_is_dropped(myninja_home: Path) -> None:
+    """Told the zone, the default model asked "What time should the weekly team meeting be
+    held in Europe/Berlin?" of a task that gives the time: the branch answers instead."""
+    rules = [
+        {"match": r"Do not ask; that is for you", "reply": "Monday 10:00 Berlin time"},
+        {
+            "match": r"The person's time zone is Europe/Berlin\.",
+            "reply": "ASK: What time should the weekly team meeting be held in Europe/Berlin?",
+        },
+    ]
+    scripted_config(myninja_home, rules, graph=GRAPH + '[scheduler]\ntimezone = "Europe/Berlin"\n')
+    done = myninja(myninja_home, "ask", TASK, "--json")
+    assert done.returncode == 0, done.stderr
+    events = events_of(done)
+    assert not [e for e in events if e["type"] == "question"]
+    assert events[-1]["answer"] == "Monday 10:00 Berlin time"
+
+
 def test_other_agents_never_ask_it(myninja_home: Path) -> None:
     scripted_config(myninja_home, RULES, graph=GRAPH)
     done = myninja(myninja_home, "ask", "@writer Draft the meeting note", "--json")
