@@ -1,17 +1,20 @@
 """Memory on the default model: a scheduler task asked twice asks for the time zone only once.
 
-In a fresh MYNINJA_HOME (default config but for the model path, threads and `--branches`), the
+In a fresh MYNINJA_HOME (default config but for the model path, threads and `--branches`), with
+TZ=UTC (`--tz`: a machine on UTC does not tell the scheduler the person's zone, so the first run
+must ask for it, before its branches; agent_graph/needs.py), the
 same scheduler task runs `--runs` times through `myninja ask --json`, one after another. Every
 question a run asks is answered through `myninja answer` (a time-zone question with
 "Europe/Berlin", any other with `--other-answer`), and after each run every proposed memory is
 confirmed (`myninja memory confirm`), as a person saying yes would. Counted per run: questions,
 time-zone questions, `memory_answered` events, the `plan` event's memory ids, exit code and
-wall time, and the "ASK: …" lines the model wrote (a branch drops some before they reach the
-person: asking the task or its own instructions back, or a fact). Prints JSON; the target is
-time-zone questions in runs after the first = 0 once the first asked one.
+wall time, the "ASK: …" lines the model wrote (a branch drops some before they reach the
+person: asking the task or its own instructions back, or a fact), and whether the answer names
+the person's zone (Berlin, CET/CEST) or another one (an invented "Eastern Time"). Prints JSON;
+the target: the first run asks for the time zone exactly once, every later run never.
 
     python benchmarks/memory_questions.py [--model PATH.gguf] [--threads 2] [--runs 2]
-        [--branches N] [--task TEXT] [--timeout 1200] [--out DIR]
+        [--branches N] [--task TEXT] [--tz UTC] [--timeout 1200] [--out DIR]
 """
 
 from __future__ import annotations
@@ -30,11 +33,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "@scheduler Set up the weekly team meeting on Mondays at 10:00 and send the invite."
 ZONE = re.compile(r"time ?zone|timezone|where are you|located|which city|your location", re.I)
+# The person's zone as an answer names it, and zones a model invents in its place.
+BERLIN = re.compile(r"Berlin|\bCES?T\b|Central European", re.I)
+OTHER_ZONE = re.compile(
+    r"Eastern|Pacific|Mountain|Central (?:Standard|Daylight|Time)|\b[ECMP][SD]T\b|\bUTC\b|GMT", re.I
+)
+EXTRA_ENV = {"TZ": "UTC"}  # the machine's zone as the runs see it (--tz)
 DEFAULT_MODEL = Path.home() / ".local/share/myninja/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
 
 def myninja(home: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MYNINJA_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "MYNINJA_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE", **EXTRA_ENV}
     return subprocess.run(
         [sys.executable, "-m", "myninja", *args],
         capture_output=True,
@@ -89,6 +98,7 @@ def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
     streamed = "".join(e.get("text", "") for e in seen if e["type"] == "token")
     written = re.findall(r"ASK:\s*([^\n?]*\??)", streamed)
     last = seen[-1] if seen else {}
+    answer = last.get("answer") or ""
     return {
         "task_id": task_id,
         "exit_code": done.returncode,
@@ -104,7 +114,9 @@ def one_run(home: Path, args: argparse.Namespace) -> dict[str, Any]:
         ],
         "plan_memories": plan.get("memories"),
         "memories_after": [m["text"] for m in proposed],
-        "answer": (last.get("answer") or last.get("error") or "")[:300],
+        "answer_names_berlin": bool(BERLIN.search(answer)),
+        "answer_names_other_zone": bool(OTHER_ZONE.search(answer)),
+        "answer": (answer or last.get("error") or "")[:300],
         "stderr_tail": done.stderr.strip().splitlines()[-1:]
         if done.returncode not in (0, 3)
         else [],
@@ -119,9 +131,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--branches", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("--tz", default="UTC", help="the machine's TZ the runs see (default UTC)")
     parser.add_argument("--other-answer", default="Use your best judgement.")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    EXTRA_ENV["TZ"] = args.tz
     with tempfile.TemporaryDirectory(prefix="memory-questions-") as tmp:
         home = Path(tmp)
         config = (
@@ -140,8 +154,9 @@ def main() -> None:
         "task": args.task,
         "model": str(args.model),
         "runs": runs,
+        "tz": args.tz,
         "zone_questions_per_run": zone,
-        "target_met": bool(zone) and zone[0] >= 1 and all(z == 0 for z in zone[1:]),
+        "target_met": bool(zone) and zone[0] == 1 and all(z == 0 for z in zone[1:]),
         "inconclusive": not zone or zone[0] == 0,  # the first run never asked for the zone
     }
     print(json.dumps(result, indent=2))
