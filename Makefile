@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python benchmarks/neuron_bridge.py
 	$(BIN)/python benchmarks/web_fetch.py
 	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/budget_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
