@@ -7,7 +7,7 @@ import json
 import pytest
 
 from myninja.agent_graph.events import FIELDS
-from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
+from tests.conftest import KNOWN_TIME_ZONE, TINY_MODEL, TINY_THREADS, run_myninja
 from tests.local_http import free_port
 
 TINY = {
@@ -25,8 +25,7 @@ def test_ask_json_runs_the_whole_graph_on_the_tiny_model() -> None:
         f"MYNINJA_AGENTS__{a}__MAX_TOKENS": "24"
         for a in ("ADVISOR", "WRITER", "CODER", "RESEARCHER", "SCHEDULER")
     }
-    # The scheduler would otherwise ask for the person's time zone (this machine is on UTC).
-    env["MYNINJA_SCHEDULER__TIMEZONE"] = "Europe/Berlin"
+    env |= KNOWN_TIME_ZONE
     # A task no rule routes: the router model decides (the tiny model may pick any agent).
     done = run_myninja("ask", "Name one colour and say nothing else.", "--json", env=env)
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ from myninja.agent_graph.tasks.cron import TEST_CLOCK_ENV
 from myninja.errors import MyninjaError
 from tests.agent_graph.test_schedules import HOUR, MONDAY_7
 from tests.cli.test_task_commands import task_json
-from tests.conftest import TINY_MODEL, TINY_THREADS, run_myninja
+from tests.conftest import KNOWN_TIME_ZONE, TINY_MODEL, TINY_THREADS, run_myninja
 
 
 @pytest.fixture
@@ -36,6 +36,8 @@ def tiny_home(
     )
     monkeypatch.setenv("MYNINJA_BACKENDS__EMBEDDED__MODEL", TINY_MODEL)
     monkeypatch.setenv("MYNINJA_BACKENDS__EMBEDDED__THREADS", str(TINY_THREADS))
+    for name, value in KNOWN_TIME_ZONE.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MYNINJA_GRAPH__BRANCHES", "1")
     for agent in ("ASSISTANT", "ADVISOR", "WRITER", "CODER", "RESEARCHER", "SCHEDULER"):
         monkeypatch.setenv(f"MYNINJA_AGENTS__{agent}__MAX_TOKENS", "24")

@@ -17,7 +17,7 @@ import pytest
 
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
-from tests.conftest import TINY_MODEL, TINY_THREADS, myninja_cmd
+from tests.conftest import KNOWN_TIME_ZONE, TINY_MODEL, TINY_THREADS, myninja_cmd
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,6 +32,7 @@ TINY_APP = {
     "MYNINJA_GRAPH__MAX_ROUNDS": "1",
     "MYNINJA_GRAPH__MAX_TOKENS": "32",
     "MYNINJA_WORKER_IDLE_S": "20",
+    **KNOWN_TIME_ZONE,
 }
 
 
