@@ -25,6 +25,12 @@ PERMISSION_WORDS: dict[str, str] = {
 }
 ALLOW_ONCE, ALWAYS, DENY = "allow once", "always allow", "deny"
 CHOICES = [ALLOW_ONCE, ALWAYS, DENY]
+KEY_PREFIX = "permission:"  # the key of every permission question
+
+
+def asks_permission(key: str | None) -> bool:
+    """Whether a question with this key asks for a permission (not for something you know)."""
+    return bool(key) and str(key).startswith(KEY_PREFIX)
 
 
 class Grants:
@@ -55,7 +61,7 @@ def question(skill: str, tool: str, missing: Iterable[str]) -> dict[str, Any]:
     return {
         "text": f"Allow the {skill} skill to {words}? (its tool {tool} asks)",
         "choices": CHOICES,
-        "key": f"permission:{skill}:{','.join(wanted)}",
+        "key": f"{KEY_PREFIX}{skill}:{','.join(wanted)}",
     }
 
 

@@ -45,6 +45,7 @@ COMMANDS = {
     "sandbox": "myninja.ninja_tui.cli.sandbox_cmd:sandbox",
     "usage": "myninja.ninja_tui.cli.usage_cmd:usage",
     "schedule": "myninja.ninja_tui.cli.schedule_cmd:schedule",
+    "acp": "myninja.ninja_tui.cli.acp_cmd:acp",
 }
 
 
