@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ from myninja.agent_graph.permissions import ALLOW_ONCE, ALWAYS, DENY, asks_permi
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.errors import MyninjaError
 from myninja.ninja_tui.acp.updates import TurnUpdates
+
+logger = logging.getLogger(__name__)
 
 # Our answers to a permission question, as ACP permission options.
 PERMISSION_OPTIONS = [
@@ -122,9 +125,11 @@ class MyninjaAgent:
         """The data dir's worker, started (or replaced) where needed: an idle one exits between
         prompts, and a waiting task is resumed by the next."""
         try:
-            await self.worker.ensure()
+            notice = await self.worker.ensure()
         except MyninjaError as exc:
             raise _refused(exc) from exc
+        if notice:
+            logger.warning(notice)  # stderr: stdout is the protocol's
         return self.worker
 
     def _session(self, session_id: str) -> Session:
@@ -152,12 +157,15 @@ class MyninjaAgent:
 
     async def _turn(self, session: Session, text: str) -> str:
         worker = await self._worker()
-        if session.question is not None and session.task_id is not None:
-            question, session.question = session.question, None
+        question, session.question = session.question, None
+        still_open = question is not None and any(
+            q["id"] == question["id"] for q in self._open_questions(session.task_id)
+        )
+        if question is not None and still_open:
             await worker.request(
                 "answer", task_id=session.task_id, question_id=question["id"], text=text
             )
-        else:
+        else:  # a new task (also where the question was answered elsewhere meanwhile)
             reply = await worker.request("submit", text=text)
             session.task_id, session.after_seq = reply["task_id"], 0
             session.tasks.append(reply["task_id"])

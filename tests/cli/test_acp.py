@@ -182,6 +182,11 @@ async def test_a_session_prompts_streams_asks_and_cancels(acp_home: Path) -> Non
         )
         assert denied.stop_reason == "end_turn" and len(client.permissions) == 2
         assert message(client.of(session, seen)) == "I was not allowed to read it."
+        # The editor's own cancel of a permission request (none left) cancels the task.
+        dismissed = await conn.prompt(
+            session_id=session, prompt=[text_block("@coder Otter notes, once more?")]
+        )
+        assert dismissed.stop_reason == "cancelled" and len(client.permissions) == 3
 
         # Cancel: the turn ends "cancelled", and so does the task.
         seen = len(client.updates)
@@ -201,6 +206,7 @@ async def test_a_session_prompts_streams_asks_and_cancels(acp_home: Path) -> Non
         ("Paint the fence", "done"),
         ("What do my otter notes say?", "done"),
         ("Otter notes again?", "done"),
+        ("Otter notes, once more?", "cancelled"),
         ("Slow task", "cancelled"),
     ]
     assert [r["agent"] for r in rows[2:4]] == ["coder", "coder"]
