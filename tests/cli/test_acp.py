@@ -212,6 +212,22 @@ async def test_a_session_prompts_streams_asks_and_cancels(acp_home: Path) -> Non
     assert [r["agent"] for r in rows[2:4]] == ["coder", "coder"]
 
 
+async def test_a_worker_gone_between_prompts_is_started_again(acp_home: Path) -> None:
+    async with acp_agent(acp_home / "acp.log") as (conn, client):
+        session = (await conn.new_session(cwd=str(acp_home), mcp_servers=[])).session_id
+        await conn.prompt(session_id=session, prompt=[text_block("Paint the fence")])
+        # The worker exits, as an idle one does while the person thinks.
+        worker = WorkerClient(paths.data_dir())
+        await worker.request("shutdown")
+        for _ in range(300):
+            if not await worker.alive():
+                break
+            await asyncio.sleep(0.1)
+        answered = await conn.prompt(session_id=session, prompt=[text_block("blue")])
+        assert answered.stop_reason == "end_turn"
+        assert message(client.of(session)).endswith("Painted it blue")
+
+
 async def test_an_unknown_session_is_a_one_line_error(acp_home: Path) -> None:
     from acp import RequestError
 
@@ -219,6 +235,13 @@ async def test_an_unknown_session_is_a_one_line_error(acp_home: Path) -> None:
         with pytest.raises(RequestError) as raised:
             await conn.prompt(session_id="s_nope", prompt=[text_block("hello")])
         assert "no session 's_nope'" in json.dumps(raised.value.data)
+
+
+def test_a_broken_config_is_one_line_before_any_protocol(myninja_home: Path) -> None:
+    (myninja_home / "config.toml").write_text("worker_idle_s = 'soon'\n")
+    done = run_myninja("acp", input="")
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "worker_idle_s" in done.stderr
 
 
 @pytest.fixture
