@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from acp import (
@@ -62,7 +62,6 @@ class Session:
     question: dict[str, Any] | None = None  # the question the next prompt answers
     turn: asyncio.Task[Any] | None = None  # the prompt under way
     cancelled: bool = False
-    tasks: list[str] = field(default_factory=list)
 
 
 def prompt_text(blocks: list[Any]) -> str:
@@ -168,7 +167,6 @@ class MyninjaAgent:
         else:  # a new task (also where the question was answered elsewhere meanwhile)
             reply = await worker.request("submit", text=text)
             session.task_id, session.after_seq = reply["task_id"], 0
-            session.tasks.append(reply["task_id"])
         updates = TurnUpdates()
         while True:
             status = await self._follow(session, updates)
@@ -179,8 +177,9 @@ class MyninjaAgent:
             questions = self._open_questions(session.task_id)
             permission = next((q for q in questions if asks_permission(q.get("key"))), None)
             if permission is None:
-                if not questions:
-                    continue  # answered meanwhile: the task goes on
+                if not questions:  # answered meanwhile (`myninja answer`): let it go on
+                    await (await self._worker()).request("resume", task_id=session.task_id)
+                    continue
                 session.question = questions[0]
                 await self._say(session, self._question_text(questions[0]))
                 return "end_turn"
