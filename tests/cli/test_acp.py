@@ -21,7 +21,14 @@ from myninja import paths
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.errors import MyninjaError
 from tests.agent_graph.scripts import DIRECT, FENCE_RULES
-from tests.conftest import REPO, TINY_MODEL, TINY_THREADS, myninja_cmd, run_myninja
+from tests.conftest import (
+    KNOWN_TIME_ZONE,
+    REPO,
+    TINY_MODEL,
+    TINY_THREADS,
+    myninja_cmd,
+    run_myninja,
+)
 
 NOTE = "Otters hold hands while they sleep."
 # The files skill reads a note (after asking), on top of the fence tasks (a question) and a
@@ -253,6 +260,8 @@ def tiny_home(
     monkeypatch.setenv("MYNINJA_BACKENDS__EMBEDDED__THREADS", str(TINY_THREADS))
     monkeypatch.setenv("MYNINJA_AGENTS__ASSISTANT__MAX_TOKENS", "24")
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    for name, value in KNOWN_TIME_ZONE.items():
+        monkeypatch.setenv(name, value)
     yield tmp_path
     stop_worker()
 
