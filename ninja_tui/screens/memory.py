@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from myninja.agent_graph.history import HistoryStore, memories
 from myninja.errors import MyninjaError
-from myninja.ninja_tui.screens.dialogs import DIALOG_CSS
+from myninja.ninja_tui.screens.dialogs import DIALOG_CSS, ConfirmDialog
 from myninja.ninja_tui.widgets.tables import cursor_key
 
 REFRESH_S = 5.0  # a task running meanwhile may propose one
@@ -52,26 +52,6 @@ class AddMemoryDialog(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
-
-
-class ForgetDialog(ModalScreen[bool]):
-    """Forget this memory? y or Enter says yes, n or escape says no."""
-
-    DEFAULT_CSS = DIALOG_CSS.format(name="ForgetDialog")
-    BINDINGS: ClassVar[list[BindingType]] = [
-        ("y,enter", "dismiss(True)", "Yes"),
-        ("n,escape", "dismiss(False)", "No"),
-    ]
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        super().__init__()
-        self.row = row
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(f"Forget memory {self.row['id']}?", style="bold"))
-            yield Label(self.row["text"], markup=False)
-            yield Label("y or Enter: yes · n or escape: no", classes="hint")
 
 
 class MemoryScreen(Screen[None]):
@@ -221,4 +201,4 @@ class MemoryScreen(Screen[None]):
             if yes:
                 self._change("Forgot", memories.forget, row["id"])
 
-        self.app.push_screen(ForgetDialog(row), answered)
+        self.app.push_screen(ConfirmDialog(f"Forget memory {row['id']}?", row["text"]), answered)
