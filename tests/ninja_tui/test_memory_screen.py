@@ -148,3 +148,4 @@ async def test_f3_opens_it_from_the_app(myninja_home: Path) -> None:
         await wait_for(pilot, lambda: shown(app) == [("1", "kept")])
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, MemoryScreen))
+        assert not isinstance(app.screen, MemoryScreen) and app.store is not None

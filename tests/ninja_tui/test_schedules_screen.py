@@ -210,6 +210,7 @@ async def test_escape_closes_with_nothing_to_open(host: Host) -> None:
         await wait_for(pilot, lambda: len(shown_ids(host)) == 3)
         await pilot.press("escape")
         await wait_for(pilot, lambda: host.results == [None])
+        assert host.results == [None] and not isinstance(host.screen, SchedulesScreen)
 
 
 async def test_ctrl_t_opens_the_schedules_and_enter_shows_the_task_in_the_app(
@@ -233,3 +234,4 @@ async def test_ctrl_t_opens_the_schedules_and_enter_shows_the_task_in_the_app(
         await wait_for(pilot, lambda: app.selected == run.task_id)
         header = app.query_one("#task-header")
         await wait_for(pilot, lambda: "Water the plants" in str(header.render()))
+        assert app.selected == run.task_id and not isinstance(app.screen, SchedulesScreen)
