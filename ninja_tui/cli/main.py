@@ -46,6 +46,7 @@ COMMANDS = {
     "usage": "myninja.ninja_tui.cli.usage_cmd:usage",
     "schedule": "myninja.ninja_tui.cli.schedule_cmd:schedule",
     "acp": "myninja.ninja_tui.cli.acp_cmd:acp",
+    "web": "myninja.ninja_tui.cli.web_cmd:web",
 }
 
 
