@@ -255,7 +255,9 @@ class ServeConfig(_Strict):
 
 class NotifyConfig(_Strict):
     """How the person hears that a task needs them or has finished. Terminal channels work while
-    the app is open; `command` (the top-level `notify_command`) runs from the worker, app or not."""
+    the app is open, and (`quiet_when_focused`) only when it is not focused; the OS notification
+    comes from the app while it is not focused, from the worker while no app is open; `command`
+    (the top-level `notify_command`) runs from the worker, app or not."""
 
     on_question: bool = Field(True, description="Notify when a task waits for an answer")
     on_finish: bool = Field(True, description="Notify when a task is done or failed")
@@ -267,7 +269,14 @@ class NotifyConfig(_Strict):
         description="Desktop notification by escape code: OSC 9 (iTerm2, WezTerm, kitty) "
         "or OSC 777 (rxvt, foot, Ghostty)",
     )
-    desktop: bool = Field(True, description="Run notify-send where it is installed")
+    desktop: bool = Field(
+        True,
+        description="An OS notification with buttons (desktop-notifier; notify-send where "
+        "D-Bus has no notification server)",
+    )
+    quiet_when_focused: bool = Field(
+        True, description="While the app is focused, only the toast (no bell, escape code or OS)"
+    )
     command: bool = Field(True, description="Run notify_command (from the worker)")
 
 

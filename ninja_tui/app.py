@@ -31,6 +31,7 @@ from myninja.agent_graph.events import question_key
 from myninja.agent_graph.history import edit_facts
 from myninja.agent_graph.history.statuses import FINISHED, RESTING
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.presence import mark_closed, mark_open
 from myninja.config import Config
 from myninja.config_file import load_config, update_config_file
 from myninja.errors import MyninjaError
@@ -119,6 +120,7 @@ class MyninjaApp(App[None]):
         from myninja.agent_graph.history import HistoryStore
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._presence = mark_open(self.data_dir)  # the worker leaves telling us to the app
         self.store = HistoryStore(self.data_dir / "history.db")
         unread = [t for t in self.store.list_tasks(limit=200) if t.get("unread")]
         if unread:
@@ -131,6 +133,8 @@ class MyninjaApp(App[None]):
     def on_unmount(self) -> None:
         if hasattr(self, "_refresher"):
             self._refresher.stop()
+        if hasattr(self, "_presence"):
+            mark_closed(self._presence)
         with contextlib.suppress(Exception):  # the terminal may be gone already
             self.notifier.set_waiting(0)  # leave no "(n waiting)" title behind
         if self.store is not None:
@@ -221,7 +225,8 @@ class MyninjaApp(App[None]):
             if task["status"] == "waiting":
                 questions = store.questions(task["id"])
                 asked = questions[0]["text"] if questions else "a question"
-                self.notifier.notify("question", task, f"Needs you: {asked}")
+                first = questions[0] if questions else None
+                self.notifier.notify("question", task, f"Needs you: {asked}", first)
             # A cancel is the person's own doing: nothing to tell them.
             elif task["status"] in FINISHED - {"cancelled"} and old is not None:
                 verb = "Done" if task["status"] == "done" else "Failed"

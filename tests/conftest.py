@@ -72,6 +72,9 @@ def myninja_home(
     home.mkdir()
     monkeypatch.setenv("MYNINJA_HOME", str(home))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(session_runtime_dir))
+    # No test reaches the person's own desktop: OS notifications go to a bus that is not there
+    # (the D-Bus tests start their own: tests/dbus_notifications.py).
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/myninja-test-bus")
     if not _kernel_confinement():
         # Code would not run at all: the rest of the suite runs under the in-process guard,
         # and the kernel's own tests skip (tests/reliability/test_kernel_confinement.py).

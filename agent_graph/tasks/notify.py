@@ -1,6 +1,7 @@
-"""The `notify_command`: run with a JSON payload on stdin when a task asks a question or
-finishes, or when a schedule pauses itself after failed runs, so the person hears of it with
-no app open (the app's own notices are ninja_tui/notify.py)."""
+"""The worker's notices, heard with no app open (the app's own are ninja_tui/notify.py): the
+`notify_command`, run with a JSON payload on stdin when a task asks a question or finishes, or
+when a schedule pauses itself after failed runs; and, while no app is open, the OS notification
+whose buttons answer the task here (agent_graph/tasks/desktop.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 from myninja.agent_graph.events import answer_command
 from myninja.agent_graph.history import HistoryStore
+from myninja.agent_graph.tasks.desktop import DesktopNotices, Notice
+from myninja.agent_graph.tasks.presence import app_open
 from myninja.config import Config
 
 
@@ -52,16 +55,32 @@ class NotifyCommand:
     def __init__(self, config: Config, store: HistoryStore) -> None:
         self.config = config
         self.store = store
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: set[asyncio.Task[Any]] = set()
+        # The OS notification while no app is open: set by the worker (a foreground `ask`
+        # speaks in its own terminal).
+        self.desktop: DesktopNotices | None = None
 
     def question(self, task_id: str, question: dict[str, Any]) -> None:
         if self.config.notify.on_question:
             self.send(question_payload(task_id, question))
+            task = self.store.get_task(task_id) or {"id": task_id, "text": ""}
+            self.tell_desktop(question_notice(task, question))
 
     def finished(self, task_id: str) -> None:
         task = self.store.get_task(task_id) if self.config.notify.on_finish else None
         if task is not None:
             self.send(finished_payload(task))
+            self.tell_desktop(finished_notice(task))
+
+    def tell_desktop(self, notice: Notice) -> None:
+        """The OS notification, when switched on and no app is open to tell the person."""
+        if self.desktop is None or not self.config.notify.desktop:
+            return
+        if app_open(self.store.path.parent):
+            return
+        sent = asyncio.create_task(self.desktop.send(notice))
+        self.running.add(sent)
+        sent.add_done_callback(self.running.discard)
 
     def schedule_paused(self, schedule: dict[str, Any]) -> None:
         self.send(paused_payload(schedule))
@@ -77,6 +96,32 @@ class NotifyCommand:
     async def drain(self) -> None:
         if self.running:  # each is bounded by its own timeout
             await asyncio.gather(*self.running, return_exceptions=True)
+        if self.desktop is not None:
+            await self.desktop.settle()
+
+
+def question_notice(task: dict[str, Any], question: dict[str, Any]) -> Notice:
+    """A task's question as an OS notification (`question` as the question event has it)."""
+    return Notice(
+        kind="question",
+        task_id=task["id"],
+        title=f"myninja · Needs your answer: {task.get('text') or ''}",
+        body=str(question.get("text") or "a question"),
+        question=question,
+    )
+
+
+def finished_notice(task: dict[str, Any]) -> Notice:
+    failed = task["status"] == "failed"
+    label = str(task["status"]).capitalize()
+    said = task.get("error") if failed else task.get("answer")
+    return Notice(
+        kind="finished",
+        task_id=task["id"],
+        title=f"myninja · {label}: {task.get('text') or ''}",
+        body=str(said or task.get("text") or ""),
+        urgent=failed,
+    )
 
 
 def run_command(command: str, payload: dict[str, Any]) -> None:

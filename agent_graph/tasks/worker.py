@@ -28,12 +28,16 @@ import fcntl
 import json
 import math
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from myninja import paths
 from myninja.agent_graph.code_identity import code_identity, same_code
+from myninja.agent_graph.tasks.desktop import DesktopNotices
 from myninja.agent_graph.tasks.owners import owner_alive, owner_pid
 from myninja.agent_graph.tasks.wire import (
     handover_path,
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 
 BACKLOG = 1024  # scripts submit hundreds of tasks at once; the kernel caps it at somaxconn
 TASK_OPS = ("answer", "cancel", "resume", "follow")  # what a retiring worker still answers
+TERMINAL = "x-terminal-emulator"  # Debian's alternatives name for the desktop's terminal
 
 
 class Worker:
@@ -229,7 +234,9 @@ class Worker:
     async def idle_watch(self) -> None:
         while not self.stop.is_set():
             scheduling = self.scheduler is not None and self.scheduler.active
-            if self.manager.running() or self.clients or scheduling:
+            desktop = self.manager.notifier.desktop
+            pressable = desktop is not None and desktop.awaiting_press()
+            if self.manager.running() or self.clients or scheduling or pressable:
                 self.last_busy = time.monotonic()
             elif self.retired or time.monotonic() - self.last_busy > self.idle_s:
                 self.stop.set()
@@ -239,6 +246,33 @@ class Worker:
                 self.retire()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 1.0)
+
+
+class WorkerActions:
+    """What a button of the worker's OS notification does: answer through the task manager;
+    Open starts the app in a new terminal window, where the system names one."""
+
+    def __init__(self, manager: TaskManager) -> None:
+        self.manager = manager
+
+    async def answer(self, task_id: str, question_id: str, text: str) -> None:
+        await self.manager.answer(task_id, question_id or None, text)
+
+    def can_open(self) -> bool:
+        return shutil.which(TERMINAL) is not None
+
+    async def open(self, task_id: str) -> None:
+        app = Path(sys.executable).with_name("myninja")
+        with contextlib.suppress(OSError):
+            await asyncio.create_subprocess_exec(
+                TERMINAL,
+                "-e",
+                str(app),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -273,6 +307,7 @@ async def _serve(
 
     async with TaskManager.open(config, data_dir) as manager:
         worker = Worker(manager, idle_s or config.worker_idle_s, sock, lock)
+        manager.notifier.desktop = DesktopNotices(WorkerActions(manager))
         try:
             await worker.listen()
             await manager.resume_unfinished()

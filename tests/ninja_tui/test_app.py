@@ -231,7 +231,9 @@ async def test_the_inbox_answers_any_of_several_waiting_tasks(data_dir: Path) ->
 async def test_waiting_and_finishing_notify_on_each_switched_on_channel(data_dir: Path) -> None:
     app = MyninjaApp(data_dir, refresh_s=0.1)
     written: list[str] = []
-    settings = NotifyConfig(toast=True, bell=True, title=True, osc="777", desktop=False)
+    settings = NotifyConfig(
+        toast=True, bell=True, title=True, osc="777", desktop=False, quiet_when_focused=False
+    )
     app.notifier = Notifier(app, settings, write=written.append)
     async with app.run_test(size=(120, 40)) as pilot:
         await type_and_enter(pilot, "Paint the fence")

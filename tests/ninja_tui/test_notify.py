@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.app import App
 from textual.pilot import Pilot
 
@@ -70,8 +71,13 @@ async def first_call(calls: Path) -> list[str]:
 
 
 @pytest.fixture
-async def pilot() -> AsyncIterator[Pilot[None]]:
+async def pilot(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pilot[None]]:
+    """The app, with the person looking elsewhere (every channel speaks), on a machine whose
+    D-Bus has no notification server (the OS notification falls back to notify-send)."""
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/myninja-test-bus")
+    monkeypatch.delenv("TMUX", raising=False)
     async with Host().run_test() as pilot:
+        pilot.app.app_focus = False
         yield pilot
 
 
@@ -227,9 +233,48 @@ async def test_without_notify_send_nothing_runs(
         return None
 
     notes = notifier(pilot, only("desktop"), [], which)
-    assert notes.notify("finished", DONE, "Painted it blue") == []
-    assert asked == ["notify-send"] and notes.sent == []
+    assert notes.notify("finished", DONE, "Painted it blue") == ["desktop"]  # tried
+    await notes.settle()
+    assert asked == ["notify-send"] and notes.desktop.sent == []  # and nothing took it
     switched_off = notifier(pilot, only("bell"), [], {"notify-send": str(script)}.get)
     assert switched_off.notify("finished", DONE, "Painted it blue") == ["bell"]
     await asyncio.sleep(0.3)
     assert calls_made(calls) == []
+
+
+async def test_while_the_app_is_focused_only_the_toast_speaks(
+    pilot: Pilot[None], fake_notify_send: tuple[Path, Path]
+) -> None:
+    script, calls = fake_notify_send
+    which = {"notify-send": str(script)}.get
+    pilot.app.app_focus = True
+    written: list[str] = []
+    notes = notifier(pilot, only(*CHANNELS), written, which)
+    assert notes.notify("question", QUESTION, "Which colour?") == ["toast"]
+    await notes.settle()
+    assert written == [] and calls_made(calls) == []
+    # Switched off, the focus does not matter: every channel, as when away.
+    loud = notifier(pilot, only(*CHANNELS, quiet_when_focused=False), written, which)
+    assert loud.notify("question", QUESTION, "Which colour?") == list(CHANNELS)
+    await first_call(calls)
+    assert written[0] == "\a" and written[1].startswith("\x1b]9;")
+    # Looking away again (Textual's AppBlur): the bell and the rest come back.
+    pilot.app.post_message(events.AppBlur())
+    await pilot.pause()
+    assert notes.notify("finished", DONE, "Painted it blue") == list(CHANNELS)
+
+
+@pytest.mark.parametrize("osc", ["9", "777"])
+async def test_inside_tmux_the_escape_code_is_wrapped_for_passthrough(
+    pilot: Pilot[None], osc: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1234,0")
+    written: list[str] = []
+    notifier(pilot, only("osc", osc=osc), written).notify("finished", DONE, "Painted it blue")
+    (wrapped,) = written
+    assert wrapped.startswith("\x1bPtmux;\x1b\x1b]") and wrapped.endswith("\x1b\x1b\\\x1b\\")
+    inner = wrapped[len("\x1bPtmux;") : -len("\x1b\\")].replace("\x1b\x1b", "\x1b")
+    plain: list[str] = []
+    monkeypatch.delenv("TMUX")
+    notifier(pilot, only("osc", osc=osc), plain).notify("finished", DONE, "Painted it blue")
+    assert inner == plain[0]  # tmux unwraps it to exactly what the terminal would get
