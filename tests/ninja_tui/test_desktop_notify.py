@@ -16,6 +16,7 @@ from textual import events
 
 from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
+from myninja.agent_graph.tasks.presence import app_open
 from myninja.ninja_tui.app import MyninjaApp
 from tests.agent_graph.scripts import FENCE_RULES
 from tests.cli.test_acp import NOTE, OTTER_RULES
@@ -140,6 +141,10 @@ async def test_blurred_a_permission_is_allowed_from_the_notification(
 async def test_closed_the_worker_notifies_and_its_deny_button_answers(
     data_dir: Path, server: NotificationServer
 ) -> None:
+    app = MyninjaApp(data_dir, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app_open(data_dir))
+    assert not app_open(data_dir)  # the app is closed: from now on the worker tells
     client = WorkerClient(data_dir)
     await client.ensure()  # started with the test's bus in its environment
     reply = await client.request("submit", text=OTTERS)
