@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = ROOT.parent / "shared" / "eval-data" / "dev"
 sys.path.insert(0, str(ROOT))
 from benchmarks.branch_setup import branch_requests, candidate, coder_checks, source  # noqa: E402
+from benchmarks.eval_data import dev_file  # noqa: E402
 
 MODES = ("one", "three", "three_queued", "shipped")
 ADVICE = (
@@ -52,9 +52,9 @@ def tasks(limit: int) -> list[dict[str, Any]]:
     from myninja.agent_graph.evals import humaneval
 
     found: list[dict[str, Any]] = []
-    for problem in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 2):
+    for problem in humaneval.load_problems(dev_file("humaneval-dev40.jsonl"), 2):
         found.append({"agent": "coder", "text": humaneval.agent_task(problem), "sources": []})
-    lines = (DEV / "hotpotqa-distractor-dev100.jsonl").read_text().splitlines()[:2]
+    lines = dev_file("hotpotqa-distractor-dev100.jsonl").read_text().splitlines()[:2]
     for line in lines:
         row = json.loads(line)
         sources = [

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "eval-data" / "dev" / "humaneval-dev40.jsonl"
+DEFAULT_DATA = (
+    Path(os.environ.get("EVAL_DATA") or REPO.parent / "shared" / "eval-data")
+    / "dev"
+    / "humaneval-dev40.jsonl"
+)
 MODES = ("single-shot", "agent")
 
 

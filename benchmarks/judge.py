@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = ROOT.parent / "shared" / "eval-data" / "dev"
 sys.path.insert(0, str(ROOT))
 from benchmarks.branch_setup import branch_requests, candidate, coder_checks, source  # noqa: E402
+from benchmarks.eval_data import dev_file  # noqa: E402
 
 SETS = ("humaneval", "hotpotqa", "nq")
 BRANCHES = 3
@@ -58,10 +58,10 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
         return [
             {"id": p.task_id, "agent": "coder", "text": humaneval.agent_task(p), "sources": [],
              "problem": p}
-            for p in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", limit)
+            for p in humaneval.load_problems(dev_file("humaneval-dev40.jsonl"), limit)
         ]  # fmt: skip
     if name == "hotpotqa":
-        rows = [json.loads(x) for x in (DEV / "hotpotqa-distractor-dev100.jsonl").open()][:limit]
+        rows = [json.loads(x) for x in dev_file("hotpotqa-distractor-dev100.jsonl").open()][:limit]
         return [
             {
                 "id": r["question_id"],
@@ -77,7 +77,7 @@ def problems(name: str, limit: int) -> list[dict[str, Any]]:
         ]
     from myninja.skills.research.fts import rank_texts
 
-    rows = [json.loads(x) for x in (DEV / "nq-open-oracle-dev200.jsonl").open()]
+    rows = [json.loads(x) for x in dev_file("nq-open-oracle-dev200.jsonl").open()]
     pool = [(r["ctxs"][0]["title"], r["ctxs"][0]["text"]) for r in rows]
     found = []
     for i, r in enumerate(rows[:limit]):

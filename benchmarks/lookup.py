@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = ROOT.parent / "shared" / "eval-data" / "dev"
 sys.path.insert(0, str(ROOT))
 from benchmarks.branch_setup import branch_requests, source  # noqa: E402
+from benchmarks.eval_data import dev_file  # noqa: E402
 
 ADVICE = "Should I keep my savings in a high-interest account or pay extra off my car loan?"
 # What the coder's review sends back when the task's examples fail (skills/coder/review.py).
@@ -39,11 +39,11 @@ def prompts(limit: int) -> list[dict[str, Any]]:
     from myninja.agent_graph.evals import humaneval
 
     found: list[dict[str, Any]] = []
-    for problem in humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 2):
+    for problem in humaneval.load_problems(dev_file("humaneval-dev40.jsonl"), 2):
         text = humaneval.agent_task(problem)
         found.append({"kind": "coder", "text": text, "agent": "coder", "sources": []})
         found.append({"kind": "revision", "text": text, "agent": "coder", "sources": []})
-    line = (DEV / "hotpotqa-distractor-dev100.jsonl").read_text().splitlines()[0]
+    line = dev_file("hotpotqa-distractor-dev100.jsonl").read_text().splitlines()[0]
     row = json.loads(line)
     contexts = enumerate(row["contexts"])
     sources = [source(str(i), c["title"], c["paragraph_text"]) for i, c in contexts]

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = ROOT.parent / "shared" / "eval-data" / "dev"
 sys.path.insert(0, str(ROOT))
+from benchmarks.eval_data import dev_file  # noqa: E402
 
 MODES = ("in-process", "kernel")
 TARGET = 1.3
@@ -34,7 +34,7 @@ TARGET = 1.3
 def workloads() -> dict[str, str]:
     from myninja.agent_graph.evals import humaneval
 
-    problem = humaneval.load_problems(DEV / "humaneval-dev40.jsonl", 1)[0]
+    problem = humaneval.load_problems(dev_file("humaneval-dev40.jsonl"), 1)[0]
     program = problem.prompt + problem.canonical_solution
     check = f"{program}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
     return {"hello-world": "print('hello')\n", "humaneval-check": check}
