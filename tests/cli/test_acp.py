@@ -114,8 +114,9 @@ def stop_worker() -> None:
         asyncio.run(WorkerClient(paths.data_dir()).request("shutdown"))
 
 
-@pytest.fixture
-def acp_home(myninja_home: Path, tmp_path: Path) -> Iterator[Path]:
+def otter_home(myninja_home: Path, tmp_path: Path) -> None:
+    """A scripted home: the fence task asks "Which colour?", the otter task asks to read a
+    note (a permission) from a folder the files skill may read."""
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "otters.txt").write_text(NOTE + "\n")
@@ -128,6 +129,11 @@ def acp_home(myninja_home: Path, tmp_path: Path) -> Iterator[Path]:
         "[agents.coder]\ntools = true\n"
         f"[skills]\nallowed_dirs = [{json.dumps(str(notes))}]\n"
     )
+
+
+@pytest.fixture
+def acp_home(myninja_home: Path, tmp_path: Path) -> Iterator[Path]:
+    otter_home(myninja_home, tmp_path)
     yield tmp_path
     stop_worker()
 

@@ -6,7 +6,6 @@ test's, which presses the buttons and replies by the spec's own signals."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from myninja.agent_graph.history import HistoryStore
 from myninja.agent_graph.tasks.client import WorkerClient
 from myninja.agent_graph.tasks.presence import app_open
 from myninja.ninja_tui.app import MyninjaApp
-from tests.agent_graph.scripts import FENCE_RULES
-from tests.cli.test_acp import NOTE, OTTER_RULES
+from tests.cli.test_acp import otter_home
 from tests.dbus_notifications import (
     NotificationServer,
     dbus_daemon_present,
@@ -34,20 +32,7 @@ OTTERS = "@coder What do my otter notes say?"
 
 @pytest.fixture
 def data_dir(myninja_home: Path, tmp_path: Path) -> Iterator[Path]:
-    """A scripted home: the fence task asks "Which colour?", the otter task asks to read a
-    file (a permission)."""
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    (notes / "otters.txt").write_text(NOTE + "\n")
-    script = myninja_home / "script.json"
-    script.write_text(json.dumps({"rules": OTTER_RULES + FENCE_RULES}))
-    (myninja_home / "config.toml").write_text(
-        "worker_idle_s = 30\n"
-        f'[backends.embedded]\ntype = "scripted"\nscript = "{script}"\n'
-        "[graph]\nbranches = 1\n"
-        "[agents.coder]\ntools = true\n"
-        f"[skills]\nallowed_dirs = [{json.dumps(str(notes))}]\n"
-    )
+    otter_home(myninja_home, tmp_path)
     data = myninja_home / "data"
     yield data
     client = WorkerClient(data)
