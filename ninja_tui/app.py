@@ -229,8 +229,9 @@ class MyninjaApp(App[None]):
                 self.notifier.notify("question", task, f"Needs you: {asked}", first)
             # A cancel is the person's own doing: nothing to tell them.
             elif task["status"] in FINISHED - {"cancelled"} and old is not None:
-                verb = "Done" if task["status"] == "done" else "Failed"
-                self.notifier.notify("finished", task, f"{verb}: {_short(task['text'])}")
+                # The title names the task; the body says how it ended: its answer or error.
+                said = task.get("answer" if task["status"] == "done" else "error")
+                self.notifier.notify("finished", task, _short(str(said or task["text"]), 120))
 
     # Following the selected task -----------------------------------------------------------
     def _follow(self, task: dict[str, Any]) -> None:

@@ -104,7 +104,9 @@ async def test_blurred_a_permission_is_allowed_from_the_notification(
             "deny": "Deny",
         }
         assert permission.actions["open"] == "Open"
-        # The person presses "Allow once": the task reads the file and finishes.
+        # The person presses "Allow once" (once the app has taken the server's reply to its
+        # Notify: a button pressed before that is not yet the app's to hear).
+        await wait_for(pilot, lambda: len(app.notifier.desktop.sent) == 2)
         server.ActionInvoked(permission.id, "allow")
         await wait_for(pilot, lambda: status(data_dir, otters) == "done")
         assert answer_of(data_dir, otters) == "They hold hands."
@@ -114,6 +116,7 @@ async def test_blurred_a_permission_is_allowed_from_the_notification(
         assert answer_of(data_dir, fence) == "Painted it blue"
         # Both finished while blurred: two more notices; Open on the fence's shows it.
         await server.next_sent(4)
+        await wait_for(pilot, lambda: len(app.notifier.desktop.sent) == 4)
         done = next(s for s in server.sent[2:] if "Paint the fence" in s.summary)
         assert done.summary.startswith("myninja · Done") and set(done.actions) >= {"open"}
         assert app.selected == otters
@@ -136,6 +139,7 @@ async def test_closed_the_worker_notifies_and_its_deny_button_answers(
     task_id = reply["task_id"]
     asked = await server.next_sent(1)
     assert "Allow the files skill" in asked.body and "deny" in asked.actions
+    await asyncio.sleep(1.0)  # a person's reaction: the worker has taken its Notify's reply
     server.ActionInvoked(asked.id, "deny")
     for _ in range(300):
         if status(data_dir, task_id) == "done":
