@@ -102,12 +102,18 @@ def buttons_for(notice: Notice, can_open: bool) -> tuple[list[Button], bool]:
 
 def session_bus_present() -> bool:
     """Whether a D-Bus session bus can be reached (Linux); elsewhere desktop-notifier has its
-    own way."""
+    own way. A worker started outside the desktop session (cron's `@reboot`, a shell over ssh)
+    lacks DBUS_SESSION_BUS_ADDRESS while the user's bus is at its standard place: it is named
+    then, as systemd's user manager would (dbus-fast looks at the variable only)."""
     if platform.system() != "Linux":
         return True
     if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return True
-    return Path(f"/run/user/{os.getuid()}/bus").exists()
+    standard = Path(f"/run/user/{os.getuid()}/bus")
+    if standard.is_socket():
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={standard}"
+        return True
+    return False
 
 
 @dataclass
