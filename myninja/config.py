@@ -5,6 +5,7 @@ Reading it (defaults, the TOML file, `MYNINJA_*` overrides) and writing it is co
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
@@ -442,6 +443,41 @@ def _iana_zone(value: str | None) -> str | None:
     return value
 
 
+# As backend names: a word that is safe in a key name (cal-NAME) and in a task (cal:NAME).
+CALENDAR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+
+
+def _calendar_name(name: str) -> str:
+    if not CALENDAR_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid calendar name {name!r}: use a letter, then letters, digits, '-' or '_'"
+        )
+    return name
+
+
+CalendarName = Annotated[str, AfterValidator(_calendar_name)]
+
+
+class CalendarConfig(_Strict):
+    """A CalDAV calendar (Nextcloud, Fastmail, iCloud, Radicale, Baïkal). Its password is in
+    the key store under `cal-NAME` (`myninja keys set cal-NAME`)."""
+
+    url: HttpUrl = Field(
+        description="The calendar's URL, or the account's (principal or calendar home) URL"
+    )
+    username: str | None = Field(None, description="Login name; unset: no login")
+    timezone: Annotated[str | None, AfterValidator(_iana_zone)] = Field(
+        None, description="The owner's IANA zone: where all-day and floating events fall"
+    )
+    writable: bool = Field(False, description="Whether myninja may write events there")
+    calendar: str | None = Field(
+        None,
+        description="Under an account URL, the calendar to use (its name or URL path); "
+        "unset: the URL itself if it is a calendar, else the first calendar found",
+    )
+    timeout_s: float = Field(15.0, gt=0, le=300, description="Per request to the server")
+
+
 class SchedulerConfig(_Strict):
     """What the scheduler agent knows of you without asking."""
 
@@ -474,6 +510,10 @@ class Config(_Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     mcp: dict[str, McpServerConfig] = Field(
         default_factory=dict, description="MCP servers, by the skill name their tools go under"
+    )
+    calendars: dict[CalendarName, CalendarConfig] = Field(
+        default_factory=dict,
+        description="CalDAV calendars, by name (`myninja calendars add`); `cal:NAME` in a task",
     )
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)

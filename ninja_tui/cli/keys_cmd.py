@@ -18,7 +18,8 @@ def _store() -> KeyStore:
 
 @click.group()
 def keys() -> None:
-    """Manage API keys for gateway backends and web search providers."""
+    """Manage API keys for gateway backends and web search providers, and calendar passwords
+    (cal-NAME)."""
 
 
 @keys.command("set")

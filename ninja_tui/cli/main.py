@@ -38,6 +38,7 @@ COMMANDS = {
     "config": "myninja.ninja_tui.cli.config_cmd:config",
     "keys": "myninja.ninja_tui.cli.keys_cmd:keys",
     "backends": "myninja.ninja_tui.cli.backends_cmd:backends",
+    "calendars": "myninja.ninja_tui.cli.calendars_cmd:calendars",
     "skills": "myninja.ninja_tui.cli.skills_cmd:skills",
     "serve": "myninja.ninja_tui.cli.serve_cmd:serve",
     "neuron": "myninja.ninja_tui.cli.neuron_cmd:neuron",

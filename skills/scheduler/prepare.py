@@ -33,7 +33,8 @@ INSTRUCTION = (
     "as given above, then write the invitation message; the .ics file is already drafted."
 )
 
-# A calendar: "name=" optionally, then a quoted path, an http(s)/webcal URL or a path to .ics.
+# A calendar: "name=" optionally, then a quoted path, an http(s)/webcal URL, a configured CalDAV
+# calendar (cal:NAME) or a path to .ics.
 _SOURCE = re.compile(
     r"""
     (?:(?P<name>[^\W\d][\w.@+-]*)\s*=\s*)?
@@ -42,6 +43,7 @@ _SOURCE = re.compile(
       | [“](?P<cq>[^”\n]+?\.ics)[”]
       | '(?P<sq>[^'\n]+?\.ics)'
       | (?P<url>(?:https?|webcal)://[^\s<>"'()\[\]{},;]+)
+      | (?<![\w/.:-])(?P<cal>cal:[A-Za-z][\w-]{0,39})(?![\w-])
       | (?P<path>
             (?:[A-Za-z]:[\\/]|~|\.{1,2}[\\/]|[\\/])?    # C:\ or ~ or ./ or /
             [^\s"'“”<>()\[\]{},;=]*[^\s"'“”<>()\[\]{},;=.]\.ics
@@ -302,7 +304,7 @@ def _calendars(task: str) -> tuple[list[tuple[str, str, str | None, str | None]]
     rest = list(task)
     previous_end = 0
     for match in _SOURCE.finditer(task):
-        source = next(match[g] for g in ("dq", "cq", "sq", "url", "path") if match[g])
+        source = next(match[g] for g in ("dq", "cq", "sq", "url", "cal", "path") if match[g])
         if match["url"]:
             source = source.rstrip(".,:;!?")
         # A URL's trailing "." ends the sentence, not the URL; a quote ends a quoted path.
@@ -390,7 +392,10 @@ def _local_zone() -> str:
 
 
 def _name_from(source: str, index: int) -> str:
-    """As find_meeting_slots names an unnamed calendar: its file's stem, else the URL's host."""
+    """As find_meeting_slots names an unnamed calendar: its file's stem, else the URL's host,
+    and a CalDAV calendar by its configured name."""
+    if source.lower().startswith("cal:"):
+        return source[len("cal:") :]
     if "://" in source:
         parts = urlsplit(source)
         stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics")

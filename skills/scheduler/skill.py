@@ -23,10 +23,11 @@ from pydantic import Field
 
 from myninja.errors import UsageError
 from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
-from myninja.skills.scheduler.calendars import Busy, CalendarError, busy_intervals, load_calendar
+from myninja.skills.scheduler.calendars import Busy, CalendarError
 from myninja.skills.scheduler.invite import draft_invite
 from myninja.skills.scheduler.prepare import prepare
 from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
+from myninja.skills.scheduler.sources import busy_for, caldav_name, check_caldav
 
 MAX_ATTENDEES = 20
 MAX_SLOTS = 5
@@ -54,10 +55,14 @@ def _split(entry: str) -> tuple[str | None, str]:
 
 
 def _calendar_permissions(arguments: dict[str, Any]) -> set[Permission]:
-    """A calendar given as a file needs read_files, one given as a URL the network: a person
-    who named only files is not asked about the network."""
+    """A calendar given as a file needs read_files, one given as a URL or a configured CalDAV
+    calendar (cal:NAME) the network: a person who named only files is not asked about the
+    network."""
     sources = [_split(entry)[1] for entry in arguments["calendars"]]
-    return {Permission.NETWORK if _URL.match(s) else Permission.READ_FILES for s in sources}
+    return {
+        Permission.NETWORK if _URL.match(s) or caldav_name(s) is not None else Permission.READ_FILES
+        for s in sources
+    }
 
 
 @tool(permissions=[Permission.READ_FILES, Permission.NETWORK], needs=_calendar_permissions)
@@ -67,14 +72,16 @@ def find_meeting_slots(
         Field(
             min_length=1,
             max_length=MAX_ATTENDEES,
-            description="One .ics calendar per attendee: a file path or an http(s) URL, "
-            "optionally named as 'name=source', e.g. 'anna=/home/anna/cal.ics'",
+            description="One calendar per attendee: an .ics file path, an http(s) URL or a "
+            "configured CalDAV calendar 'cal:NAME', optionally named as 'name=source', e.g. "
+            "'anna=/home/anna/cal.ics'",
         ),
     ],
     timezones: Annotated[
         list[str],
         Field(description="Each attendee's IANA time zone, same order, e.g. 'Europe/Berlin'"),
     ],
+    ctx: ToolContext,
     duration_minutes: Annotated[int, Field(ge=5, le=12 * 60)] = 30,
     days_ahead: Annotated[int, Field(ge=1, le=60, description="How many days to search")] = 7,
     start_date: Annotated[
@@ -94,6 +101,11 @@ def find_meeting_slots(
     """Find meeting times when every attendee is free, Monday to Friday within working hours,
     each shown in every attendee's local time. Reads their .ics calendars; books nothing."""
     attendees = _attendees(calendars, timezones, working_start, working_end, working_hours)
+    for attendee in attendees:  # an unknown cal:NAME is a wrong argument, not a missing calendar
+        try:
+            check_caldav(attendee.source, ctx.config)
+        except CalendarError as exc:
+            raise ToolError(f"find_meeting_slots: {exc.one_line()}") from None
     first_zone = attendees[0].hours.zone
     first_day = _parse_date(start_date) if start_date else datetime.now(first_zone).date()
     start = datetime.combine(first_day, time(0), tzinfo=first_zone)
@@ -105,7 +117,7 @@ def find_meeting_slots(
     busy_by_person: dict[str, list[Busy]] = {}
     # Calendars load in parallel: three slow URLs should cost one time-out, not three.
     with ThreadPoolExecutor(max_workers=min(4, len(attendees))) as pool:
-        loaded = list(pool.map(lambda a: _busy(a, start, end), attendees))
+        loaded = list(pool.map(lambda a: _busy(a, start, end, ctx), attendees))
     for attendee, (busy, problem) in zip(attendees, loaded, strict=True):
         if problem is None:
             busy_by_person[attendee.name] = busy
@@ -172,7 +184,10 @@ def _attendees(
 
 
 def _name_from(source: str, index: int) -> str:
-    """'anna-berlin' for .../anna-berlin.ics; the URL's host where its path names nothing."""
+    """'anna-berlin' for .../anna-berlin.ics; the URL's host where its path names nothing;
+    'work' for cal:work."""
+    if name := caldav_name(source):
+        return name
     if _URL.match(source):
         parts = urlsplit(source)
         stem = Path(parts.path).stem
@@ -194,14 +209,19 @@ def _parse_date(value: str) -> date:
         raise ToolError(f"find_meeting_slots: start_date {value!r} is not YYYY-MM-DD") from None
 
 
-def _busy(attendee: _Attendee, start: datetime, end: datetime) -> tuple[list[Busy], str | None]:
+def _busy(
+    attendee: _Attendee, start: datetime, end: datetime, ctx: ToolContext
+) -> tuple[list[Busy], str | None]:
     """(busy intervals, None), or ([], why the calendar could not be used)."""
     try:
-        source: str | Path = attendee.source
-        if not _URL.match(attendee.source):
-            source = Path(attendee.source).expanduser()
-        calendar = load_calendar(source)
-        busy = busy_intervals(calendar, start, end, owner=attendee.name, tz=attendee.hours.tz)
+        busy = busy_for(
+            attendee.source,
+            start,
+            end,
+            owner=attendee.name,
+            tz=attendee.hours.tz,
+            config=ctx.config,
+        )
     except CalendarError as exc:
         return [], str(exc)
     return busy, None
