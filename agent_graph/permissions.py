@@ -22,6 +22,7 @@ PERMISSION_WORDS: dict[str, str] = {
     Permission.READ_FILES: "read your files",
     Permission.WRITE_FILES: "write files",
     Permission.RUN_CODE: "run code",
+    Permission.SEND_EMAIL: "send e-mail",
 }
 ALLOW_ONCE, ALWAYS, DENY = "allow once", "always allow", "deny"
 CHOICES = [ALLOW_ONCE, ALWAYS, DENY]

@@ -365,6 +365,7 @@ class Permission(StrEnum):
     READ_FILES = "read_files"
     WRITE_FILES = "write_files"
     RUN_CODE = "run_code"
+    SEND_EMAIL = "send_email"
 
 
 class McpServerConfig(_Strict):
@@ -488,6 +489,64 @@ class SchedulerConfig(_Strict):
     )
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether `host` names this machine: localhost or a loopback address."""
+    bare = host.strip("[]").lower()
+    if bare == "localhost" or bare.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def _email_address(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    # Loose on purpose, like the invitation's own check: whether the mailbox exists is the
+    # server's business; a display name or a second address would never be the envelope sender.
+    if text.count("@") != 1 or any(c.isspace() or c in '<>,;"' for c in text):
+        raise ValueError(f"{value!r} is not an e-mail address (write the address alone)")
+    local, domain = text.split("@")
+    if not local or "." not in domain.strip("."):
+        raise ValueError(f"{value!r} is not an e-mail address (write the address alone)")
+    return text
+
+
+class SmtpConfig(_Strict):
+    """The mail server invitations go out through (iTIP REQUEST, RFC 6047). The password is in
+    the key store under the name `smtp` (`myninja keys set smtp`); with none stored, no login.
+    Off (nothing is sent) until `host` and `from_address` are set."""
+
+    host: HostName | None = Field(
+        None, description="The SMTP server, e.g. smtp.example.org; unset: nothing is sent"
+    )
+    port: int = Field(587, ge=1, le=65535, description="587 for starttls, 465 for tls")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="starttls: upgrade after connecting (required, never skipped); tls: TLS "
+        "from the first byte; none: plain text, allowed only to a loopback host (a local relay)",
+    )
+    username: str | None = Field(None, description="Login name; default: from_address")
+    from_address: Annotated[str | None, AfterValidator(_email_address)] = Field(
+        None, description="Your address: the organizer of invitations and their sender"
+    )
+    timeout_s: float = Field(
+        20.0, gt=0, le=600, description="Per step (connect, each command); a send takes 4x at most"
+    )
+
+    @model_validator(mode="after")
+    def _plain_text_only_to_this_machine(self) -> SmtpConfig:
+        if self.security == "none" and self.host and not _is_loopback(self.host):
+            raise ValueError(
+                f'security = "none" sends the password and the mail unencrypted, so it is '
+                f"allowed only to a loopback host (localhost, 127.0.0.1), not {self.host!r}; "
+                f'use "starttls" or "tls"'
+            )
+        return self
+
+
 class Config(_Strict):
     default_agent: AgentName = "assistant"
     backends: dict[str, BackendConfig] = Field(
@@ -518,6 +577,7 @@ class Config(_Strict):
     worker_idle_s: float = Field(300.0, ge=1, description="The background worker exits after this")
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict,
         description="Prices by model name, or by backend name for all its models (`myninja "

@@ -1,6 +1,7 @@
 """The scheduler's calendar logic, as plain typed functions: read ICS calendars
 (`calendars`), find times that suit everyone across time zones (`slots`), and draft the
-invitation (`invite`). Nothing here sends anything."""
+invitation (`invite`). Mailing it as an iTIP request is `itip` and `mail`, imported where
+they are used, so loading the skill does not load aiosmtplib."""
 
 from myninja.skills.scheduler.calendars import (
     Busy,
