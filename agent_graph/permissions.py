@@ -23,6 +23,7 @@ PERMISSION_WORDS: dict[str, str] = {
     Permission.WRITE_FILES: "write files",
     Permission.RUN_CODE: "run code",
     Permission.SEND_EMAIL: "send e-mail",
+    Permission.CALENDAR_WRITE: "write to your calendar",
 }
 ALLOW_ONCE, ALWAYS, DENY = "allow once", "always allow", "deny"
 CHOICES = [ALLOW_ONCE, ALWAYS, DENY]

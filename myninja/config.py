@@ -366,6 +366,7 @@ class Permission(StrEnum):
     WRITE_FILES = "write_files"
     RUN_CODE = "run_code"
     SEND_EMAIL = "send_email"
+    CALENDAR_WRITE = "calendar_write"
 
 
 class McpServerConfig(_Strict):
@@ -486,6 +487,11 @@ class SchedulerConfig(_Strict):
         None,
         description="Your IANA time zone, e.g. Europe/Berlin; unset: a kept memory, else the "
         "machine's own (unless it is UTC), else the scheduler asks once and offers to remember",
+    )
+    dry_run: bool = Field(
+        False,
+        description="book_meeting writes and sends nothing, and says what it would have "
+        "written (the event, the calendar's URL) and sent (recipients, subject)",
     )
 
 

@@ -1,7 +1,8 @@
 """The built-in `scheduler` skill: the tools an agent calls to find a meeting time and draft
 the invitation. The calendar logic is in `calendars`, `slots` and `invite`; this module turns
 a model's arguments (strings and lists) into their types and their answers into short text a
-small model can copy from. Nothing here sends anything.
+small model can copy from. Writing to a calendar and sending mail is `booking`'s tool, which
+asks the person's permission for each.
 
 Every failure reaches the model as a ToolError: the graph turns those into a line the model
 reads and may act on, while any other error would end the task.
@@ -23,6 +24,7 @@ from pydantic import Field
 
 from myninja.errors import UsageError
 from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
+from myninja.skills.scheduler.booking import book_meeting
 from myninja.skills.scheduler.calendars import Busy, CalendarError
 from myninja.skills.scheduler.invite import draft_invite
 from myninja.skills.scheduler.prepare import prepare
@@ -327,9 +329,9 @@ def _slug(text: str) -> str:
 
 skill = Skill(
     name="scheduler",
-    description="Find meeting times across calendars and time zones, and draft invitations "
-    "(.ics files); sends nothing",
-    tools=[find_meeting_slots, draft_meeting_invite],
+    description="Find meeting times across calendars and time zones, draft invitations "
+    "(.ics files), and, with your permission, book them on your calendar and e-mail them",
+    tools=[find_meeting_slots, draft_meeting_invite, book_meeting],
     agents=("scheduler",),
     # For models that cannot call tools: the slots and the invite are worked out beforehand.
     prepare=prepare,

@@ -299,7 +299,9 @@ async def test_drafting_writes_only_in_the_workspace_and_needs_no_permission(
 def test_the_skill_is_for_the_scheduler_and_needs_what_its_tools_do() -> None:
     assert skill.name == "scheduler"
     assert skill.agents == ("scheduler",)
-    assert [t.name for t in skill.tools] == ["find_meeting_slots", "draft_meeting_invite"]
-    # Reading calendars (files or URLs) asks; the invite goes into the task's own workspace.
-    assert skill.permissions == READ
+    names = [t.name for t in skill.tools]
+    assert names == ["find_meeting_slots", "draft_meeting_invite", "book_meeting"]
+    # Reading calendars (files or URLs) asks; the invite goes into the task's own workspace;
+    # booking writes to the person's calendar and sends mail, each asked for.
+    assert skill.permissions == READ | {Permission.CALENDAR_WRITE, Permission.SEND_EMAIL}
     assert "sends nothing" in draft_meeting_invite.description
