@@ -7,12 +7,14 @@ once, and the task's history records the tool's result naming both."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import caldav
 import pytest
 
+from myninja import paths
 from myninja.backends.keys import KeyStore
 from tests.conftest import run_myninja, scripted_config
 from tests.radicale_server import USERS, Radicale, radicale_server
@@ -109,3 +111,11 @@ def test_ask_books_only_with_both_permissions_and_then_once(
     assert str(event.icalendar_component["SUMMARY"]) == "Roadmap review"
     (mail,) = smtp.handler.messages
     assert mail.rcpt_tos == ["ben@example.com"]
+    # The history keeps the result: what was written where, and to whom it was sent.
+    with sqlite3.connect(paths.data_dir() / "history.db") as db:
+        kept = db.execute(
+            "SELECT data FROM events WHERE task_id = ? AND type = 'tool_result'",
+            (events[-1]["task_id"],),
+        ).fetchall()
+    (data,) = [json.loads(row[0]) for row in kept]
+    assert data["result"] == result["result"]
