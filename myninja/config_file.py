@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "MYNINJA_"
 # Environment variables with our prefix that are not config keys.
-RESERVED_ENV = {"MYNINJA_HOME", "MYNINJA_DEBUG", "MYNINJA_TEST_CLOCK"}  # the last: tests
+# The last two are tests' hooks: a fake clock, and a pause inside book_meeting to kill in.
+RESERVED_ENV = {
+    "MYNINJA_HOME",
+    "MYNINJA_DEBUG",
+    "MYNINJA_TEST_CLOCK",
+    "MYNINJA_TEST_BOOKING_PAUSE",
+}
 SECRET_WORDS = ("key", "token", "secret", "password")
 
 

@@ -32,6 +32,7 @@ from myninja.skills.api import Permission, ToolContext, ToolError, tool
 from myninja.skills.scheduler.slots import Slot
 
 LEDGER = "booking.json"
+TEST_PAUSE_ENV = "MYNINJA_TEST_BOOKING_PAUSE"  # seconds to wait between the write and the send
 BRANCHES = ".branches"  # agent_graph's folder of branch workspaces (it sits above us)
 _locks: dict[Path, asyncio.Lock] = {}  # parallel branches of one task take turns
 
@@ -148,6 +149,8 @@ async def _book(
             entry["written"] = {"calendar": name, "uid": uid, "url": url}
             write_ledger(path, ledger)
             notes.append(f"Wrote event {uid} to calendar {name} ({url}).")
+            if pause := os.environ.get(TEST_PAUSE_ENV):  # tests only: a moment to kill it in
+                await asyncio.sleep(float(pause))
         else:
             notes.append(f"Event {uid} was already on calendar {entry['written']['calendar']}.")
         if message is not None and "sent" not in entry:

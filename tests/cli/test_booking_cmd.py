@@ -2,12 +2,17 @@
 scheduler calls book_meeting, a real Radicale and a real SMTP server on 127.0.0.1. Without the
 permissions the task stops with the question (exit 3) and neither server has anything; with
 `--allow calendar_write --allow send_email` the event is written once and the invitation sent
-once, and the task's history records the tool's result naming both."""
+once, and the task's history records the tool's result naming both. A real worker SIGKILLed
+after the calendar write and before the mail (held there by MYNINJA_TEST_BOOKING_PAUSE) and
+resumed with `myninja tasks resume` ends with one event and one invitation."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +21,8 @@ import pytest
 
 from myninja import paths
 from myninja.backends.keys import KeyStore
+from myninja.skills.scheduler.booking import TEST_PAUSE_ENV
+from tests.cli.test_task_commands import task_json, wait_for_status
 from tests.conftest import run_myninja, scripted_config
 from tests.radicale_server import USERS, Radicale, radicale_server
 from tests.smtp_server import SmtpServer, smtp_server
@@ -44,21 +51,20 @@ def servers(tmp_path: Path) -> Iterator[tuple[Radicale, SmtpServer]]:
         yield dav, smtp
 
 
-def test_ask_books_only_with_both_permissions_and_then_once(
-    myninja_home: Path, servers: tuple[Radicale, SmtpServer]
-) -> None:
-    dav, smtp = servers
+def configure(home: Path, dav: Radicale, smtp: SmtpServer) -> caldav.Calendar:
+    """A scripted scheduler that books BOOK, the calendar and the mail server; the calendar."""
     scripted_config(
-        myninja_home,
+        home,
         [
             {"match": "Task to plan", "json": {"steps": [{"title": "Book", "instruction": "."}]}},
             {"match": "Candidate:", "json": {"score": 9, "reasons": "ok"}},
-            {"match": "tool: .*Wrote event", "reply": "Booked, and Ben is invited."},
             {"match": "tool: .*Dry run", "reply": "Nothing booked: a dry run."},
+            # A first run wrote the event; a resumed one found it already there.
+            {"match": "tool: .*calendar work", "reply": "Booked, and Ben is invited."},
             {"match": "Attempt 1", "tool_calls": [{"name": "book_meeting", "arguments": BOOK}]},
         ],
     )
-    with (myninja_home / "config.toml").open("a") as config:
+    with (home / "config.toml").open("a") as config:
         config.write(
             '[graph]\nbranches = 1\n[agents.scheduler]\ntools = true\n[keys]\nstore = "file"\n'
             '[scheduler]\ntimezone = "Europe/Berlin"\n'
@@ -68,11 +74,16 @@ def test_ask_books_only_with_both_permissions_and_then_once(
             'from_address = "alice@example.de"\n'
         )
     KeyStore("file").set("cal-work", USERS["alice"])
-    calendar = caldav.Calendar(
-        client=caldav.DAVClient(url=dav.calendar_url("alice"), username="alice",
-                                password=USERS["alice"]),
-        url=dav.calendar_url("alice"),
-    )  # fmt: skip
+    client = caldav.DAVClient(url=dav.calendar_url("alice"), username="alice",
+                              password=USERS["alice"])  # fmt: skip
+    return caldav.Calendar(client=client, url=dav.calendar_url("alice"))
+
+
+def test_ask_books_only_with_both_permissions_and_then_once(
+    myninja_home: Path, servers: tuple[Radicale, SmtpServer]
+) -> None:
+    dav, smtp = servers
+    calendar = configure(myninja_home, dav, smtp)
 
     asked = run_myninja("ask", TASK)
     assert asked.returncode == 3, asked.stderr
@@ -119,3 +130,34 @@ def test_ask_books_only_with_both_permissions_and_then_once(
         ).fetchall()
     (data,) = [json.loads(row[0]) for row in kept]
     assert data["result"] == result["result"]
+
+
+def test_a_worker_killed_between_the_write_and_the_send_books_once_on_resume(
+    myninja_home: Path, servers: tuple[Radicale, SmtpServer]
+) -> None:
+    dav, smtp = servers
+    calendar = configure(myninja_home, dav, smtp)
+    both = ("--allow", "calendar_write", "--allow", "send_email")
+    # The worker this starts pauses inside book_meeting after the calendar write.
+    started = run_myninja("run", TASK, *both, "--detach", "--json", env={TEST_PAUSE_ENV: "60"})
+    assert started.returncode == 0, started.stderr
+    task_id = json.loads(started.stdout)["task_id"]
+    deadline = time.monotonic() + 60
+    while not calendar.events():
+        assert time.monotonic() < deadline, task_json(task_id)
+        time.sleep(0.1)
+    owner = task_json(task_id)["owner"]
+    assert owner.startswith("pid:")
+    os.kill(int(owner.split(":")[1]), signal.SIGKILL)  # pid:PID:START_TIME
+    time.sleep(0.5)
+    assert smtp.handler.messages == []  # killed between the write and the send
+
+    resumed = run_myninja("tasks", "resume", task_id)  # a new worker, without the pause
+    assert resumed.returncode == 0, resumed.stderr
+    task = wait_for_status(task_id, "done", "failed", timeout=120)
+    assert task["status"] == "done", task
+    assert task["answer"].startswith("Booked, and Ben is invited.")
+    (event,) = calendar.events()  # written once, not again beside itself
+    assert str(event.icalendar_component["SUMMARY"]) == "Roadmap review"
+    (mail,) = smtp.handler.messages  # and the invitation sent once
+    assert mail.rcpt_tos == ["ben@example.com"]
