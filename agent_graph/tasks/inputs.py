@@ -40,6 +40,9 @@ def graph_context(
 ) -> GraphContext:
     """What the graph's nodes of this task use: the options it was submitted with."""
     options = task.get("options") or {}
+    if options.get("dry_run"):  # `ask --dry-run`: the scheduler books nothing for this task
+        scheduler = config.scheduler.model_copy(update={"dry_run": True})
+        config = config.model_copy(update={"scheduler": scheduler})
     return GraphContext(
         config,
         backends,

@@ -173,12 +173,15 @@ class TaskManager:
         task_id: str | None = None,
         start: bool = True,
         allow: list[str] | None = None,
+        dry_run: bool = False,
     ) -> str:
         agent, body = checked_request(self.config, text, agent, backend, allow)
         fresh = task_id is None
         task_id = task_id or new_task_id()
         self.store.create_task(task_id, body, agent=agent, status="queued", owner=self.owner)
         options = {"backend": backend, "model": model, "allow": sorted(set(allow or ()))}
+        if dry_run:  # kept with the task, so answering its questions later stays a dry run
+            options["dry_run"] = True
         self.store.update_task(task_id, options=options)
         self._handle(task_id).fresh = fresh
         if start:

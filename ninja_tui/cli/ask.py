@@ -73,6 +73,11 @@ answers_option = click.option(
 @json_option
 @answers_option
 @allow_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Book nothing: the scheduler shows the event it would write and the mail it would send.",
+)
 def ask(
     text: str,
     agent: str | None,
@@ -81,6 +86,7 @@ def ask(
     as_json: bool,
     answers_file: Path | None,
     allow: tuple[str, ...],
+    dry_run: bool,
 ) -> int:
     """Work a task in the foreground and print the answer. TEXT '-' reads stdin.
 
@@ -92,7 +98,7 @@ def ask(
     answers = PresetAnswers(answers_file)
     preload_model(config, agent, backend_name, model)
     return asyncio.run(
-        _ask(config, text, agent, backend_name, model, as_json, answers, list(allow))
+        _ask(config, text, agent, backend_name, model, as_json, answers, list(allow), dry_run)
     )
 
 
@@ -123,13 +129,20 @@ async def _ask(
     as_json: bool,
     answers: PresetAnswers,
     allow: list[str],
+    dry_run: bool = False,
 ) -> int:
     from myninja.agent_graph.tasks.manager import TaskManager
 
     printer = EventPrinter(as_json)
     async with TaskManager.open(config) as manager:
         task_id = await manager.submit(
-            text, agent=agent, backend=backend, model=model, start=False, allow=allow
+            text,
+            agent=agent,
+            backend=backend,
+            model=model,
+            start=False,
+            allow=allow,
+            dry_run=dry_run,
         )
 
         async def start() -> None:

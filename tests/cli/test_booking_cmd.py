@@ -107,6 +107,19 @@ def test_ask_books_only_with_both_permissions_and_then_once(
     assert "SUMMARY:Roadmap review" in shown["result"] and "ben@example.com" in shown["result"]
     assert calendar.events() == [] and smtp.handler.messages == []
 
+    # `ask --dry-run` stays a dry run when its permission question is answered later.
+    flagged = run_myninja("ask", "--json", "--dry-run", TASK)
+    assert flagged.returncode == 3, flagged.stderr
+    asked_events = [json.loads(line) for line in flagged.stdout.splitlines()]
+    question = next(e for e in asked_events if e["type"] == "question")
+    answered = run_myninja("answer", question["task_id"], "allow once", "--json")
+    assert answered.returncode == 0, answered.stderr
+    later = [json.loads(line) for line in answered.stdout.splitlines()]
+    (shown,) = [e for e in later if e["type"] == "tool_result"]
+    assert shown["result"].startswith("Dry run") and "ben@example.com" in shown["result"]
+    assert later[-1]["answer"].startswith("Nothing booked: a dry run.")
+    assert calendar.events() == [] and smtp.handler.messages == []
+
     booked = run_myninja(
         "ask", "--json", TASK, "--allow", "calendar_write", "--allow", "send_email"
     )
