@@ -27,3 +27,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class WebPage(BaseHTTPRequestHandler):
+    """An ordinary web page at every path: what a URL that is not CalDAV (or not a feed)
+    answers."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>Welcome</title><p>Our calendar page</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass

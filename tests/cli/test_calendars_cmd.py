@@ -7,7 +7,6 @@ import json
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import caldav
@@ -16,7 +15,7 @@ import pytest
 from myninja.backends.keys import KeyStore
 from myninja.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from tests.conftest import run_myninja
-from tests.local_http import serving
+from tests.local_http import WebPage, serving
 from tests.radicale_server import USERS, Radicale, radicale_server
 
 pytestmark = pytest.mark.timeout(180)
@@ -138,19 +137,6 @@ def test_a_stopped_server_is_one_line_exit_4(tmp_path: Path) -> None:
     done = myninja("calendars", "test", "home")
     assert done.returncode == EXIT_UNREACHABLE
     assert "cannot reach" in one_error_line(done)
-
-
-class WebPage(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>Welcome</title><p>Hello</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def test_a_web_page_is_one_line_exit_2() -> None:

@@ -25,7 +25,7 @@ from myninja.skills.api import Permission, ToolContext, ToolError
 from myninja.skills.scheduler.caldav_source import CalendarUnreachable, caldav_busy, open_calendar
 from myninja.skills.scheduler.calendars import CalendarError
 from myninja.skills.scheduler.skill import find_meeting_slots
-from tests.local_http import serving
+from tests.local_http import WebPage, serving
 from tests.radicale_server import USERS, Radicale, radicale_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -191,19 +191,6 @@ def test_a_stopped_server_is_one_line_and_unreachable(tmp_path: Path) -> None:
         )
     assert caught.value.exit_code == EXIT_UNREACHABLE
     assert "cannot reach" in caught.value.one_line() and "connection refused" in str(caught.value)
-
-
-class WebPage(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>Welcome</title><p>Our calendar page</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def test_a_web_page_is_not_caldav() -> None:
