@@ -442,6 +442,10 @@ class MyninjaApp(App[None]):
             await self.worker_client.request("cancel", task_id=task["id"])
         except MyninjaError as exc:
             self.notify(exc.one_line(), severity="error")
+            return
+        from myninja.ninja_tui.unbook_offer import offer_removal
+
+        offer_removal(self, task["id"], self.config)  # a meeting it had booked: remove it?
 
     async def action_retry_task(self) -> None:
         task = self._selected_task()

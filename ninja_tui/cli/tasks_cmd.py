@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +21,9 @@ from myninja.errors import MyninjaError, UsageError
 from myninja.ninja_tui.cli.ask import json_option
 from myninja.ninja_tui.cli.driving import ensure_worker, follow_worker
 from myninja.ninja_tui.cli.render import EventPrinter
+
+if TYPE_CHECKING:
+    from myninja.skills.scheduler.unbook import WrittenEvent
 
 
 @contextmanager
@@ -141,16 +145,81 @@ def tasks_search(query: str, limit: int, as_json: bool) -> None:
 
 @tasks.command("cancel")
 @click.argument("task_id")
+@click.option(
+    "--remove-event/--keep-event",
+    "remove",
+    default=None,
+    help="Remove (or keep) calendar events the task wrote, without asking. --remove-event "
+    "also works on a task already cancelled: it is how to remove them later.",
+)
 @json_option
-def tasks_cancel(task_id: str, as_json: bool) -> None:
-    """Stop a task (running or waiting)."""
-    asyncio.run(_cancel(task_id))
+def tasks_cancel(task_id: str, remove: bool | None, as_json: bool) -> None:
+    """Stop a task (running or waiting). Where it had already put a meeting on a calendar,
+    it asks whether to remove the event; --remove-event / --keep-event decide for scripts,
+    and --json without either lists them as written_events (remove them later with
+    `myninja tasks cancel ID --remove-event`)."""
+    from myninja.agent_graph.history.statuses import FINISHED
+    from myninja.skills.scheduler.unbook import written_events
+
     with history() as store:
         task = find_task(store, task_id)
+    written = written_events(task["id"])
+    ended = task["status"] in FINISHED
+    if ended and not remove:
+        hint = f"remove its events with `myninja tasks cancel {task['id']} --remove-event`"
+        raise UsageError(
+            f"task {task['id']} already ended ({task['status']})", hint=hint if written else None
+        )
+    if not ended:
+        asyncio.run(_cancel(task["id"]))
+        with history() as store:
+            task = find_task(store, task["id"])
+        written = written_events(task["id"])  # again: it may have booked while it stopped
+    if written and remove is None and not as_json:
+        remove = _ask_to_remove(task["id"], written)
+    removed = _remove_events(task["id"]) if written and remove else []
     if as_json:
-        click.echo(json.dumps({"task_id": task["id"], "status": task["status"]}))
+        click.echo(
+            json.dumps(
+                {
+                    "task_id": task["id"],
+                    "status": task["status"],
+                    "written_events": [e.as_json() for e in written if e not in removed],
+                    "removed_events": [e.as_json() for e in removed],
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
-        click.echo(f"cancelled {task['id']}", err=True)
+        click.echo(
+            f"already {task['status']}: {task['id']}" if ended else f"cancelled {task['id']}",
+            err=True,
+        )
+        if ended and not written:
+            click.echo("no calendar events to remove", err=True)
+        for event in removed:
+            click.echo(f"removed {event.describe()}", err=True)
+
+
+def _ask_to_remove(task_id: str, written: list[WrittenEvent]) -> bool:
+    """On a terminal, one question per task (each event named); elsewhere, say how to."""
+    listed = "; ".join(e.describe() for e in written)
+    if not sys.stdin.isatty():
+        click.echo(
+            f"The task put {listed}. Kept; remove with "
+            f"`myninja tasks cancel {task_id} --remove-event`.",
+            err=True,
+        )
+        return False
+    return click.confirm(f"The task put {listed}. Remove it?", default=False, err=True)
+
+
+def _remove_events(task_id: str) -> list[WrittenEvent]:
+    from myninja.skills.scheduler.unbook import remove_written_events
+
+    # A CalendarError (down: exit 4, wrong password: exit 2) is one line from the CLI's
+    # handler; the ledger still says written for what was not removed.
+    return remove_written_events(task_id, load_config())
 
 
 async def _cancel(task_id: str) -> None:

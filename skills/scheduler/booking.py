@@ -146,7 +146,7 @@ async def _book(
         notes: list[str] = []
         if "written" not in entry:
             url = await asyncio.to_thread(put_event, name, config, password, stored)
-            entry["written"] = {"calendar": name, "uid": uid, "url": url}
+            entry["written"] = {"calendar": name, "uid": uid, "url": url, "title": title}
             write_ledger(path, ledger)
             notes.append(f"Wrote event {uid} to calendar {name} ({url}).")
             if pause := os.environ.get(TEST_PAUSE_ENV):  # tests only: a moment to kill it in
