@@ -208,7 +208,12 @@ async def test_skill_grants_are_ticked_off_and_on_and_saved(myninja_home: Path) 
         # Only what a skill declares is offered: the advisor needs nothing, and the coder
         # works in its task's own workspace, so neither has a row.
         assert "advisor" not in screen.skill_names and "coder" not in screen.skill_names
-        assert screen.skill_permissions["scheduler"] == ["network", "read_files"]
+        assert screen.skill_permissions["scheduler"] == [
+            "calendar_write",
+            "network",
+            "read_files",
+            "send_email",
+        ]
         assert screen.query_one(f"#grant-{files}-read_files", Checkbox).value is True
         network = screen.query_one(f"#grant-{sched}-network", Checkbox)
         assert network.value is False
