@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml
 		{ echo "myninja needs Python 3.11 or newer (set PYTHON=...)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -e '.[embedded,dense,eval,dev]'
+	@# caldav's HTTP client (niquests) brings urllib3-future, whose .pth copies itself over
+	@# urllib3 at every start and breaks requests' users (schemathesis); niquests runs from its
+	@# own urllib3_future name, so the .pth goes and urllib3 is put back.
+	rm -f $(VENV)/lib/python*/site-packages/urllib3_future.pth
+	$(BIN)/pip install -q --force-reinstall --no-deps \
+		"urllib3==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("urllib3"))')"
 	touch $(STAMP)
 
 run: install
