@@ -239,7 +239,7 @@ def _invitation(
 ) -> tuple[EmailMessage, str | None]:
     from myninja.backends.keys import key_store
     from myninja.errors import ConfigError
-    from myninja.skills.scheduler.itip import _attendee_names, invitation_email
+    from myninja.skills.scheduler.itip import attendee_names, invitation_email
     from myninja.skills.scheduler.mail import KEY_NAME
 
     smtp = ctx.config.smtp
@@ -250,7 +250,7 @@ def _invitation(
         )
     zones = None
     if timezones is not None:
-        addresses = list(_attendee_names(attendees))
+        addresses = list(attendee_names(attendees))
         zones = dict(zip(addresses, timezones, strict=False))
     message = invitation_email(
         slot,

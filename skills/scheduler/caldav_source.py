@@ -95,7 +95,8 @@ def list_calendars(name: str, config: CalendarConfig, password: str | None) -> l
     """The calendars the account at `config.url` holds (just the one where the URL is one)."""
     client = _client(config, password)
     if _is_calendar(name, config, client):
-        display = _ask(name, config, lambda: _calendar_at(client, config.url).get_display_name())
+        calendar = _calendar_at(client, config.url)
+        display = server_request(name, config, calendar.get_display_name)
         return [FoundCalendar(config.url, display or _last_segment(config.url))]
     return [_found(c) for c in _account_calendars(name, config, client)]
 
@@ -152,7 +153,7 @@ def _is_calendar(name: str, config: CalendarConfig, client: caldav.DAVClient) ->
     def ask() -> object:
         return _calendar_at(client, config.url).get_properties([dav.ResourceType()])
 
-    properties = _ask(name, config, ask)
+    properties = server_request(name, config, ask)
     kinds = properties.get("{DAV:}resourcetype") if isinstance(properties, dict) else None
     if not kinds:
         raise _not_caldav(name, config.url, "it answers no WebDAV properties")
@@ -162,7 +163,7 @@ def _is_calendar(name: str, config: CalendarConfig, client: caldav.DAVClient) ->
 def _account_calendars(
     name: str, config: CalendarConfig, client: caldav.DAVClient
 ) -> list[caldav.Calendar]:
-    calendars = _ask(name, config, lambda: client.principal().calendars())
+    calendars = server_request(name, config, lambda: client.principal().calendars())
     if not calendars:
         raise CalendarError(
             f"calendar {name}: the account at {config.url} holds no calendar",
@@ -186,7 +187,7 @@ def _events(
         found = calendar.search(start=first, end=last, event=True, expand=True)
         return [item.icalendar_instance for item in found]
 
-    return _ask(name, config, search)
+    return server_request(name, config, search)
 
 
 def _found(calendar: caldav.Calendar) -> FoundCalendar:
@@ -202,7 +203,7 @@ def _last_segment(url: str) -> str:
     return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or url
 
 
-def _ask(name: str, config: CalendarConfig, request: Callable[[], T]) -> T:
+def server_request(name: str, config: CalendarConfig, request: Callable[[], T]) -> T:
     """`request()`, with what the server or the network answered turned into one line."""
     from caldav.lib import error
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from icalendar import Calendar, Event
 
-from myninja.skills.scheduler.caldav_source import _ask, open_calendar
+from myninja.skills.scheduler.caldav_source import open_calendar, server_request
 from myninja.skills.scheduler.calendars import CalendarError
 from myninja.skills.scheduler.invite import PRODID
 from myninja.skills.scheduler.slots import Slot
@@ -46,7 +46,7 @@ def put_event(name: str, config: CalendarConfig, password: str | None, ics: str)
     check_writable(name, config)
     calendar = open_calendar(name, config, password)
     # increase_seqno=False: the SEQUENCE is the invitation's, and must match what was mailed.
-    event = _ask(name, config, lambda: calendar.add_event(ics, increase_seqno=False))
+    event = server_request(name, config, lambda: calendar.add_event(ics, increase_seqno=False))
     return str(event.url)
 
 
@@ -64,7 +64,7 @@ def remove_event(name: str, config: CalendarConfig, password: str | None, uid: s
             return False
         return True
 
-    return _ask(name, config, delete)
+    return server_request(name, config, delete)
 
 
 def calendar_url(name: str, config: CalendarConfig, password: str | None) -> str:

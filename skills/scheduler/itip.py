@@ -67,7 +67,7 @@ def invitation_email(
     organizer_name, organizer_address = parseaddr(organizer)
     if "@" not in organizer_address:
         raise UsageError(f"no e-mail address for the organizer: {organizer!r}")
-    names = _attendee_names(attendees)
+    names = attendee_names(attendees)
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     ics, text = draft_invite(
         slot,
@@ -110,7 +110,7 @@ def invitation_email(
     return message
 
 
-def _attendee_names(attendees: Sequence[str]) -> dict[str, str]:
+def attendee_names(attendees: Sequence[str]) -> dict[str, str]:
     """{address: display name ('' where none)} in the order given; a UsageError naming every
     attendee that has no address."""
     names: dict[str, str] = {}
