@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python benchmarks/web_fetch.py
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/budget_check.py
+	$(BIN)/python benchmarks/booking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,9 +3,10 @@
 An agent declares them in its persona (`needs=("time zone",)`). Each need has a key (the
 memory key its answer is kept under), the question that asks for it, and a `check` that turns
 an answer into the value (or None where the answer gives none). The `needs` node resolves them
-once per task, in this order: a kept memory (the one that would answer the question), the
-config, the machine; only what none of those gives is asked, once, before the branches run
-(nodes/needs.py). Every branch is then told the values ("The person's time zone is …").
+once per task, in this order: the task's own words (the zone written beside "me=…"), a kept
+memory (the one that would answer the question), the config, the machine; only what none of
+those gives is asked, once, before the branches run (nodes/needs.py). Every branch is then
+told the values ("The person's time zone is …").
 """
 
 from __future__ import annotations
@@ -113,13 +114,42 @@ class Need:
     problem: str  # said when an answer gives no value: "{answer!r} is not …"
     # The value from the config or the machine, without asking; None where they give none.
     default: Callable[[Config], str | None] = lambda config: None
+    # The value the task itself states; None where it states none.
+    from_task: Callable[[str], str | None] = lambda text: None
 
     def retry_question(self, answer: str) -> str:
         return f"{self.problem.format(answer=answer)} {self.question}"
 
 
 def _configured_zone(config: Config) -> str | None:
-    return config.scheduler.timezone or machine_zone()
+    """[scheduler] timezone, else the zone of the person's own calendar (the writable one, or
+    the only zone all configured calendars share), else the machine's."""
+    if config.scheduler.timezone:
+        return config.scheduler.timezone
+    calendars = config.calendars.values()
+    zones = {c.timezone for c in calendars if c.writable and c.timezone} or {
+        c.timezone for c in calendars if c.timezone
+    }
+    if len(zones) == 1 and valid_zone(zone := next(iter(zones))):
+        return zone
+    return machine_zone()
+
+
+# "me=cal:work (Europe/Berlin)", "my calendar /c/me.ics in Europe/London": the person's own
+# calendar with its zone written beside it.
+_MY_ZONE = re.compile(
+    r"\b(?:me|myself|my\s+(?:own\s+)?(?:calendar|cal|schedule))\b"
+    r"(?:\s*(?:=|:|is|at)?\s*[^\s(),;]+)?\s*(?:\(\s*|\bin\s+)(?P<zone>[A-Za-z]+/[A-Za-z0-9_+/-]+)",
+    re.IGNORECASE,
+)
+
+
+def zone_in_task(text: str) -> str | None:
+    """The person's zone where the task writes it beside their own calendar."""
+    for match in _MY_ZONE.finditer(text):
+        if valid_zone(match["zone"]):
+            return match["zone"]
+    return None
 
 
 NEEDS: dict[str, Need] = {
@@ -129,6 +159,7 @@ NEEDS: dict[str, Need] = {
         check=zone_from,
         problem="{answer!r} is not a time zone I know.",
         default=_configured_zone,
+        from_task=zone_in_task,
     ),
 }
 

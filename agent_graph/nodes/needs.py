@@ -1,13 +1,14 @@
 """needs and ask_needs: the facts about the person an agent needs before its branches run
 (the scheduler's time zone; agent_graph/needs.py), once per task.
 
-`needs` resolves each of the agent's needs from a kept memory (the one that would answer its
-question, as a branch's `ask_user` is answered: a `memory_answered` event), the config, or the
-machine, and keeps what it found and what is missing in the state. `ask_needs` then asks the
-person for what is missing, one question per need with the need's key (so the answer is
-proposed as a memory under it), once more with the problem where the answer gives no value.
-Splitting the two keeps the asking node's decisions in the state: LangGraph re-runs a node that
-was interrupted, and a memory the answer made meanwhile must not change what it does."""
+`needs` resolves each of the agent's needs from the task's own words, a kept memory (the one
+that would answer its question, as a branch's `ask_user` is answered: a `memory_answered`
+event), the config, or the machine, and keeps what it found and what is missing in the state.
+`ask_needs` then asks the person for what is missing, one question per need with the need's
+key (so the answer is proposed as a memory under it), once more with the problem where the
+answer gives no value. Splitting the two keeps the asking node's decisions in the state:
+LangGraph re-runs a node that was interrupted, and a memory the answer made meanwhile must not
+change what it does."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ async def needs(state: TaskState, runtime: Runtime[GraphContext]) -> dict[str, A
     memories = memories_for(ctx, state["text"], agent)
     missing = []
     for item in wanted:
-        value = from_memory(memories, item.question, item.key, events, usable=item.check)
+        value = item.from_task(state["text"]) or from_memory(
+            memories, item.question, item.key, events, usable=item.check
+        )
         value = value or item.default(ctx.config)
         if value is None:
             missing.append(item.key)

@@ -60,7 +60,7 @@ def _rule(agent: str, pattern: str, reason: str) -> Rule:
 _MEETING = r"(meeting|meet|call|sync|catch-up|1:1|one-on-one|stand-?up|appointment|interview)"
 # Cues that leave no doubt, first match wins. Anything else is the model's to classify.
 RULES: tuple[Rule, ...] = (
-    _rule("scheduler", r"\.ics\b|\bcalendars?\b", "it names calendars"),
+    _rule("scheduler", r"\.ics\b|\bcalendars?\b|(?<![\w/])cal:[a-z]", "it names calendars"),
     _rule(
         "scheduler",
         rf"\b(schedule|reschedule|book|arrange|set up|find (a |an )?(time|slot|hour))\b"

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from myninja.errors import MyninjaError
-from myninja.skills.api import Permission, ToolContext, ToolError, tool
+from myninja.skills.api import Draft, Permission, ToolContext, ToolError, tool
 from myninja.skills.scheduler.slots import Slot
 
 LEDGER = "booking.json"
@@ -142,11 +142,22 @@ async def _book(
     path = ledger_path(ctx)
     async with _locks.setdefault(path, asyncio.Lock()):
         ledger = read_ledger(path)
+        if (other := _other_booking(ledger, uid)) is not None:
+            # One meeting per task: a re-run that now finds a later time (its own event makes
+            # the first one busy), or a second branch, must not book beside it.
+            when = f" at {other['start_utc']}" if other.get("start_utc") else ""
+            return (
+                f"This task already booked {other.get('title') or 'a meeting'!r}{when} on "
+                f"calendar {other['calendar']} (event {other['uid']}): nothing more was written "
+                "or sent."
+            )
         entry = ledger.setdefault(uid, {})
         notes: list[str] = []
         if "written" not in entry:
             url = await asyncio.to_thread(put_event, name, config, password, stored)
-            entry["written"] = {"calendar": name, "uid": uid, "url": url, "title": title}
+            entry["written"] = {"calendar": name, "uid": uid, "url": url, "title": title,
+                                "start_utc": _iso_utc(start), "minutes": minutes,
+                                "timezone": zone}  # fmt: skip
             write_ledger(path, ledger)
             notes.append(f"Wrote event {uid} to calendar {name} ({url}).")
             if pause := os.environ.get(TEST_PAUSE_ENV):  # tests only: a moment to kill it in
@@ -164,6 +175,44 @@ async def _book(
                 f"Invitation was already sent to {', '.join(entry['sent']['recipients'])}."
             )
     return " ".join(notes)
+
+
+async def booked(draft: Draft) -> str | None:
+    """The line under a scheduler's answer naming what the task booked, read from its ledger:
+    the record stands whatever words the model chose (or left out)."""
+    done = []
+    for entry in read_ledger(draft.workspace / LEDGER).values():
+        written = entry.get("written")
+        if not written or "removed" in entry:
+            continue
+        what = f"Booked {written.get('title')!r}" if written.get("title") else "Booked an event"
+        if written.get("start_utc") and written.get("minutes"):
+            start = _parse_start(written["start_utc"])
+            slot = Slot(start, start + timedelta(minutes=int(written["minutes"])))
+            what += f" for {slot.describe(written.get('timezone') or 'UTC')}"
+        line = f"{what} on calendar {written['calendar']} (event {written['uid']})"
+        if sent := entry.get("sent"):
+            line += f"; invitation sent to {', '.join(sent['recipients'])}"
+        done.append(line + ".")
+    return " ".join(done) or None
+
+
+def booked_start(workspace: Path) -> str | None:
+    """The start (UTC, ISO) of the meeting this task booked and nobody removed, if any: what a
+    re-run books again rather than the first time free now (which its own event has taken)."""
+    other = _other_booking(read_ledger(workspace / LEDGER), uid=None)
+    return other.get("start_utc") if other else None
+
+
+def _other_booking(ledger: dict[str, dict[str, Any]], uid: str | None) -> dict[str, Any] | None:
+    for key, entry in ledger.items():
+        if key != uid and "written" in entry and "removed" not in entry:
+            return dict(entry["written"])
+    return None
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def booking_uid(task_id: str, start: datetime, title: str) -> str:

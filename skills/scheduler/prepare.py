@@ -1,237 +1,42 @@
 """The scheduler's `prepare` hook: the work a model would do with tool calls, done in code
 before it answers, for models that cannot call tools.
 
-`meeting_request` reads the task the way a person writes it ("a 45-minute slot next week for
-alice=/home/a/alice.ics (Europe/Berlin) and bob=https://…/bob.ics (America/New_York)"); `prepare`
-then runs the skill's own tools through `draft.use` (so the permission gate and the trace see
-them as they see a model's calls): `find_meeting_slots`, and `draft_meeting_invite` for the
-earliest time found. The model is handed the result and only has to present it.
-
-The parser is deliberately plain regular expressions: it serves the common phrasings and says
-what it understood, so a wrong reading is visible in the answer rather than silent.
+`meeting_request` (request.py) reads the task; `prepare` then runs the skill's own tools
+through `draft.use` (so the permission gate and the trace see them as they see a model's calls):
+`find_meeting_slots`, then, for the earliest time found, `book_meeting` where the task asks to
+book it, else `draft_meeting_invite`. The model is handed the result and only has to present it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import unicodedata
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from myninja.skills.api import Draft, ToolError
+from myninja.skills.scheduler.booking import booked_start
+from myninja.skills.scheduler.request import PLACEHOLDER_DOMAIN, MeetingRequest, meeting_request
+from myninja.skills.scheduler.slots import Slot
 
-DEFAULT_DURATION = 30
-DEFAULT_DAYS = 7
-MAX_DAYS = 60  # find_meeting_slots' own limit on days_ahead
-# Reserved by RFC 2606: an address there can never reach anyone by mistake.
-PLACEHOLDER_DOMAIN = "example.invalid"
 INSTRUCTION = (
     "Propose time 1 and list the others as alternatives, each with every attendee's local time "
     "as given above, then write the invitation message; the .ics file is already drafted."
 )
-
-# A calendar: "name=" optionally, then a quoted path, an http(s)/webcal URL, a configured CalDAV
-# calendar (cal:NAME) or a path to .ics.
-_SOURCE = re.compile(
-    r"""
-    (?:(?P<name>[^\W\d][\w.@+-]*)\s*=\s*)?
-    (?:
-        "(?P<dq>[^"\n]+?\.ics)"
-      | [“](?P<cq>[^”\n]+?\.ics)[”]
-      | '(?P<sq>[^'\n]+?\.ics)'
-      | (?P<url>(?:https?|webcal)://[^\s<>"'()\[\]{},;]+)
-      | (?<![\w/.:-])(?P<cal>cal:[A-Za-z][\w-]{0,39})(?![\w-])
-      | (?P<path>
-            (?:[A-Za-z]:[\\/]|~|\.{1,2}[\\/]|[\\/])?    # C:\ or ~ or ./ or /
-            [^\s"'“”<>()\[\]{},;=]*[^\s"'“”<>()\[\]{},;=.]\.ics
-        )
-        (?=$|[\s,;)\]}"'”’]|[.!?:](?:\s|$))      # then a space, a closing mark or the end
-    )
-    """,
-    re.VERBOSE | re.IGNORECASE,
+# The small model copies what it is handed: the sentence to write is spelt out for it.
+BOOKED_INSTRUCTION = (
+    "Tell the person in one or two sentences, and nothing else: “{title}” is booked for {local}; "
+    "invited: {invited}."
 )
-# What may name the calendar just before it: "Alice's calendar at", "my calendar:", "bob (".
-_OWNER_BEFORE = re.compile(
-    r"(?P<who>[^\W\d][\w-]*)['’]s\s+(?:(?:\w+\s+)?(?:calendar|cal|schedule|ics(?:\s+file)?)\s*)?"
-    r"(?:(?:is|lives)\s+)?(?:(?:at|in|from|on|under)\s*)?[:(]?\s*$",
-    re.IGNORECASE,
-)
-_MINE_BEFORE = re.compile(
-    r"\bmy\s+(?:own\s+)?(?:\w+\s+)?(?:calendar|cal|schedule)(?:\s+(?:is|lives))?"
-    r"(?:\s+(?:at|in|from|on|under))?\s*[:(]?\s*$",
-    re.IGNORECASE,
-)
-_NAME_BEFORE = re.compile(r"(?P<who>[^\W\d][\w-]*)\s*(?P<open>[(:])\s*$")
-# Words that sit before a calendar without naming anyone ("calendars: a.ics, b.ics").
-_NOT_NAMES = frozenset(
-    "a an and at calendar calendars cal cals file files for from ics in is link links "
-    "of on see the to url urls use using with hour hours minute minutes min mins day days "
-    "week weeks today tomorrow slot slots meeting invite".split()
-)
-_ME = frozenset({"me", "i", "myself", "my", "mine"})
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_ZONE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*")
-_IN_ZONE = re.compile(
-    r"^\s*,?\s*(?:in|tz|time\s*zone)\s*[:=]?\s*(?P<zone>[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*)"
-)
-_PARENS = re.compile(r"^\s*\((?P<items>[^()]*)\)")
-_CLOSE = re.compile(r"^\s*(?:[,;]\s*(?P<items>[^()]*?))?\s*\)")
-
-_DURATION = re.compile(
-    r"(?<![\w.])(?P<h>\d+(?:[.,]\d+)?)\s*-?\s*(?:hours?|hrs?|h)\b"
-    r"(?:\s*(?:and\s+)?(?P<hm>\d+)\s*-?\s*(?:minutes?|mins?)\b)?"
-    r"|\b(?P<hw>half\s+an?|an?|one|two)\s+hours?\b"
-    r"|(?<![\w.])(?P<m>\d+)\s*-?\s*(?:minutes?|mins?)\b",
-    re.IGNORECASE,
-)
-_WORD_HOURS = {"half an": 0.5, "half a": 0.5, "an": 1, "a": 1, "one": 1, "two": 2}
-_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
-_DATE_RANGE = re.compile(
-    rf"\b(?:from|between)\s+(?P<a>{_ISO_DATE})\s+(?:to|until|till|through|and)\s+(?P<b>{_ISO_DATE})",
-    re.IGNORECASE,
-)
-_ON_DATE = re.compile(rf"\bon\s+(?P<d>{_ISO_DATE})", re.IGNORECASE)
-_ANY_DATE = re.compile(rf"(?P<d>{_ISO_DATE})")
-_NEXT_DAYS = re.compile(
-    r"\b(?:(?:in|within|over|during)\s+the\s+next|next|for|within|over)\s+"
-    r"(?P<n>\d+)\s*(?P<unit>days?|weeks?)\b",
-    re.IGNORECASE,
-)
-_TIME = r"(?P<{0}h>\d{{1,2}})(?::(?P<{0}m>\d{{2}}))?\s*(?P<{0}p>[ap]\.?m\.?)?"
-_HOURS_BETWEEN = re.compile(
-    rf"\bbetween\s+{_TIME.format('a')}\s+and\s+{_TIME.format('b')}(?![\d:])", re.IGNORECASE
-)
-_HOURS_RANGE = re.compile(
-    rf"(?<![\d:.]){_TIME.format('a')}\s*(?:-|–|—|to|until|till)\s*{_TIME.format('b')}(?![\d:])",
-    re.IGNORECASE,
-)
-_TITLE = re.compile(
-    r"\b(?:invite|invitation|meeting|called|titled|named|subject|for)\b\s*"
-    r"(?:for|to|about|called|titled|named|:)?\s*"
-    r"""(?:"(?P<dq>[^"\n]{1,120})"|“(?P<cq>[^”\n]{1,120})”|'(?P<sq>[^'\n]{1,120})'|‘(?P<tq>[^’\n]{1,120})’)""",
-    re.IGNORECASE,
+DRY_RUN_INSTRUCTION = (
+    "Tell the person in one or two sentences, and nothing else: this was a dry run, nothing was "
+    "written or sent; “{title}” would be booked for {local}; it would invite: {invited}."
 )
 _OFFER = re.compile(r"^(\d+)\. start_utc=(\S+)$", re.MULTILINE)  # offers are numbered from 1
 
 
-@dataclass(frozen=True)
-class Attendee:
-    """One calendar named in the task. `email` is None where the task gives none."""
-
-    name: str
-    source: str
-    zone: str
-    zone_written: bool  # False: borrowed from another attendee or the local zone
-    email: str | None = None
-
-    @property
-    def is_me(self) -> bool:
-        return self.name.casefold() in _ME
-
-
-@dataclass(frozen=True)
-class MeetingRequest:
-    """A meeting as the task asks for it. `problems` (a bad zone, say) mean the tools cannot
-    be called with it."""
-
-    attendees: tuple[Attendee, ...]
-    start: date
-    days: int = DEFAULT_DAYS
-    duration_minutes: int = DEFAULT_DURATION
-    working_start: str = "09:00"
-    working_end: str = "17:00"
-    title: str = "Meeting"
-    problems: tuple[str, ...] = ()
-
-    @property
-    def last_day(self) -> date:
-        return self.start + timedelta(days=self.days - 1)
-
-    def slot_arguments(self) -> dict[str, object]:
-        """find_meeting_slots' arguments; names always given, so its text uses ours."""
-        return {
-            "calendars": [f"{a.name}={a.source}" for a in self.attendees],
-            "timezones": [a.zone for a in self.attendees],
-            "duration_minutes": self.duration_minutes,
-            "days_ahead": self.days,
-            "start_date": self.start.isoformat(),
-            "working_start": self.working_start,
-            "working_end": self.working_end,
-        }
-
-    def emails(self) -> dict[str, str]:
-        """Each attendee's address: the one in the task, else a placeholder that cannot be
-        delivered (the invite tool wants addresses; the task often names only people)."""
-        found: dict[str, str] = {}
-        taken: set[str] = set()
-        for index, attendee in enumerate(self.attendees):
-            email = attendee.email or _placeholder(attendee.name, index, taken)
-            taken.add(email.casefold())
-            found[attendee.name] = email
-        return found
-
-    def organizer(self) -> Attendee | None:
-        return next((a for a in self.attendees if a.is_me), None)
-
-
-def meeting_request(task: str, today: date, my_zone: str | None = None) -> MeetingRequest | None:
-    """The meeting `task` asks for, read relative to `today`; None when it names no calendar.
-    `my_zone` is the person's own time zone where the agent knows it (agent_graph/needs.py)."""
-    found, rest = _calendars(task)
-    if not found:
-        return None
-    problems: list[str] = []
-    written = [zone for _, _, zone, _ in found if zone is not None and _valid_zone(zone)]
-    # Someone whose zone is not written is taken to share the first written one: people on
-    # one invitation are more often in one place than not, and the request line says so. The
-    # person's own calendar ("me") without one is in the person's zone where that is known.
-    fallback = written[0] if written else (my_zone or _local_zone())
-    attendees: list[Attendee] = []
-    taken: set[str] = set()
-    for index, (name, source, zone, email) in enumerate(found):
-        name = re.sub(r"[=/\\:?#]", "-", name).strip() or f"attendee {index + 1}"
-        if name.casefold() in taken:  # two "cal.ics" from different folders
-            name = f"{name} ({index + 1})"
-        taken.add(name.casefold())
-        if zone is not None and not _valid_zone(zone):
-            problems.append(
-                f"unknown time zone {zone!r} for {name} (use an IANA name like Europe/Berlin)"
-            )
-        if zone is None and my_zone and name.casefold() in _ME:
-            zone_of = my_zone
-        else:
-            zone_of = zone if zone is not None else fallback
-        attendees.append(
-            Attendee(
-                name=name,
-                source=source,
-                zone=zone_of,
-                zone_written=zone is not None,
-                email=email,
-            )
-        )
-    # The title first, and out of the way: "'Q3 review 2026-01-05'" names no day to search.
-    title, rest = _title(rest)
-    start, days, rest = _window(rest, today, problems)
-    hours = _working_hours(rest)
-    return MeetingRequest(
-        attendees=tuple(attendees),
-        start=start,
-        days=days,
-        duration_minutes=_duration(rest),
-        working_start=hours[0] if hours else "09:00",
-        working_end=hours[1] if hours else "17:00",
-        title=title,
-        problems=tuple(problems),
-    )
-
-
 async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
-    """Free times and a drafted invitation for the calendars the task names, as text for the
-    model; None when the task names no calendar. Never raises for what a tool refuses."""
+    """Free times for the calendars the task names, and for the first one the booking (where
+    the task asks to book) or a drafted invitation, as text for the model; None when the task
+    names no calendar. Never raises for what a tool refuses."""
     request = meeting_request(draft.task, today or date.today(), draft.facts.get("time zone"))
     if request is None:
         return None
@@ -248,9 +53,17 @@ async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
         return "\n".join(lines)
     lines.extend(_readable(slots, request.duration_minutes))
     first = _OFFER.search(slots)
+    # Resumed after the booking began (a question, a crash): its own event now makes that
+    # time busy, so the time booked then is booked again (a no-op where it was done), not 1.
+    if request.book and (earlier := booked_start(draft.workspace)):
+        if not await _book(draft, request, earlier, lines, again=True):
+            lines.append("Tell the person what could not be done; do not invent a booking.")
+        return "\n".join(lines)
     if first is None:
         lines.append("No time fits, so no invitation was drafted.")
         lines.append("Tell the person, and suggest more days, a shorter meeting or wider hours.")
+        return "\n".join(lines)
+    if request.book and await _book(draft, request, first[2], lines):
         return "\n".join(lines)
     try:
         invite = await draft.use("draft_meeting_invite", _invite_arguments(request, first[2]))
@@ -270,6 +83,60 @@ async def prepare(draft: Draft, *, today: date | None = None) -> str | None:
         )
     lines.append(INSTRUCTION)
     return "\n".join(lines)
+
+
+async def _book(
+    draft: Draft, request: MeetingRequest, start_utc: str, lines: list[str], again: bool = False
+) -> bool:
+    """Book time 1 (`again`: the time this task booked before) with book_meeting, its
+    permissions asked as for a model's call; whether it was booked (or shown as a dry run).
+    Refused or failed, `lines` say why and the invitation is drafted instead, so the person
+    still has a file to send."""
+    what = f"the time this task chose before ({start_utc})" if again else "time 1"
+    try:
+        result = await draft.use("book_meeting", _book_arguments(request, start_utc))
+    except ToolError as exc:
+        lines.append(f"Could not book {what}: {exc}")
+        return False
+    dry = result.startswith("Dry run")
+    if not again and not dry:  # so the model does not offer it as an alternative
+        lines[:] = [f"{line} (booked)" if line.startswith("1. ") else line for line in lines]
+    lines.append(f"Dry run of booking {what}:" if dry else f"Booked {what}:")
+    lines.extend(result.strip().splitlines())
+    # Each person's own clock, spelt out: a small model otherwise puts "UTC" beside a local time.
+    start = datetime.fromisoformat(start_utc.replace("Z", "+00:00"))
+    slot = Slot(start, start + timedelta(minutes=request.duration_minutes))
+    local = "; ".join(f"{a.name}: {slot.describe(a.zone)}" for a in request.attendees)
+    lines.append(f"{'Would be booked' if dry else 'Booked'} for {local} ({slot.describe()}).")
+    unreachable = [a.name for a in request.attendees if not a.is_me and a.email is None]
+    if unreachable:
+        lines.append(f"Not invited, no address given: {', '.join(unreachable)}.")
+    invited = [a.email for a in request.attendees if not a.is_me and a.email]
+    lines.append(
+        (DRY_RUN_INSTRUCTION if dry else BOOKED_INSTRUCTION).format(
+            title=request.title,
+            local=local.replace("; ", ", "),
+            invited=", ".join(invited) or "nobody (no address was given)",
+        )
+    )
+    return True
+
+
+def _book_arguments(request: MeetingRequest, start_utc: str) -> dict[str, object]:
+    """book_meeting's arguments: the attendees with an address (the person is the organizer,
+    from [smtp]), and the person's own calendar where the task names a configured one."""
+    invited = [a for a in request.attendees if not a.is_me and a.email]
+    arguments: dict[str, object] = {
+        "title": request.title,
+        "start_utc": start_utc,
+        "duration_minutes": request.duration_minutes,
+        "attendees": [a.email if a.email == a.name else f"{a.name} <{a.email}>" for a in invited],
+        "timezones": [a.zone for a in invited],
+    }
+    me = request.organizer()
+    if me is not None and me.source.lower().startswith("cal:"):
+        arguments["calendar"] = me.source[len("cal:") :]
+    return arguments
 
 
 def _readable(slots: str, minutes: int) -> list[str]:
@@ -292,228 +159,6 @@ def _readable(slots: str, minutes: int) -> list[str]:
             if not line.startswith("To invite, call "):
                 parts.append([line])
     return ["; ".join(line) for line in parts]
-
-
-# -- reading the task -------------------------------------------------------------------------
-
-
-def _calendars(task: str) -> tuple[list[tuple[str, str, str | None, str | None]], str]:
-    """(name, source, zone as written or None, email or None) per calendar, and the task with
-    the calendars and what was read beside them blanked out, for the other readers."""
-    found: list[tuple[str, str, str | None, str | None]] = []
-    rest = list(task)
-    previous_end = 0
-    for match in _SOURCE.finditer(task):
-        source = next(match[g] for g in ("dq", "cq", "sq", "url", "cal", "path") if match[g])
-        if match["url"]:
-            source = source.rstrip(".,:;!?")
-        # A URL's trailing "." ends the sentence, not the URL; a quote ends a quoted path.
-        end = match.start("url") + len(source) if match["url"] else match.end()
-        before = task[previous_end : match.start()]
-        name, opened = _name_before(match["name"], before)
-        items, zone, tail_end = _tail(task, end, opened)
-        email = name if name and _EMAIL.fullmatch(name) else None  # "ann@x.org=/a.ics"
-        for item in items:
-            if email is None and _EMAIL.fullmatch(item):
-                email = item
-            elif zone is None and _looks_like_zone(item):
-                zone = item
-        if name is None:
-            name = _name_from(source, len(found))
-        found.append((name, source, zone, email))
-        rest[match.start() : tail_end] = " " * (tail_end - match.start())
-        previous_end = tail_end
-    return found, "".join(rest)
-
-
-def _name_before(written: str | None, before: str) -> tuple[str | None, bool]:
-    """The calendar's owner from "name=" or the words before it, and whether a "(" opened
-    just before it (then its zone may follow inside the same parentheses)."""
-    if written:
-        return written, False
-    if _MINE_BEFORE.search(before):
-        return "me", before.rstrip().endswith("(")
-    if owner := _OWNER_BEFORE.search(before):
-        return owner["who"], before.rstrip().endswith("(")
-    named = _NAME_BEFORE.search(before)
-    if named and named["who"].casefold() not in _NOT_NAMES:
-        return named["who"], named["open"] == "("
-    return None, before.rstrip().endswith("(")
-
-
-def _tail(task: str, end: int, opened: bool) -> tuple[list[str], str | None, int]:
-    """What is written right after a calendar: items in parentheses ("(Europe/Berlin,
-    a@b.c)") or "in Europe/Berlin". Returns (items, zone from "in …", where the tail ends)."""
-    after = task[end:]
-    if opened and (closing := _CLOSE.match(after)):
-        items = _split_items(closing["items"] or "")
-        if any(_looks_like_zone(item) for item in items):
-            return items, None, end + closing.end()
-        # "bob (b.ics) in America/New_York": the zone may still follow the parenthesis.
-        more, zone, tail_end = _tail(task, end + closing.end(), False)
-        return items + more, zone, tail_end
-    if parens := _PARENS.match(after):
-        return _split_items(parens["items"]), None, end + parens.end()
-    if (inside := _IN_ZONE.match(after)) and _looks_like_zone(inside["zone"]):
-        return [], inside["zone"], end + inside.end()
-    return [], None, end
-
-
-def _split_items(text: str) -> list[str]:
-    items = []
-    for part in re.split(r"[,;]", text):
-        item = re.sub(r"^(?:in|tz|time\s*zone)\s*[:=]?\s*", "", part.strip(), flags=re.I)
-        if item:
-            items.append(item.strip())
-    return items
-
-
-def _looks_like_zone(text: str) -> bool:
-    """A zone as a person writes one: Area/City, or an all-caps name like UTC. Checked against
-    zoneinfo later, so a misspelt one is reported rather than ignored."""
-    return bool(_ZONE_TOKEN.fullmatch(text)) and ("/" in text or text.isupper())
-
-
-def _valid_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _local_zone() -> str:
-    """This machine's IANA zone: $TZ, else where /etc/localtime points, else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    target = os.path.realpath("/etc/localtime")
-    if "zoneinfo/" in target:
-        candidates.append(target.split("zoneinfo/", 1)[1])
-    return next((c for c in candidates if c and _valid_zone(c)), "UTC")
-
-
-def _name_from(source: str, index: int) -> str:
-    """As find_meeting_slots names an unnamed calendar: its file's stem, else the URL's host,
-    and a CalDAV calendar by its configured name."""
-    if source.lower().startswith("cal:"):
-        return source[len("cal:") :]
-    if "://" in source:
-        parts = urlsplit(source)
-        stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics")
-        return stem or parts.hostname or f"attendee {index + 1}"
-    stem = re.split(r"[\\/]", source)[-1]
-    return stem[: -len(".ics")] if stem.lower().endswith(".ics") else stem
-
-
-def _window(rest: str, today: date, problems: list[str]) -> tuple[date, int, str]:
-    """(first day, number of days, `rest` with the dates blanked so no reader sees 12-03)."""
-    days: int | None = None
-    start: date | None = None
-    if span := _DATE_RANGE.search(rest):
-        first, last = _iso(span["a"], problems), _iso(span["b"], problems)
-        if first and last:
-            start, days = first, max(1, (last - first).days + 1)
-    elif on := _ON_DATE.search(rest):
-        start, days = _iso(on["d"], problems), 1
-    elif written := _ANY_DATE.search(rest):  # "from 2026-12-03", or a bare date
-        start = _iso(written["d"], problems)
-    rest = _ANY_DATE.sub(lambda m: " " * len(m[0]), rest)
-    if days is None and (ahead := _NEXT_DAYS.search(rest)):
-        days = int(ahead["n"]) * (7 if ahead["unit"].lower().startswith("week") else 1)
-    lowered = rest.lower()
-    if start is None:
-        weekday = today.weekday()
-        next_monday = today + timedelta(days=7 - weekday)
-        if days is None and re.search(r"\btomorrow\b", lowered):
-            start, days = today + timedelta(days=1), 1
-        elif days is None and re.search(r"\btoday\b", lowered):
-            start, days = today, 1
-        elif days is None and re.search(r"\bnext\s+week\b", lowered):
-            start, days = next_monday, 5
-        elif days is None and re.search(r"\bthis\s+week\b", lowered):
-            # At the weekend what is left of "this week" has no working day: the coming one.
-            start, days = (today, 5 - weekday) if weekday < 5 else (next_monday, 5)
-        else:
-            start = today
-    # More than the tool searches is cut to what it does; the request line shows the span.
-    return start, min(max(1, days or DEFAULT_DAYS), MAX_DAYS), rest
-
-
-def _iso(text: str, problems: list[str]) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{text!r} is not a date")
-        return None
-
-
-def _duration(rest: str) -> int:
-    match = _DURATION.search(rest)
-    if match is None:
-        return DEFAULT_DURATION
-    if match["m"]:
-        return int(match["m"])
-    if match["hw"]:
-        hours = _WORD_HOURS[" ".join(match["hw"].lower().split())]
-    else:
-        hours = float(match["h"].replace(",", "."))
-    return round(hours * 60) + int(match["hm"] or 0)
-
-
-def _working_hours(rest: str) -> tuple[str, str] | None:
-    """("HH:MM", "HH:MM") from "between 10:00 and 16:00" or "10am-4pm"; a bare "9-5" is too
-    easily something else, so a range needs a colon or am/pm on one side."""
-    for pattern, bare_ok in ((_HOURS_BETWEEN, True), (_HOURS_RANGE, False)):
-        for match in pattern.finditer(rest):
-            marked = any(match[f"{s}m"] or match[f"{s}p"] for s in "ab")
-            if not (bare_ok or marked):
-                continue
-            end = _clock(match["bh"], match["bm"], match["bp"])
-            begin = _clock(match["ah"], match["am"], match["ap"])
-            if begin is None or end is None:
-                continue
-            # "1-4pm" is 13:00-16:00, "10-4pm" is 10:00-16:00: the start borrows "pm" only
-            # where that still leaves it before the end.
-            if match["bp"] and not match["ap"] and begin + 12 * 60 < end and begin < 12 * 60:
-                begin += 12 * 60
-            if begin < end:
-                return _hhmm(begin), _hhmm(end)
-    return None
-
-
-def _clock(hour: str, minute: str | None, meridiem: str | None) -> int | None:
-    h, m = int(hour), int(minute or 0)
-    if meridiem:
-        if not 1 <= h <= 12:
-            return None
-        h = h % 12 + (12 if meridiem.lower().startswith("p") else 0)
-    if h == 24 and m == 0:
-        return 23 * 60 + 59  # the tool takes times of day; 24:00 is the day's last minute
-    if h > 23 or m > 59:
-        return None
-    return h * 60 + m
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _title(rest: str) -> tuple[str, str]:
-    """(the quoted title, `rest` without it); "Meeting" where none is quoted."""
-    match = _TITLE.search(rest)
-    if match is None:
-        return "Meeting", rest
-    text = next(match[g] for g in ("dq", "cq", "sq", "tq") if match[g])
-    blanked = rest[: match.start()] + " " * (match.end() - match.start()) + rest[match.end() :]
-    return " ".join(text.split()) or "Meeting", blanked
-
-
-def _placeholder(name: str, index: int, taken: set[str]) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    local = re.sub(r"[^a-z0-9]+", ".", ascii_name.lower()).strip(".") or f"attendee{index + 1}"
-    email = f"{local}@{PLACEHOLDER_DOMAIN}"
-    if email.casefold() in taken:
-        email = f"{local}.{index + 1}@{PLACEHOLDER_DOMAIN}"
-    return email
 
 
 # -- the text for the model -------------------------------------------------------------------

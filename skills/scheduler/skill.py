@@ -24,7 +24,7 @@ from pydantic import Field
 
 from myninja.errors import UsageError
 from myninja.skills.api import Permission, Skill, ToolContext, ToolError, tool
-from myninja.skills.scheduler.booking import book_meeting
+from myninja.skills.scheduler.booking import book_meeting, booked
 from myninja.skills.scheduler.calendars import Busy, CalendarError
 from myninja.skills.scheduler.invite import draft_invite
 from myninja.skills.scheduler.prepare import prepare
@@ -335,4 +335,5 @@ skill = Skill(
     agents=("scheduler",),
     # For models that cannot call tools: the slots and the invite are worked out beforehand.
     prepare=prepare,
+    finish=booked,  # what was booked, from the task's ledger, under the answer
 )

@@ -89,7 +89,8 @@ def test_the_tiny_model_books_on_radicale_after_the_question(
     assert not result["error"] and f"Wrote event {uid} to calendar work" in result["result"]
     answer = later[-1]["answer"]
     assert (
-        f"Booked 'Roadmap review' on calendar work (event {uid}); "
+        "Booked 'Roadmap review' for Monday 9 March 2026, 15:30–16:00 CET "
+        f"on calendar work (event {uid}); "
         "invitation sent to bob@example.com." in answer
     )
 

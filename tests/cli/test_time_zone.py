@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from myninja.agent_graph.needs import NEEDS, TIME_ZONE, machine_zone, zone_from
+from myninja.agent_graph.needs import NEEDS, TIME_ZONE, machine_zone, zone_from, zone_in_task
 from myninja.ninja_tui.cli.render import EventPrinter
-from myninja.skills.scheduler.prepare import meeting_request
+from myninja.skills.scheduler.request import meeting_request
 from tests.conftest import run_myninja, scripted_config
 
 QUESTION = NEEDS[TIME_ZONE].question
@@ -108,6 +108,15 @@ def test_an_answer_that_is_no_zone_is_asked_again_once(myninja_home: Path) -> No
         ('[scheduler]\ntimezone = "Europe/Paris"\n', "UTC", "Paris"),
         ("", "Europe/Paris", "Paris"),
         ('[scheduler]\ntimezone = "Europe/Berlin"\n', "Europe/Paris", "Berlin"),  # config wins
+        # The person's own (writable) calendar's zone, before a machine on UTC.
+        (
+            '[calendars.home]\nurl = "https://dav.example.org/ann/home/"\n'
+            'timezone = "America/New_York"\n'
+            '[calendars.work]\nurl = "https://dav.example.org/ann/work/"\n'
+            'timezone = "Europe/Paris"\nwritable = true\n',
+            "UTC",
+            "Paris",
+        ),
     ],
 )
 def test_the_config_or_the_machine_answers_without_a_question(
@@ -174,6 +183,31 @@ def test_zones_as_people_write_them(tmp_path: Path) -> None:
     utc = tmp_path / "utc"
     utc.symlink_to("/usr/share/zoneinfo/Etc/UTC")
     assert machine_zone({}, localtime=utc) is None
+
+
+@pytest.mark.parametrize(
+    ("task", "zone"),
+    [
+        ("Book 30 minutes for me=cal:work (Europe/Berlin) and bob=b.ics", "Europe/Berlin"),
+        ("an hour for me=/c/me.ics (Europe/London, me@x.org)", "Europe/London"),
+        ("my calendar /c/me.ics in America/Chicago, and ann=a.ics", "America/Chicago"),
+        ("my calendar at cal:work (Asia/Tokyo)", "Asia/Tokyo"),
+        ("a slot for bob=b.ics (America/New_York) and me=/c/me.ics", None),  # bob's, not mine
+        ("me=/c/me.ics (Mars/Olympus)", None),
+        ("Find a time for Alice and me next week (Europe/Berlin is Alice's)", None),
+    ],
+)
+def test_the_task_can_say_the_persons_zone(task: str, zone: str | None) -> None:
+    assert zone_in_task(task) == zone
+
+
+def test_the_task_says_the_zone_and_it_is_not_asked(myninja_home: Path) -> None:
+    scripted_config(myninja_home, RULES, graph=GRAPH)
+    task = TASK + " with me=cal:work (Europe/Paris)"
+    done = myninja(myninja_home, "ask", task, "--json")
+    # Past the needs, the calendar's reading asks its permission: the zone was not asked.
+    (question,) = [e for e in events_of(done) if e["type"] == "question"]
+    assert question["key"] == "permission:scheduler:network", done.stdout
 
 
 def test_the_scheduler_prepares_with_the_persons_zone() -> None:

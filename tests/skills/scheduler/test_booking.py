@@ -160,6 +160,29 @@ async def test_a_failure_between_the_write_and_the_send_is_finished_by_the_rerun
     assert calendar.events() == []
 
 
+async def test_one_task_books_one_meeting_even_when_asked_for_another_time(
+    radicale: Radicale, smtp: SmtpServer, calendar: caldav.Calendar, tmp_path: Path
+) -> None:
+    # A re-run whose slot search now sees the task's own event as busy, or a second branch,
+    # asks for a later time: the task's booking stands, and nothing else is written or sent.
+    ctx = context(radicale, smtp.port, tmp_path)
+    await book_meeting.call(dict(ARGUMENTS), ctx)
+    later = {**ARGUMENTS, "start_utc": "2026-03-11T14:00:00Z"}
+    again = await book_meeting.call(later, ctx)
+    uid = booking_uid("task-1", datetime(2026, 3, 10, 14, tzinfo=UTC), "Quarterly planning")
+    assert again == (
+        "This task already booked 'Quarterly planning' at 2026-03-10T14:00:00Z on calendar work "
+        f"(event {uid}): nothing more was written or sent."
+    )
+    (event,) = calendar.events()
+    assert str(event.icalendar_component["UID"]) == uid
+    assert len(smtp.handler.messages) == 1
+    # Another task books its own meeting.
+    other = await book_meeting.call(later, context(radicale, smtp.port, tmp_path / "other",
+                                                   task_id="task-2"))  # fmt: skip
+    assert "Wrote event" in other and len(calendar.events()) == 2
+
+
 async def test_a_dry_run_writes_and_sends_nothing_and_shows_what_it_would(
     radicale: Radicale, smtp: SmtpServer, calendar: caldav.Calendar, tmp_path: Path
 ) -> None:

@@ -31,13 +31,8 @@ from icalendar import Calendar
 
 from myninja.skills.api import Draft, Permission, ToolContext, ToolError
 from myninja.skills.scheduler.calendars import busy_intervals, load_calendar
-from myninja.skills.scheduler.prepare import (
-    INSTRUCTION,
-    Attendee,
-    MeetingRequest,
-    meeting_request,
-    prepare,
-)
+from myninja.skills.scheduler.prepare import INSTRUCTION, prepare
+from myninja.skills.scheduler.request import Attendee, MeetingRequest, meeting_request
 from myninja.skills.scheduler.skill import skill
 from myninja.skills.scheduler.slots import WorkingHours, find_slots
 from tests.local_http import serving

@@ -26,7 +26,7 @@ from myninja.backends.keys import KeyStore
 from myninja.config import Config
 from myninja.skills.api import Draft, Permission, ToolContext, ToolError
 from myninja.skills.scheduler.booking import booked, booking_uid
-from myninja.skills.scheduler.prepare import BOOKED_INSTRUCTION, INSTRUCTION, prepare
+from myninja.skills.scheduler.prepare import INSTRUCTION, prepare
 from myninja.skills.scheduler.request import wants_booking
 from myninja.skills.scheduler.skill import skill
 from tests.radicale_server import USERS, Radicale, radicale_server
@@ -128,11 +128,21 @@ async def test_prepare_books_the_first_time_and_invites_once(
     text = await prepare(draft_of(TASK, tools, workspace), today=TODAY)
     assert text is not None
     assert tools.calls == ["find_meeting_slots", "book_meeting"]  # no draft: the mail has it
-    assert "1. Monday 9 March 2026, 14:30–15:00 UTC" in text
+    (offered,) = [line for line in text.splitlines() if line.startswith("1. ")]
+    assert offered.startswith("1. Monday 9 March 2026, 14:30–15:00 UTC")
+    assert offered.endswith("(booked)")  # not to be offered as an alternative
+    assert sum(line.endswith("(booked)") for line in text.splitlines()) == 1
+    assert (
+        "Booked for me: Monday 9 March 2026, 15:30–16:00 CET; "
+        "bob: Monday 9 March 2026, 10:30–11:00 EDT (Monday 9 March 2026, 14:30–15:00 UTC)."
+    ) in text
     uid = booking_uid("t1", FIRST, "Roadmap review")
     assert "Booked time 1:" in text and f"Wrote event {uid} to calendar work" in text
     assert "Sent the invitation 'Invitation: Roadmap review" in text
-    assert text.endswith(BOOKED_INSTRUCTION)
+    assert text.endswith(
+        "“Roadmap review” is booked for me: Monday 9 March 2026, 15:30–16:00 CET, "
+        "bob: Monday 9 March 2026, 10:30–11:00 EDT; invited: bob@example.com."
+    )
 
     written = [e for e in alice_calendar(dav).events() if str(e.icalendar_component["UID"]) == uid]
     (event,) = written
@@ -148,7 +158,8 @@ async def test_prepare_books_the_first_time_and_invites_once(
 
     line = await booked(draft_of(TASK, tools, workspace))
     assert line == (
-        f"Booked 'Roadmap review' on calendar work (event {uid}); "
+        "Booked 'Roadmap review' for Monday 9 March 2026, 15:30–16:00 CET "
+        f"on calendar work (event {uid}); "
         "invitation sent to bob@example.com."
     )
 
