@@ -28,7 +28,8 @@ async def running_side(
     """A worker's scheduler whose tasks really run (and fail where `rules` say)."""
     settings: dict[str, Any] = {"schedules": {"pause_after": pause_after}}
     if notify is not None:
-        settings["notify_command"] = f"sh -c 'cat >> {notify}; echo >> {notify}'"
+        # One write per notice: two commands running at once must not interleave their lines.
+        settings["notify_command"] = f"sh -c 'line=$(cat); printf \"%s\\n\" \"$line\" >> {notify}'"
     scripted = ScriptedBackend("embedded", rules)
     told: list[dict[str, Any]] = []
 
