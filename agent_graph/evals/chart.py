@@ -76,7 +76,7 @@ def charted_metrics(runs: Sequence[Run]) -> list[str]:
     ]
 
 
-def chart_figure(runs: Sequence[Run], title: str) -> Figure:
+def chart_figure(runs: Sequence[Run], title: str, metrics: Sequence[str] | None = None) -> Figure:
     """The grouped bar chart as a Figure on an Agg canvas (ImportError without matplotlib).
 
     One group per metric that some run has; one bar per run, coloured by run, its value
@@ -93,7 +93,11 @@ def chart_figure(runs: Sequence[Run], title: str) -> Figure:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.set_title(title)
-    metrics = charted_metrics(runs)
+    metrics = [
+        name
+        for name in (metrics if metrics is not None else charted_metrics(runs))
+        if any(figures.get(name) is not None for _, figures in runs)
+    ]
     if not runs or not metrics:
         axes.set_axis_off()
         axes.text(0.5, 0.5, "no scored questions yet", ha="center", va="center")
@@ -118,7 +122,7 @@ def chart_figure(runs: Sequence[Run], title: str) -> Figure:
                 axes.text(
                     m + offset, 1, "n/a", ha="center", va="bottom", fontsize=value_size, rotation=90
                 )
-    axes.set_xticks(range(len(metrics)), [METRIC_LABELS.get(name, name) for name in metrics])
+    axes.set_xticks(range(len(metrics)), [_tick(name) for name in metrics])
     # Percentages: a fixed 0-100 scale so charts of different folders compare by eye; the
     # headroom above 100 keeps a full bar's value label inside the axes.
     axes.set_ylim(0, 100 * (1.16 if rotation else 1.08))
@@ -133,13 +137,24 @@ def chart_figure(runs: Sequence[Run], title: str) -> Figure:
     return figure
 
 
+def _tick(name: str) -> str:
+    """A group's label: the metric's, and under it the question type ("f1 · bridge")."""
+    metric, _, kind = name.partition(" · ")
+    label = METRIC_LABELS.get(metric, metric)
+    return f"{label}\n{kind}" if kind else label
+
+
 def write_chart(
-    runs: list[tuple[str, dict[str, float | None]]], path: Path, title: str
+    runs: list[tuple[str, dict[str, float | None]]],
+    path: Path,
+    title: str,
+    metrics: Sequence[str] | None = None,
 ) -> Path | None:
     """Draw `runs` (label, report figures) to the PNG `path`, about 1000x500 px; None, writing
-    nothing, when matplotlib is not installed."""
+    nothing, when matplotlib is not installed. `metrics`: the groups (default: the reported
+    metrics some run has)."""
     try:
-        figure = chart_figure(runs, title)
+        figure = chart_figure(runs, title, metrics)
     except ImportError:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

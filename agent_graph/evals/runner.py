@@ -27,9 +27,10 @@ from myninja.skills.research.fts import rank_texts
 from myninja.skills.research.retrievers import RETRIEVER_NAMES
 
 from . import reader
-from .chart import run_label, write_chart
 from .datasets import EvalPassage, EvalQuestion, passage_key, write_passages
-from .metrics import REPORTED, aggregate, score
+from .metrics import aggregate, score
+from .report import other_runs, write_chart_of, write_report
+from .types import by_type, question_type
 
 MODES = ("contexts", "corpus", "closed-book")
 # The corpus retrievers (myninja.skills.research.retrievers), named explicitly.
@@ -374,110 +375,16 @@ async def run_eval(
             "db": str(store.path),
             "report": str(out / "report.md"),
         }
-        others = _other_runs(summary, store)
-        chart = _write_chart(summary, others, out / "chart.png")
+        types = {q.id: question_type(settings.dataset, q) for q in questions}
+        summary["by_type"] = by_type(settings.dataset, rows, types)
+        others = other_runs(summary, store, types)
+        chart = write_chart_of(summary, others, out / "chart.png")
         summary["chart"] = str(chart) if chart else None
-        (out / "report.md").write_text(_report(summary, command, others), encoding="utf-8")
+        typed = write_chart_of(summary, others, out / "chart-types.png", per_type=True)
+        summary["chart_types"] = str(typed) if typed else None
+        write_report(out / "report.md", summary, command, others)
         return summary
     finally:
         store.close()
         if corpus is not None:
             corpus.close()
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-# The chart's runs: this one and the latest others; more bars than this are unreadable at
-# the chart's size (and tab10 has ten colours).
-MAX_CHART_RUNS = 10
-
-
-def _other_runs(summary: dict[str, Any], store: EvalStore) -> list[dict[str, Any]]:
-    """The folder's other runs, oldest first: run_id, settings and their aggregate figures."""
-    return [
-        {**run, "figures": aggregate(store.rows(run["run_id"]))}
-        for run in store.runs()
-        if run["run_id"] != summary["run_id"]
-    ]
-
-
-def _write_chart(summary: dict[str, Any], others: list[dict[str, Any]], path: Path) -> Path | None:
-    """chart.png: this run first, then the latest other runs; None without matplotlib."""
-    # The summary names dataset, mode, corpus, retriever, reader_k and model as settings do.
-    shown = [{"run_id": summary["run_id"], "settings": summary, "figures": summary}]
-    shown += others[-(MAX_CHART_RUNS - 1) :]
-    # A folder shared by --out may hold several datasets: then say which one each run answered.
-    mixed = len({run["settings"].get("dataset") for run in shown}) > 1
-    labels = [
-        (f"{run['settings'].get('dataset')} · " if mixed else "") + run_label(run["settings"])
-        for run in shown
-    ]
-    # Runs that differ only in what the label leaves out (reply cap, prompts) are told apart by
-    # their run id, as in the report's tables.
-    labels = [
-        f"{label} [{run['run_id']}]" if labels.count(label) > 1 else label
-        for label, run in zip(labels, shown, strict=True)
-    ]
-    labels[0] += " (this run)"
-    runs = [
-        (label, {name: run["figures"][name] for name in REPORTED.values()})
-        for label, run in zip(labels, shown, strict=True)
-    ]
-    title = f"runs in {path.parent.name} (%)"
-    return write_chart(runs, path, title if mixed else f"{summary['dataset']}: {title}")
-
-
-def _passages_read(summary: dict[str, Any]) -> str:
-    if summary["mode"] == "closed-book":
-        return "none (closed book)"
-    if summary["reader_k"] is None:
-        return "all of its own"
-    own = " of its own, the best by BM25" if summary["mode"] == "contexts" else ""
-    return f"{summary['reader_k']}{own}"
-
-
-def _report(summary: dict[str, Any], command: str, others: list[dict[str, Any]]) -> str:
-    names = list(REPORTED.values())
-    lines = [
-        f"# Evaluation: {summary['dataset']} ({summary['mode']})",
-        "",
-        f"- command: `{command}`" if command else "- command: (library call)",
-        f"- model: {summary['model']} on backend {summary['backend']}",
-        f"- run: {summary['run_id']}, {summary['count']} questions, "
-        f"passages read: {_passages_read(summary)}"
-        + (
-            f", corpus {summary['corpus']} by {summary['retriever']}, k={summary['k']}"
-            if summary["mode"] == "corpus"
-            else ""
-        ),
-        f"- written: {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        *([] if summary.get("chart") else ["- chart: install myninja[eval] for chart.png"]),
-        "",
-        "Percentages; – where a metric does not apply (no retrieval, nothing cited).",
-        "",
-        "| " + " | ".join(["count", *names]) + " |",
-        "|" + "---:|" * (len(names) + 1),
-        "| " + " | ".join([str(summary["count"]), *(_percent(summary[n]) for n in names)]) + " |",
-    ]
-    if summary.get("chart"):
-        lines += ["", "![runs compared](chart.png)"]
-    if others:
-        lines += [
-            "",
-            "## Other runs in this folder",
-            "",
-            "| run | mode | model | " + " | ".join(["count", *names]) + " |",
-            "|---|---|---|" + "---:|" * (len(names) + 1),
-        ]
-        for run in others:
-            figures = run["figures"]
-            settings = run["settings"]
-            model = settings.get("model_label") or settings.get("model") or "-"
-            lines.append(
-                f"| {run['run_id']} | {settings.get('mode')} | {model} | "
-                + " | ".join([str(figures["count"]), *(_percent(figures[n]) for n in names)])
-                + " |"
-            )
-    return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ from myninja.agent_graph.evals.runner import (
     pool_corpus,
     run_eval,
 )
+from myninja.agent_graph.evals.types import HEADLINE
 from myninja.config import Config, Permission
 from myninja.config_file import load_config
 from myninja.errors import EXIT_UNREACHABLE, BackendUnreachable, UsageError
@@ -91,6 +92,13 @@ def _table(summary: dict[str, Any]) -> str:
     for name in REPORTED.values():
         value = summary[name]
         lines.append(f"  {name:<20} {'–' if value is None else f'{value:6.2f}'}")
+    for kind, figures in (summary.get("by_type") or {}).items():
+        shown = ", ".join(
+            f"{name} {figures[name]:.2f}"
+            for name in HEADLINE.get(summary["dataset"], ())
+            if figures.get(name) is not None
+        )
+        lines.append(f"  {kind + ' (' + str(figures['count']) + ')':<20} {shown}")
     chart = summary.get("chart")  # None when matplotlib (the eval extra) is missing
     lines.append(
         f"answered {summary['answered']}, already done {summary['skipped']}; "

@@ -29,7 +29,7 @@ async def running_side(
     settings: dict[str, Any] = {"schedules": {"pause_after": pause_after}}
     if notify is not None:
         # One write per notice: two commands running at once must not interleave their lines.
-        settings["notify_command"] = f"sh -c 'line=$(cat); printf \"%s\\n\" \"$line\" >> {notify}'"
+        settings["notify_command"] = f'sh -c \'line=$(cat); printf "%s\\n" "$line" >> {notify}\''
     scripted = ScriptedBackend("embedded", rules)
     told: list[dict[str, Any]] = []
 

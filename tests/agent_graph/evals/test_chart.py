@@ -129,11 +129,12 @@ def test_run_eval_charts_the_runs_in_its_folder_and_links_the_chart(
     drawn: list[list[tuple[str, dict[str, float | None]]]] = []
     real = write_chart
 
-    def spy(runs, path, title):  # type: ignore[no-untyped-def]
-        drawn.append(runs)
-        return real(runs, path, title)
+    def spy(runs, path, title, metrics=None):  # type: ignore[no-untyped-def]
+        if path.name == "chart.png":
+            drawn.append(runs)
+        return real(runs, path, title, metrics)
 
-    monkeypatch.setattr("myninja.agent_graph.evals.runner.write_chart", spy)
+    monkeypatch.setattr("myninja.agent_graph.evals.report.write_chart", spy)
     first, second = run_both_modes(tmp_path)
     chart = tmp_path / "chart.png"
     assert first["chart"] == second["chart"] == str(chart)
@@ -175,6 +176,11 @@ def test_the_cli_table_names_the_chart_only_when_there_is_one() -> None:
     }
     assert _table(summary).endswith("; report /o/report.md, chart /o/chart.png")
     assert _table({**summary, "chart": None}).endswith("; report /o/report.md")
+    typed = {"date": {"count": 2, "em": 50.0, "substring_acc": 100.0}, "other": {"count": 3,
+             "em": 33.333, "substring_acc": None}}  # fmt: skip
+    lines = _table({**summary, "by_type": typed}).splitlines()
+    assert "  date (2)             em 50.00, substring_acc 100.00" in lines
+    assert "  other (3)            em 33.33" in lines
 
 
 @needs_matplotlib
@@ -184,11 +190,12 @@ def test_labels_tell_like_runs_and_datasets_apart_and_the_chart_keeps_the_latest
     drawn: list[tuple[list[str], str]] = []
     real = write_chart
 
-    def spy(runs, path, title):  # type: ignore[no-untyped-def]
-        drawn.append(([label for label, _ in runs], title))
-        return real(runs, path, title)
+    def spy(runs, path, title, metrics=None):  # type: ignore[no-untyped-def]
+        if path.name == "chart.png":
+            drawn.append(([label for label, _ in runs], title))
+        return real(runs, path, title, metrics)
 
-    monkeypatch.setattr("myninja.agent_graph.evals.runner.write_chart", spy)
+    monkeypatch.setattr("myninja.agent_graph.evals.report.write_chart", spy)
     nq = load_questions("nq-open", NQ, limit=2)
     hotpot = load_questions("hotpotqa", NQ.with_name("hotpotqa-dev5.jsonl"), limit=2)
     short = asyncio.run(
@@ -207,7 +214,7 @@ def test_labels_tell_like_runs_and_datasets_apart_and_the_chart_keeps_the_latest
     assert labels[0] == "hotpotqa · closed-book (this run)" and title.startswith("runs in ")
     assert labels[1].startswith("nq-open · contexts · read all [")
     # Past the cap, the chart keeps this run and the latest others.
-    monkeypatch.setattr("myninja.agent_graph.evals.runner.MAX_CHART_RUNS", 2)
+    monkeypatch.setattr("myninja.agent_graph.evals.report.MAX_CHART_RUNS", 2)
     asyncio.run(run_eval(nq, EvalSettings("nq-open", "closed-book"), scripted(), out=tmp_path))
     labels, _ = drawn[-1]
     assert labels == ["nq-open · closed-book (this run)", "hotpotqa · closed-book"]
