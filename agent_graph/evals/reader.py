@@ -25,6 +25,21 @@ SYSTEM_WITH_PASSAGES = (
     "number, yes or no), not a sentence. On the second line, cite the passages that support "
     "it as [n], for example [1][3]. If the passages do not hold the answer, reply: I don't know."
 )
+# "reason": a short thought first, then the answer. Multi-hop questions name one thing and ask
+# about another that the passages link to it; a small model answering at once often gives
+# the linking entity instead (the battle, not what it secured).
+SYSTEM_REASONING = (
+    "You answer questions from the numbered passages you are given. First think in one or two "
+    "short sentences: where the question describes something without naming it (the arena "
+    "where a team played, the university whose campus is in a town), name it from the "
+    "passages, then find what is asked about it; for a comparison, state the two facts "
+    "compared. Then write a line 'Answer:' with the short answer alone: a few words (a name, "
+    "a date, a number, yes or no), not a sentence. On the last line, cite the passages you "
+    "used as [n], for example [1][3]. If the passages do not hold the answer, write "
+    "Answer: I don't know."
+)
+READERS = ("direct", "reason")
+REASONING_MAX_TOKENS = 192
 SYSTEM_CLOSED_BOOK = (
     "You answer questions from what you know. Reply with the short answer alone: a few words "
     "(a name, a date, a number, yes or no), not a sentence. If you do not know, reply: "
@@ -32,6 +47,7 @@ SYSTEM_CLOSED_BOOK = (
 )
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_ANSWER_LINE = re.compile(r"^\W*answer\W*:\**\s*(?P<rest>.*)$", re.IGNORECASE | re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:\**\s*)?(?:short\s+)?answer\s*\**\s*[:\-]\s*\**", re.IGNORECASE)
 
 
@@ -43,8 +59,11 @@ class Reading:
     usage: Usage = field(default_factory=Usage)
 
 
-def build_messages(question: str, passages: Sequence[EvalPassage] | None) -> list[dict[str, str]]:
-    """The chat for one question; `passages` None (or empty) is closed book."""
+def build_messages(
+    question: str, passages: Sequence[EvalPassage] | None, style: str = "direct"
+) -> list[dict[str, str]]:
+    """The chat for one question; `passages` None (or empty) is closed book; `style` one of
+    READERS."""
     if not passages:
         return [
             {"role": "system", "content": SYSTEM_CLOSED_BOOK},
@@ -54,23 +73,30 @@ def build_messages(question: str, passages: Sequence[EvalPassage] | None) -> lis
         f"[{n}] {p.title + ': ' if p.title else ''}{clip(p.text, PASSAGE_WORDS)}"
         for n, p in enumerate(passages, 1)
     )
+    if style == "reason":
+        system, cue = SYSTEM_REASONING, ""  # not "Answer:": the thought comes first
+    else:
+        system, cue = SYSTEM_WITH_PASSAGES, "\nAnswer:"
     return [
-        {"role": "system", "content": SYSTEM_WITH_PASSAGES},
-        {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}\nAnswer:"},
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Passages:\n{numbered}\n\nQuestion: {question}{cue}"},
     ]
 
 
 def parse_reply(text: str, passages: int) -> tuple[str, list[int]]:
-    """(short answer, cited passage numbers) from a reply. The answer is the first non-empty
-    line with any "Answer:" label, citations and trailing full stop removed; citations are every
-    [n] (or [n, m]) in the reply that names one of the `passages`, each once."""
+    """(short answer, cited passage numbers) from a reply. The answer is the last "Answer:"
+    line's text, else the first non-empty line, citations and trailing full stop removed;
+    citations are every [n] (or [n, m]) in the reply that names one of the `passages`, each
+    once."""
     cited: list[int] = []
     for match in _CITATION.finditer(text):
         for number in re.split(r"\s*[,;]\s*", match.group(1)):
             n = int(number)
             if 1 <= n <= passages and n not in cited:
                 cited.append(n)
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    labelled = [m["rest"] for m in _ANSWER_LINE.finditer(text) if m["rest"].strip()]
+    # A reasoned reply's answer is on its (last) "Answer:" line; a direct one's comes first.
+    first = labelled[-1] if labelled else next((ln for ln in text.splitlines() if ln.strip()), "")
     answer = _CITATION.sub("", _LABEL.sub("", first))
     answer = answer.strip().strip("*").strip()
     if answer.endswith(".") and not answer.endswith(".."):
@@ -86,10 +112,11 @@ async def read(
     model: str | None = None,
     max_tokens: int = 64,
     temperature: float = 0.0,
+    style: str = "direct",
 ) -> Reading:
     """Answer `question` from `passages` (closed book when None) with one backend call."""
     request = ChatRequest(
-        messages=build_messages(question, passages),
+        messages=build_messages(question, passages, style),
         model=model,
         temperature=temperature,
         max_tokens=max_tokens,

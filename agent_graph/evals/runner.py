@@ -80,6 +80,7 @@ class EvalSettings:
     model_label: str = ""  # the model actually used, named (part of the run's identity)
     max_tokens: int = 64
     temperature: float = 0.0
+    reader: str = "direct"  # one of reader.READERS
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -88,6 +89,8 @@ class EvalSettings:
             raise UsageError("corpus mode needs a corpus name")
         if self.retriever not in RETRIEVERS:
             raise UsageError(f"unknown retriever {self.retriever!r}")
+        if self.reader not in reader.READERS:
+            raise UsageError(f"unknown reader {self.reader!r}")
 
     @property
     def label(self) -> str:
@@ -105,6 +108,10 @@ class EvalSettings:
     def run_id(self) -> str:
         key = asdict(self)
         key["prompts"] = [reader.SYSTEM_WITH_PASSAGES, reader.SYSTEM_CLOSED_BOOK]
+        if self.reader == "direct":
+            del key["reader"]  # runs made before readers had styles keep their ids
+        else:
+            key["prompts"].append(reader.SYSTEM_REASONING)
         key["passage_words"] = reader.PASSAGE_WORDS
         key["contexts_order"] = "bm25"  # how a question's own paragraphs are cut to reader_k
         text = json.dumps(key, sort_keys=True)
@@ -225,6 +232,7 @@ async def _answer(
         model=settings.model,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
+        style=settings.reader,
     )
     cited = [passages[n - 1] for n in reading.cited] if passages else []
     metrics = score(

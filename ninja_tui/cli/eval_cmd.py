@@ -22,6 +22,7 @@ from myninja.agent_graph.context import BackendPool
 from myninja.agent_graph.evals import humaneval
 from myninja.agent_graph.evals.datasets import DATASETS, load_questions
 from myninja.agent_graph.evals.metrics import REPORTED
+from myninja.agent_graph.evals.reader import REASONING_MAX_TOKENS
 from myninja.agent_graph.evals.runner import (
     RETRIEVERS,
     EvalSettings,
@@ -146,6 +147,11 @@ def _table(summary: dict[str, Any]) -> str:
 )
 @click.option("--model", help="A model name, overriding the researcher's (humaneval: coder's).")
 @click.option("--max-tokens", type=click.IntRange(8), help="Reply cap per question.")
+@click.option(
+    "--reason",
+    is_flag=True,
+    help="The reader thinks in a sentence or two before its short answer (one call; longer).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--out",
@@ -169,6 +175,7 @@ def eval_command(
     backend_name: str | None,
     model: str | None,
     max_tokens: int | None,
+    reason: bool,
     as_json: bool,
     out: Path | None,
 ) -> None:
@@ -193,8 +200,10 @@ def eval_command(
         reader_k=reader_k,
         backend=backend_name or researcher.backend,
         model=model or researcher.model,
-        max_tokens=max_tokens or researcher.max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=max_tokens
+        or (REASONING_MAX_TOKENS if reason else researcher.max_tokens or DEFAULT_MAX_TOKENS),
         temperature=researcher.temperature if researcher.temperature is not None else 0.0,
+        reader="reason" if reason else "direct",
     )
     settings.model_label = model_name(config, settings)
     questions = load_questions(dataset, data, limit)
@@ -236,7 +245,16 @@ def eval_command(
 
 # -- humaneval --------------------------------------------------------------------------------
 
-_QA_ONLY = ("contexts", "corpus", "closed_book", "retriever", "k", "reader_k", "concurrency")
+_QA_ONLY = (
+    "contexts",
+    "corpus",
+    "closed_book",
+    "retriever",
+    "k",
+    "reader_k",
+    "concurrency",
+    "reason",
+)
 _HUMANEVAL_ONLY = ("single_shot", "through_agent")
 # What the agent may do without asking: nobody is there to answer during an evaluation.
 AGENT_ALLOW = [Permission.RUN_CODE, Permission.WRITE_FILES]

@@ -44,6 +44,18 @@ def run(questions, settings, scripted, out, **kw):  # type: ignore[no-untyped-de
         ("**Answer:** 3,677 seated [2, 4] [2]", "3,677 seated", [2, 4]),
         ("\n\nyes\nSources: [9] [3]", "yes", [3]),
         ("", "", []),
+        # A reasoned reply: the thought first, then its "Answer:" line.
+        (
+            "The arena is the Androscoggin Bank Colisée [2]. It seats 3,677.\n"
+            "Answer: 3,677 seated\n[2][4]",
+            "3,677 seated",
+            [2, 4],
+        ),
+        (
+            "Bostic was born in 1961 and Glanville in 1941 [1][3].\nAnswer: Keith Bostic.",
+            "Keith Bostic",
+            [1, 3],
+        ),
     ],
 )
 def test_parse_reply(reply: str, answer: str, cited: list[int]) -> None:
@@ -96,6 +108,24 @@ def test_a_rerun_asks_nothing_new_and_a_longer_one_only_the_rest(tmp_path: Path)
     assert closed["answered"] == 5 and len(scripted.calls) == 10
     assert closed["citation_precision"] is None
     assert "Other runs in this folder" in (tmp_path / "report.md").read_text()
+
+
+def test_the_reasoning_reader_thinks_first_and_is_a_run_of_its_own(tmp_path: Path) -> None:
+    questions = load_questions("nq-open", NQ, limit=1)
+    scripted = backend(
+        [Rule(match="First think", reply="It is in [1].\nAnswer: May 18, 2018\n[1]")]
+    )
+    direct = EvalSettings("nq-open", "contexts")
+    reasoned = EvalSettings("nq-open", "contexts", reader="reason", max_tokens=192)
+    first = run(questions, reasoned, scripted, tmp_path)
+    assert first["em"] == 100.0 and first["citation_precision"] == 100.0
+    (call,) = scripted.calls
+    assert call.messages[0]["content"].startswith("You answer questions from the numbered")
+    assert "First think" in call.messages[0]["content"]
+    assert not call.messages[-1]["content"].endswith("Answer:")  # the thought comes first
+    assert direct.run_id() != reasoned.run_id() == first["run_id"]
+    with pytest.raises(UsageError, match="unknown reader"):
+        EvalSettings("nq-open", "contexts", reader="vote")
 
 
 def test_closed_book_sends_no_passages(tmp_path: Path) -> None:
