@@ -9,13 +9,12 @@ what it understood, so a wrong reading is visible in the answer rather than sile
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from myninja.skills.scheduler.named_calendars import ME, calendars_in, local_zone, valid_zone
 
 DEFAULT_DURATION = 30
 DEFAULT_DAYS = 7
@@ -23,52 +22,6 @@ MAX_DAYS = 60  # find_meeting_slots' own limit on days_ahead
 # Reserved by RFC 2606: an address there can never reach anyone by mistake.
 PLACEHOLDER_DOMAIN = "example.invalid"
 
-# A calendar: "name=" optionally, then a quoted path, an http(s)/webcal URL, a configured CalDAV
-# calendar (cal:NAME) or a path to .ics.
-_SOURCE = re.compile(
-    r"""
-    (?:(?P<name>[^\W\d][\w.@+-]*)\s*=\s*)?
-    (?:
-        "(?P<dq>[^"\n]+?\.ics)"
-      | [“](?P<cq>[^”\n]+?\.ics)[”]
-      | '(?P<sq>[^'\n]+?\.ics)'
-      | (?P<url>(?:https?|webcal)://[^\s<>"'()\[\]{},;]+)
-      | (?<![\w/.:-])(?P<cal>cal:[A-Za-z][\w-]{0,39})(?![\w-])
-      | (?P<path>
-            (?:[A-Za-z]:[\\/]|~|\.{1,2}[\\/]|[\\/])?    # C:\ or ~ or ./ or /
-            [^\s"'“”<>()\[\]{},;=]*[^\s"'“”<>()\[\]{},;=.]\.ics
-        )
-        (?=$|[\s,;)\]}"'”’]|[.!?:](?:\s|$))      # then a space, a closing mark or the end
-    )
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
-# What may name the calendar just before it: "Alice's calendar at", "my calendar:", "bob (".
-_OWNER_BEFORE = re.compile(
-    r"(?P<who>[^\W\d][\w-]*)['’]s\s+(?:(?:\w+\s+)?(?:calendar|cal|schedule|ics(?:\s+file)?)\s*)?"
-    r"(?:(?:is|lives)\s+)?(?:(?:at|in|from|on|under)\s*)?[:(]?\s*$",
-    re.IGNORECASE,
-)
-_MINE_BEFORE = re.compile(
-    r"\bmy\s+(?:own\s+)?(?:\w+\s+)?(?:calendar|cal|schedule)(?:\s+(?:is|lives))?"
-    r"(?:\s+(?:at|in|from|on|under))?\s*[:(]?\s*$",
-    re.IGNORECASE,
-)
-_NAME_BEFORE = re.compile(r"(?P<who>[^\W\d][\w-]*)\s*(?P<open>[(:])\s*$")
-# Words that sit before a calendar without naming anyone ("calendars: a.ics, b.ics").
-_NOT_NAMES = frozenset(
-    "a an and at calendar calendars cal cals file files for from ics in is link links "
-    "of on see the to url urls use using with hour hours minute minutes min mins day days "
-    "week weeks today tomorrow slot slots meeting invite".split()
-)
-_ME = frozenset({"me", "i", "myself", "my", "mine"})
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_ZONE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*")
-_IN_ZONE = re.compile(
-    r"^\s*,?\s*(?:in|tz|time\s*zone)\s*[:=]?\s*(?P<zone>[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*)"
-)
-_PARENS = re.compile(r"^\s*\((?P<items>[^()]*)\)")
-_CLOSE = re.compile(r"^\s*(?:[,;]\s*(?P<items>[^()]*?))?\s*\)")
 
 _DURATION = re.compile(
     r"(?<![\w.])(?P<h>\d+(?:[.,]\d+)?)\s*-?\s*(?:hours?|hrs?|h)\b"
@@ -132,7 +85,7 @@ class Attendee:
 
     @property
     def is_me(self) -> bool:
-        return self.name.casefold() in _ME
+        return self.name.casefold() in ME
 
 
 @dataclass(frozen=True)
@@ -184,15 +137,15 @@ class MeetingRequest:
 def meeting_request(task: str, today: date, my_zone: str | None = None) -> MeetingRequest | None:
     """The meeting `task` asks for, read relative to `today`; None when it names no calendar.
     `my_zone` is the person's own time zone where the agent knows it (agent_graph/needs.py)."""
-    found, rest = _calendars(task)
+    found, rest = calendars_in(task)
     if not found:
         return None
     problems: list[str] = []
-    written = [zone for _, _, zone, _ in found if zone is not None and _valid_zone(zone)]
+    written = [zone for _, _, zone, _ in found if zone is not None and valid_zone(zone)]
     # Someone whose zone is not written is taken to share the first written one: people on
     # one invitation are more often in one place than not, and the request line says so. The
     # person's own calendar ("me") without one is in the person's zone where that is known.
-    fallback = written[0] if written else (my_zone or _local_zone())
+    fallback = written[0] if written else (my_zone or local_zone())
     attendees: list[Attendee] = []
     taken: set[str] = set()
     for index, (name, source, zone, email) in enumerate(found):
@@ -200,11 +153,11 @@ def meeting_request(task: str, today: date, my_zone: str | None = None) -> Meeti
         if name.casefold() in taken:  # two "cal.ics" from different folders
             name = f"{name} ({index + 1})"
         taken.add(name.casefold())
-        if zone is not None and not _valid_zone(zone):
+        if zone is not None and not valid_zone(zone):
             problems.append(
                 f"unknown time zone {zone!r} for {name} (use an IANA name like Europe/Berlin)"
             )
-        if zone is None and my_zone and name.casefold() in _ME:
+        if zone is None and my_zone and name.casefold() in ME:
             zone_of = my_zone
         else:
             zone_of = zone if zone is not None else fallback
@@ -232,116 +185,6 @@ def meeting_request(task: str, today: date, my_zone: str | None = None) -> Meeti
         problems=tuple(problems),
         book=wants_booking(rest),
     )
-
-
-# -- reading the task -------------------------------------------------------------------------
-
-
-def _calendars(task: str) -> tuple[list[tuple[str, str, str | None, str | None]], str]:
-    """(name, source, zone as written or None, email or None) per calendar, and the task with
-    the calendars and what was read beside them blanked out, for the other readers."""
-    found: list[tuple[str, str, str | None, str | None]] = []
-    rest = list(task)
-    previous_end = 0
-    for match in _SOURCE.finditer(task):
-        source = next(match[g] for g in ("dq", "cq", "sq", "url", "cal", "path") if match[g])
-        if match["url"]:
-            source = source.rstrip(".,:;!?")
-        # A URL's trailing "." ends the sentence, not the URL; a quote ends a quoted path.
-        end = match.start("url") + len(source) if match["url"] else match.end()
-        before = task[previous_end : match.start()]
-        name, opened = _name_before(match["name"], before)
-        items, zone, tail_end = _tail(task, end, opened)
-        email = name if name and _EMAIL.fullmatch(name) else None  # "ann@x.org=/a.ics"
-        for item in items:
-            if email is None and _EMAIL.fullmatch(item):
-                email = item
-            elif zone is None and _looks_like_zone(item):
-                zone = item
-        if name is None:
-            name = _name_from(source, len(found))
-        found.append((name, source, zone, email))
-        rest[match.start() : tail_end] = " " * (tail_end - match.start())
-        previous_end = tail_end
-    return found, "".join(rest)
-
-
-def _name_before(written: str | None, before: str) -> tuple[str | None, bool]:
-    """The calendar's owner from "name=" or the words before it, and whether a "(" opened
-    just before it (then its zone may follow inside the same parentheses)."""
-    if written:
-        return written, False
-    if _MINE_BEFORE.search(before):
-        return "me", before.rstrip().endswith("(")
-    if owner := _OWNER_BEFORE.search(before):
-        return owner["who"], before.rstrip().endswith("(")
-    named = _NAME_BEFORE.search(before)
-    if named and named["who"].casefold() not in _NOT_NAMES:
-        return named["who"], named["open"] == "("
-    return None, before.rstrip().endswith("(")
-
-
-def _tail(task: str, end: int, opened: bool) -> tuple[list[str], str | None, int]:
-    """What is written right after a calendar: items in parentheses ("(Europe/Berlin,
-    a@b.c)") or "in Europe/Berlin". Returns (items, zone from "in …", where the tail ends)."""
-    after = task[end:]
-    if opened and (closing := _CLOSE.match(after)):
-        items = _split_items(closing["items"] or "")
-        if any(_looks_like_zone(item) for item in items):
-            return items, None, end + closing.end()
-        # "bob (b.ics) in America/New_York": the zone may still follow the parenthesis.
-        more, zone, tail_end = _tail(task, end + closing.end(), False)
-        return items + more, zone, tail_end
-    if parens := _PARENS.match(after):
-        return _split_items(parens["items"]), None, end + parens.end()
-    if (inside := _IN_ZONE.match(after)) and _looks_like_zone(inside["zone"]):
-        return [], inside["zone"], end + inside.end()
-    return [], None, end
-
-
-def _split_items(text: str) -> list[str]:
-    items = []
-    for part in re.split(r"[,;]", text):
-        item = re.sub(r"^(?:in|tz|time\s*zone)\s*[:=]?\s*", "", part.strip(), flags=re.I)
-        if item:
-            items.append(item.strip())
-    return items
-
-
-def _looks_like_zone(text: str) -> bool:
-    """A zone as a person writes one: Area/City, or an all-caps name like UTC. Checked against
-    zoneinfo later, so a misspelt one is reported rather than ignored."""
-    return bool(_ZONE_TOKEN.fullmatch(text)) and ("/" in text or text.isupper())
-
-
-def _valid_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _local_zone() -> str:
-    """This machine's IANA zone: $TZ, else where /etc/localtime points, else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    target = os.path.realpath("/etc/localtime")
-    if "zoneinfo/" in target:
-        candidates.append(target.split("zoneinfo/", 1)[1])
-    return next((c for c in candidates if c and _valid_zone(c)), "UTC")
-
-
-def _name_from(source: str, index: int) -> str:
-    """As find_meeting_slots names an unnamed calendar: its file's stem, else the URL's host,
-    and a CalDAV calendar by its configured name."""
-    if source.lower().startswith("cal:"):
-        return source[len("cal:") :]
-    if "://" in source:
-        parts = urlsplit(source)
-        stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics")
-        return stem or parts.hostname or f"attendee {index + 1}"
-    stem = re.split(r"[\\/]", source)[-1]
-    return stem[: -len(".ics")] if stem.lower().endswith(".ics") else stem
 
 
 def _window(rest: str, today: date, problems: list[str]) -> tuple[date, int, str]:
