@@ -25,21 +25,25 @@ SYSTEM_WITH_PASSAGES = (
     "number, yes or no), not a sentence. On the second line, cite the passages that support "
     "it as [n], for example [1][3]. If the passages do not hold the answer, reply: I don't know."
 )
-# "reason": a short thought first, then the answer. Multi-hop questions name one thing and ask
-# about another that the passages link to it; a small model answering at once often gives
-# the linking entity instead (the battle, not what it secured).
+# "reason": a short thought first, then the answer asked for in a second turn of the same chat
+# (its passages are already in the model's cache: the turn costs a few tokens). Multi-hop
+# questions name one thing and ask about another that the passages link to it; a small model
+# answering at once often gives the linking entity instead (the battle, not what it secured).
+# Asked for both in one reply, the default model wrote only the sentence.
 SYSTEM_REASONING = (
-    "You answer questions from the numbered passages you are given. First think in one or two "
-    "short sentences: where the question describes something without naming it (the arena "
-    "where a team played, the university whose campus is in a town), name it from the "
-    "passages, then find what is asked about it; for a comparison, state the two facts "
-    "compared. Then write a line 'Answer:' with the short answer alone: a few words (a name, "
-    "a date, a number, yes or no), not a sentence. On the last line, cite the passages you "
-    "used as [n], for example [1][3]. If the passages do not hold the answer, write "
-    "Answer: I don't know."
+    "You answer questions from the numbered passages you are given. Think in one or two short "
+    "sentences: where the question describes something without naming it (the arena where a "
+    "team played, the university whose campus is in a town), name it from the passages, then "
+    "find what is asked about it; for a comparison, state the two facts compared. Cite the "
+    "passages you use as [n]."
 )
+SHORT_ANSWER = (
+    "So what is the answer to the question? Reply with the short answer alone: a few words (a "
+    "name, a date, a number, yes or no), not a sentence."
+)
+SHORT_ANSWER_TOKENS = 24
 READERS = ("direct", "reason")
-REASONING_MAX_TOKENS = 192
+REASONING_MAX_TOKENS = 96  # the thought's cap
 SYSTEM_CLOSED_BOOK = (
     "You answer questions from what you know. Reply with the short answer alone: a few words "
     "(a name, a date, a number, yes or no), not a sentence. If you do not know, reply: "
@@ -114,14 +118,34 @@ async def read(
     temperature: float = 0.0,
     style: str = "direct",
 ) -> Reading:
-    """Answer `question` from `passages` (closed book when None) with one backend call."""
+    """Answer `question` from `passages` (closed book when None): one backend call, or two
+    turns of one chat for the "reason" style."""
+    messages = build_messages(question, passages, style)
     request = ChatRequest(
-        messages=build_messages(question, passages, style),
-        model=model,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        seed=0,
+        messages=messages, model=model, temperature=temperature, max_tokens=max_tokens, seed=0
     )
     result = await backend.chat(request)
-    answer, cited = parse_reply(result.text, len(passages or ()))
-    return Reading(answer, cited, result.text, result.usage)
+    if style != "reason" or not passages:
+        answer, cited = parse_reply(result.text, len(passages or ()))
+        return Reading(answer, cited, result.text, result.usage)
+    thought = result.text.strip()
+    followed = ChatRequest(
+        messages=[
+            *messages,
+            {"role": "assistant", "content": thought},
+            {"role": "user", "content": SHORT_ANSWER},
+        ],
+        model=model,
+        temperature=temperature,
+        max_tokens=SHORT_ANSWER_TOKENS,
+        seed=0,
+    )
+    short = await backend.chat(followed)
+    answer, cited = parse_reply(short.text, len(passages))
+    _, thought_cited = parse_reply(thought, len(passages))
+    usage = Usage(
+        prompt_tokens=result.usage.prompt_tokens + short.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens + short.usage.completion_tokens,
+    )
+    cited += [n for n in thought_cited if n not in cited]
+    return Reading(answer, cited, f"{thought}\n---\n{short.text}", usage)

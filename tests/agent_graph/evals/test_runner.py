@@ -110,19 +110,27 @@ def test_a_rerun_asks_nothing_new_and_a_longer_one_only_the_rest(tmp_path: Path)
     assert "Other runs in this folder" in (tmp_path / "report.md").read_text()
 
 
-def test_the_reasoning_reader_thinks_first_and_is_a_run_of_its_own(tmp_path: Path) -> None:
+def test_the_reasoning_reader_thinks_then_answers_in_a_second_turn(tmp_path: Path) -> None:
     questions = load_questions("nq-open", NQ, limit=1)
     scripted = backend(
-        [Rule(match="First think", reply="It is in [1].\nAnswer: May 18, 2018\n[1]")]
+        [
+            Rule(match="So what is the answer", reply="May 18, 2018"),
+            Rule(match="Think in one or two", reply="Deadpool 2 comes out on May 18, 2018 [1]."),
+        ]
     )
     direct = EvalSettings("nq-open", "contexts")
-    reasoned = EvalSettings("nq-open", "contexts", reader="reason", max_tokens=192)
+    reasoned = EvalSettings("nq-open", "contexts", reader="reason", max_tokens=96)
     first = run(questions, reasoned, scripted, tmp_path)
-    assert first["em"] == 100.0 and first["citation_precision"] == 100.0
-    (call,) = scripted.calls
-    assert call.messages[0]["content"].startswith("You answer questions from the numbered")
-    assert "First think" in call.messages[0]["content"]
-    assert not call.messages[-1]["content"].endswith("Answer:")  # the thought comes first
+    assert first["em"] == 100.0 and first["citation_precision"] == 100.0  # [1] from the thought
+    thought, short = scripted.calls
+    assert not thought.messages[-1]["content"].endswith("Answer:")  # the thought comes first
+    # The second turn carries the first: the same chat, so its passages are already cached.
+    assert short.messages[: len(thought.messages)] == thought.messages
+    assert short.messages[-2] == {
+        "role": "assistant",
+        "content": "Deadpool 2 comes out on May 18, 2018 [1].",
+    }
+    assert short.max_tokens == 24
     assert direct.run_id() != reasoned.run_id() == first["run_id"]
     with pytest.raises(UsageError, match="unknown reader"):
         EvalSettings("nq-open", "contexts", reader="vote")
