@@ -111,7 +111,7 @@ class EvalSettings:
         if self.reader == "direct":
             del key["reader"]  # runs made before readers had styles keep their ids
         else:
-            key["prompts"].append(reader.SYSTEM_REASONING)
+            key["prompts"] += [reader.SYSTEM_REASONING, reader.SHORT_ANSWER]
         key["passage_words"] = reader.PASSAGE_WORDS
         key["contexts_order"] = "bm25"  # how a question's own paragraphs are cut to reader_k
         text = json.dumps(key, sort_keys=True)
