@@ -275,6 +275,11 @@ def describe_os_error(err: OSError) -> StorageError | None:
             hint="move the folder aside",
             exit_code=EXIT_USAGE,
         )
+    if err.errno == errno.ENAMETOOLONG:
+        shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+        return StorageError(
+            f"cannot use {shown}: {what}", hint="give a shorter path", exit_code=EXIT_USAGE
+        )
     if err.errno in _NO_SPACE:
         return _full(path, err)
     if err.errno == errno.EFBIG:

@@ -210,7 +210,12 @@ class Corpus:
         interrupted run keeps what it did."""
         roots = [Path(p).expanduser() for p in paths]
         for root in roots:
-            if not root.exists():
+            try:
+                found = root.exists()
+            except OSError as exc:  # a name too long for the file system, say
+                shown = str(root) if len(str(root)) <= 80 else str(root)[:77] + "..."
+                raise UsageError(f"cannot use {shown}: {exc.strerror or exc}") from None
+            if not found:
                 raise UsageError(f"no such file or folder: {root}")
         roots = [root.resolve() for root in roots]
         files, skipped = _walk(roots)

@@ -260,6 +260,9 @@ def test_mistakes_are_one_line_and_write_nothing(built: dict[str, Any], tmp_path
         (("export", "sft", "--out", "x.jsonl", "--since", "yesterday"), "Invalid value"),
         (("feedback", built["ids"]["autumn"], "--note", "just a note"), "nothing to record"),
         (("feedback", "t_nosuchtask", "--good"), "no task"),
+        # A name longer than the file system allows is the person's to shorten, in one line.
+        (("export", "sft", "--out", str(tmp_path / ("a" * 5000))), "File name too long"),
+        (("export", "tasks", "--out", str(tmp_path / ("a" * 5000))), "give a shorter path"),
     ]
     for args, expected in cases:
         done = run_myninja(*args, env=env)

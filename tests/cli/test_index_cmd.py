@@ -71,6 +71,8 @@ def test_add_list_search_remove(tmp_path: Path, myninja_home: Path) -> None:
     [
         (("add", "../up", "."), "bad corpus name '../up'"),
         (("add", "notes", "no/such/dir"), "no such file or folder: no/such/dir"),
+        # Longer than a file name may be: the file system's refusal, not an internal error.
+        (("add", "notes", "a" * 5000), "cannot use " + "a" * 77 + "...: File name too long"),
         (("add", "notes", "pyproject.toml"), "unsupported file type '.toml'"),
         (("search", "ghost", "anything"), "no corpus named 'ghost'"),
         (("remove", "ghost"), "no corpus named 'ghost'"),
