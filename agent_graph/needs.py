@@ -135,20 +135,15 @@ def _configured_zone(config: Config) -> str | None:
     return machine_zone()
 
 
-# "me=cal:work (Europe/Berlin)", "my calendar /c/me.ics in Europe/London": the person's own
-# calendar with its zone written beside it.
-_MY_ZONE = re.compile(
-    r"\b(?:me|myself|my\s+(?:own\s+)?(?:calendar|cal|schedule))\b"
-    r"(?:\s*(?:=|:|is|at)?\s*[^\s(),;]+)?\s*(?:\(\s*|\bin\s+)(?P<zone>[A-Za-z]+/[A-Za-z0-9_+/-]+)",
-    re.IGNORECASE,
-)
-
-
 def zone_in_task(text: str) -> str | None:
-    """The person's zone where the task writes it beside their own calendar."""
-    for match in _MY_ZONE.finditer(text):
-        if valid_zone(match["zone"]):
-            return match["zone"]
+    """The person's zone where the task writes it beside their own calendar ("me=cal:work
+    (Europe/Berlin)", "my calendar /c/me.ics in Europe/London"), read as the scheduler reads
+    the calendars a task names."""
+    from myninja.skills.scheduler.named_calendars import ME, calendars_in
+
+    for name, _, zone, _ in calendars_in(text)[0]:
+        if name.casefold() in ME and zone and valid_zone(zone):
+            return zone
     return None
 
 

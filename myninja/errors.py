@@ -31,6 +31,11 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+def shortened(text: str, limit: int = 80) -> str:
+    """`text`, cut to `limit` characters with "..." where longer: a path in a one-line message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class UsageError(MyninjaError):
     exit_code = EXIT_USAGE
 

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from myninja.errors import EXIT_FAILED, EXIT_USAGE, MyninjaError
+from myninja.errors import EXIT_FAILED, EXIT_USAGE, MyninjaError, shortened
 
 BUSY_TIMEOUT_S = 10.0
 # PRAGMA quick_check reads the whole file (about 0.1 s per 100 MB from the page cache). Bigger
@@ -276,9 +276,10 @@ def describe_os_error(err: OSError) -> StorageError | None:
             exit_code=EXIT_USAGE,
         )
     if err.errno == errno.ENAMETOOLONG:
-        shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
         return StorageError(
-            f"cannot use {shown}: {what}", hint="give a shorter path", exit_code=EXIT_USAGE
+            f"cannot use {shortened(str(path))}: {what}",
+            hint="give a shorter path",
+            exit_code=EXIT_USAGE,
         )
     if err.errno in _NO_SPACE:
         return _full(path, err)

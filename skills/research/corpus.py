@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from myninja import paths
-from myninja.errors import UsageError
+from myninja.errors import UsageError, shortened
 
 from .fts import TEXT_WEIGHT, TITLE_WEIGHT, TOKENIZE, fts_query, transaction
 from .passages import SUPPORTED_SUFFIXES, Hit, Passage, check_supported, read_passages
@@ -213,8 +213,9 @@ class Corpus:
             try:
                 found = root.exists()
             except OSError as exc:  # a name too long for the file system, say
-                shown = str(root) if len(str(root)) <= 80 else str(root)[:77] + "..."
-                raise UsageError(f"cannot use {shown}: {exc.strerror or exc}") from None
+                raise UsageError(
+                    f"cannot use {shortened(str(root))}: {exc.strerror or exc}"
+                ) from None
             if not found:
                 raise UsageError(f"no such file or folder: {root}")
         roots = [root.resolve() for root in roots]

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from myninja.errors import MyninjaError
 from myninja.skills.api import Draft, Permission, ToolContext, ToolError, tool
-from myninja.skills.scheduler.slots import Slot
+from myninja.skills.scheduler.slots import Slot, iso_utc
 
 LEDGER = "booking.json"
 TEST_PAUSE_ENV = "MYNINJA_TEST_BOOKING_PAUSE"  # seconds to wait between the write and the send
@@ -156,7 +156,7 @@ async def _book(
         if "written" not in entry:
             url = await asyncio.to_thread(put_event, name, config, password, stored)
             entry["written"] = {"calendar": name, "uid": uid, "url": url, "title": title,
-                                "start_utc": _iso_utc(start), "minutes": minutes,
+                                "start_utc": iso_utc(start), "minutes": minutes,
                                 "timezone": zone}  # fmt: skip
             write_ledger(path, ledger)
             notes.append(f"Wrote event {uid} to calendar {name} ({url}).")
@@ -209,10 +209,6 @@ def _other_booking(ledger: dict[str, dict[str, Any]], uid: str | None) -> dict[s
         if key != uid and "written" in entry and "removed" not in entry:
             return dict(entry["written"])
     return None
-
-
-def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def booking_uid(task_id: str, start: datetime, title: str) -> str:

@@ -28,7 +28,7 @@ from myninja.skills.scheduler.booking import book_meeting, booked
 from myninja.skills.scheduler.calendars import Busy, CalendarError
 from myninja.skills.scheduler.invite import draft_invite
 from myninja.skills.scheduler.prepare import prepare
-from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots
+from myninja.skills.scheduler.slots import Slot, WorkingHours, find_slots, iso_utc
 from myninja.skills.scheduler.sources import busy_for, caldav_name, check_caldav
 
 MAX_ATTENDEES = 20
@@ -248,17 +248,13 @@ def _slot_text(
     else:
         lines = [f"Free {duration_minutes}-minute times for {names} ({span}):"]
         for number, slot in enumerate(found, 1):
-            lines.append(f"{number}. start_utc={_iso_utc(slot.start)}")
+            lines.append(f"{number}. start_utc={iso_utc(slot.start)}")
             lines.extend(f"   {a.name}: {slot.describe(a.hours.tz)}" for a in attendees)
         lines.append(
             "To invite, call draft_meeting_invite with the chosen start_utc; nothing is booked yet."
         )
     lines.extend(notes)
     return "\n".join(lines)
-
-
-def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- draft_meeting_invite ---------------------------------------------------------------------

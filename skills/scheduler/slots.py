@@ -105,6 +105,11 @@ class Slot:
         return f"{_day(start)}, {first}–{second}"
 
 
+def iso_utc(moment: datetime) -> str:
+    """'2025-03-10T14:00:00Z': a start as the tools take and give it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def find_slots(
     busy_by_person: Mapping[str, Sequence[Busy]],
     *,
